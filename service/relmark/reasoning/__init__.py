@@ -1,0 +1,1 @@
+"""Reasoning over the relmark ontology: OWL consistency (owl.py); rules come later."""

@@ -1,0 +1,31 @@
+"""Where the knowledge files live and the namespaces they use.
+
+One place for the paths of ontology/ and queries/ and for the IRIs every module shares,
+so no module spells a namespace or a graph name on its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RM = "https://w3id.org/relmark/ontology#"
+DEMO = "https://w3id.org/relmark/demo/"
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ONTOLOGY_DIR = PROJECT_ROOT / "ontology"
+QUERIES_DIR = PROJECT_ROOT / "queries"
+
+#: The files that make up the ontology proper (TBox + SKOS schemes), in load order.
+ONTOLOGY_FILES = ("rm.ttl", "thirty-r.ttl")
+SHAPES_FILE = "shapes.ttl"
+CONFIG_FILE = "config.ttl"
+
+
+def ontology_paths(ontology_dir: Path = ONTOLOGY_DIR) -> list[Path]:
+    """The ontology's Turtle files, so callers never list them by hand."""
+    return [ontology_dir / name for name in ONTOLOGY_FILES]
+
+
+def demo_paths(ontology_dir: Path = ONTOLOGY_DIR) -> list[Path]:
+    """The demo data files, in a stable order."""
+    return sorted((ontology_dir / "demo").glob("*.ttl"))
