@@ -32,3 +32,101 @@ def demo_graph() -> rdflib.Graph:
     for path in demo_paths():
         graph.parse(path, format="turtle")
     return graph
+
+
+# --- the real HTTP server (tests/test_sparql_protocol.py, tests/test_graph_store.py) --------
+import os  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import requests  # noqa: E402
+
+SERVER_TOKEN = "test-token-0123456789"
+#: Small limits so the error paths are quick to reach.
+SERVER_QUERY_TIMEOUT = 2.0
+SERVER_MAX_BODY = 2_000_000
+SERVER_MAX_ROWS = 5_000
+DEMO_GRAPH_PREFIX = "urn:relmark:data:demo-"
+
+
+@dataclass(frozen=True)
+class RelmarkServer:
+    """A running ``relmark serve``: where it listens and how to write to it."""
+
+    url: str
+    token: str
+    store: Path
+    log: Path
+
+    @property
+    def sparql(self) -> str:
+        return self.url + "/sparql"
+
+    @property
+    def data(self) -> str:
+        return self.url + "/data"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def relmark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelmarkServer]:
+    """``relmark --store TMP serve`` as a subprocess, with the demo data PUT through /data."""
+    home = tmp_path_factory.mktemp("relmark-server")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "RELMARK_TOKEN": SERVER_TOKEN,
+        "RELMARK_QUERY_TIMEOUT": str(SERVER_QUERY_TIMEOUT),
+        "RELMARK_MAX_BODY": str(SERVER_MAX_BODY),
+        "RELMARK_MAX_ROWS": str(SERVER_MAX_ROWS),
+    }
+    relmark = Path(sys.executable).with_name("relmark")
+    command = [str(relmark), "--store", str(home / "store"), "serve"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--threads", "8"]
+    log = home / "server.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    server = RelmarkServer(f"http://127.0.0.1:{port}", SERVER_TOKEN, home / "store", log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"relmark serve exited ({process.returncode}):\n{log.read_text()}")
+            try:
+                if requests.get(server.url + "/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"relmark serve did not answer /healthz:\n{log.read_text()}")
+            time.sleep(0.1)
+        for path in demo_paths():
+            response = requests.put(
+                server.data,
+                params={"graph": DEMO_GRAPH_PREFIX + path.stem},
+                data=path.read_bytes(),
+                headers={"Content-Type": "text/turtle", **server.auth},
+                timeout=120,
+            )
+            assert response.status_code in (201, 204), response.text
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

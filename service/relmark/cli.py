@@ -1,0 +1,262 @@
+"""The ``relmark`` command line: serve, load, validate, query, dump, restore.
+
+Exit codes: 0 success, 1 a store or runtime error, 2 invalid input (parse error, SHACL
+violation, bad query). Errors go to stderr as one readable message naming what and where.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+
+import click
+import pyoxigraph as ox
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from relmark import loading
+from relmark.settings import Settings
+from relmark.store import EmbeddedStore, StoreError, open_store
+
+err = Console(stderr=True, soft_wrap=True)
+
+RESULT_FORMATS = {
+    "json": ox.QueryResultsFormat.JSON,
+    "xml": ox.QueryResultsFormat.XML,
+    "csv": ox.QueryResultsFormat.CSV,
+    "tsv": ox.QueryResultsFormat.TSV,
+}
+GRAPH_FORMATS = {
+    "turtle": ox.RdfFormat.TURTLE,
+    "ntriples": ox.RdfFormat.N_TRIPLES,
+    "nquads": ox.RdfFormat.N_QUADS,
+    "trig": ox.RdfFormat.TRIG,
+    "rdfxml": ox.RdfFormat.RDF_XML,
+    "jsonld": ox.RdfFormat.JSON_LD,
+}
+DUMP_FORMATS = {"nquads": ox.RdfFormat.N_QUADS, "trig": ox.RdfFormat.TRIG}
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+def _open(settings: Settings) -> EmbeddedStore:
+    try:
+        return open_store(settings.store)
+    except StoreError as error:
+        fail(str(error))
+        raise  # unreachable: fail() exits
+
+
+@click.group()
+@click.option("--store", envvar="RELMARK_STORE", help="Store directory (default ./data/store).")
+@click.version_option(package_name="relmark")
+@click.pass_context
+def main(ctx: click.Context, store: str | None) -> None:
+    """relmark: a knowledge-graph service for relationship marketing."""
+    ctx.obj = Settings.from_env(store=store)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@click.pass_obj
+def serve(settings: Settings, host: str, port: int, threads: int) -> None:
+    """Serve the SPARQL endpoint, Graph Store and API over HTTP (waitress)."""
+    from relmark.web import serve as run_server
+
+    try:
+        run_server(settings, host=host, port=port, threads=threads)
+    except StoreError as error:
+        fail(str(error))
+
+
+def _progress_bar(total: int) -> tuple[Progress, Callable[[int], None]]:
+    """A rich bar that shows itself only once a load has taken more than a second."""
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    task = progress.add_task("loading", total=total)
+    started = time.perf_counter()
+
+    def advance(n: int) -> None:
+        if not progress.live.is_started and time.perf_counter() - started > 1.0:
+            progress.start()
+        progress.advance(task, n)
+
+    return progress, advance
+
+
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        err.print(report.text, highlight=False, markup=False)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--graph", help="Load every file into this graph (name or IRI).")
+@click.option(
+    "--format", "fmt", help="RDF format (turtle, ntriples, nquads, trig, rdfxml, jsonld)."
+)
+@click.option("--no-validate", is_flag=True, help="Skip the SHACL check (faster, at your risk).")
+@click.option("--report", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def load(
+    settings: Settings,
+    files: tuple[str, ...],
+    graph: str | None,
+    fmt: str | None,
+    no_validate: bool,
+    report: str,
+) -> None:
+    """Load RDF files (plain or gzip; '-' = stdin) into the store, all or nothing.
+
+    Each file replaces its own graph urn:relmark:data:<file name> unless --graph is given.
+    """
+    try:
+        sources = [loading.read_source(name, fmt) for name in files]
+    except loading.LoadError as error:
+        fail(error.message, 2)
+    store = _open(settings)
+    progress, advance = _progress_bar(sum(len(s.data) for s in sources))
+    try:
+        summary = loading.load_sources(
+            store,
+            sources,
+            graph=graph,
+            validate=not no_validate,
+            ontology_dir=settings.ontology_dir,
+            progress=advance,
+        )
+    except loading.ValidationFailed as error:
+        _print_report(error.report, report == "json")
+        fail(f"{error}; nothing was loaded", 2)
+    except loading.LoadError as error:
+        fail(f"{error.message}; nothing was loaded", 2)
+    except StoreError as error:
+        fail(f"{error}; nothing was loaded")
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+        store.close()
+    err.print(summary.text, highlight=False)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--format", "fmt", help="RDF format, when the extension does not tell.")
+@click.option("--report", type=click.Choice(["text", "json"]), default="text")
+@click.pass_obj
+def validate(settings: Settings, files: tuple[str, ...], fmt: str | None, report: str) -> None:
+    """Check files against the SHACL shapes without loading them (exit 2 if they fail)."""
+    try:
+        quads = [
+            q
+            for name in files
+            for q in loading.parse_quads(loading.read_source(name, fmt), "urn:relmark:validate")
+        ]
+    except loading.LoadError as error:
+        fail(error.message, 2)
+    result = loading.validate_quads(None, quads, ontology_dir=settings.ontology_dir)
+    if report == "json":
+        _print_report(result, True)
+    elif result.conforms:
+        err.print(f"conforms: {len(quads):,} triples checked", highlight=False)
+    else:
+        _print_report(result, False)
+    sys.exit(0 if result.conforms else 2)
+
+
+@main.command()
+@click.argument("sparql")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", *RESULT_FORMATS, *GRAPH_FORMATS]),
+    help="Output format; a table on a terminal, JSON (or Turtle) otherwise.",
+)
+@click.pass_obj
+def query(settings: Settings, sparql: str, fmt: str | None) -> None:
+    """Run a SPARQL query against the store ('-' reads it from stdin)."""
+    if sparql == "-":
+        sparql = sys.stdin.read()
+    store = _open(settings)
+    try:
+        result = store.query(sparql)
+        _print_result(result, fmt)
+    except SyntaxError as error:
+        fail(f"malformed query: {error.msg}", 2)
+    finally:
+        store.close()
+
+
+def _print_result(result, fmt: str | None) -> None:
+    out = sys.stdout.buffer
+    if isinstance(result, ox.QueryBoolean):
+        click.echo("true" if bool(result) else "false")
+    elif isinstance(result, ox.QueryTriples):
+        out.write(
+            ox.serialize(result, format=GRAPH_FORMATS.get(fmt or "turtle", ox.RdfFormat.TURTLE))
+        )
+    elif fmt in RESULT_FORMATS or (fmt is None and not sys.stdout.isatty()):
+        out.write(result.serialize(format=RESULT_FORMATS[fmt or "json"]))
+    else:
+        table = Table(*[v.value for v in result.variables], show_lines=False)
+        for solution in result:
+            table.add_row(*["" if t is None else str(t) for t in solution])
+        Console().print(table)
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(list(DUMP_FORMATS)), default="nquads")
+@click.pass_obj
+def dump(settings: Settings, fmt: str) -> None:
+    """Write every graph of the store to stdout (a backup: `relmark dump > backup.nq`)."""
+    store = _open(settings)
+    try:
+        store.dump(sys.stdout.buffer, DUMP_FORMATS[fmt])
+    finally:
+        store.close()
+
+
+@main.command()
+@click.argument("backup", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option(
+    "--format", "fmt", type=click.Choice(list(DUMP_FORMATS)), help="Default: by extension."
+)
+@click.pass_obj
+def restore(settings: Settings, backup: str, fmt: str | None) -> None:
+    """Replace the whole store with a dump, all or nothing."""
+    try:
+        source = loading.read_source(backup, fmt or ("nquads" if backup == "-" else None))
+    except loading.LoadError as error:
+        fail(error.message, 2)
+    if not source.fmt.supports_datasets:
+        fail("a backup is N-Quads or TriG (from `relmark dump`)", 2)
+    store = _open(settings)
+    try:
+        started = time.perf_counter()
+        store.restore(source.data, source.fmt)
+        err.print(f"restored {store.count():,} quads in {time.perf_counter() - started:.2f} s")
+    except SyntaxError as error:
+        where = loading.syntax_error_location(backup, error)
+        fail(f"{where}: {error.msg}; the store is unchanged", 2)
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    main()

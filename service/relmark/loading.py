@@ -1,0 +1,246 @@
+"""Loading RDF sources: read (plain or gzip, file or stdin), parse, validate, write atomically.
+
+Nothing is written until every source has parsed and, unless validation is switched off,
+the data conforms to ``shapes.ttl``. The write itself is one journaled bulk load, so a
+failure or a ``kill -9`` halfway leaves the store as it was (see ``store.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import pyoxigraph as ox
+
+from relmark import validation
+from relmark.store import EmbeddedStore, StoreError, data_graph
+from relmark.vocab import ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
+
+#: Names accepted by ``--format``, mapped to pyoxigraph's formats.
+FORMATS: dict[str, ox.RdfFormat] = {
+    "turtle": ox.RdfFormat.TURTLE,
+    "ttl": ox.RdfFormat.TURTLE,
+    "ntriples": ox.RdfFormat.N_TRIPLES,
+    "nt": ox.RdfFormat.N_TRIPLES,
+    "nquads": ox.RdfFormat.N_QUADS,
+    "nq": ox.RdfFormat.N_QUADS,
+    "trig": ox.RdfFormat.TRIG,
+    "rdfxml": ox.RdfFormat.RDF_XML,
+    "xml": ox.RdfFormat.RDF_XML,
+    "rdf": ox.RdfFormat.RDF_XML,
+    "owl": ox.RdfFormat.RDF_XML,
+    "jsonld": ox.RdfFormat.JSON_LD,
+    "json-ld": ox.RdfFormat.JSON_LD,
+}
+
+
+class LoadError(Exception):
+    """A source could not be read or parsed; ``where`` says file, line and column."""
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+
+class ValidationFailed(Exception):
+    """The data does not conform to the shapes; nothing was written."""
+
+    def __init__(self, report: validation.ValidationReport) -> None:
+        super().__init__(f"{len(report.results)} SHACL result(s): the data does not conform")
+        self.report = report
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input document, read into memory and decompressed."""
+
+    name: str
+    data: bytes
+    fmt: ox.RdfFormat
+
+    @property
+    def default_graph_name(self) -> str:
+        stem = Path(self.name).name.split(".")[0]
+        return stem or "stdin"
+
+
+def format_for(name: str, explicit: str | None = None) -> ox.RdfFormat:
+    """The RDF format from ``--format`` or else from the file extension (``.gz`` ignored)."""
+    if explicit:
+        try:
+            return FORMATS[explicit.lower()]
+        except KeyError:
+            known = ", ".join(sorted(FORMATS))
+            raise LoadError(f"unknown format {explicit!r}; use one of: {known}") from None
+    suffixes = [s.lstrip(".").lower() for s in Path(name).suffixes if s.lower() != ".gz"]
+    if suffixes:
+        fmt = ox.RdfFormat.from_extension(suffixes[-1]) or FORMATS.get(suffixes[-1])
+        if fmt is not None:
+            return fmt
+    raise LoadError(f"cannot tell the RDF format of {name!r}; pass --format", where=name)
+
+
+def read_source(
+    name: str, explicit_format: str | None = None, stdin: IO[bytes] | None = None
+) -> Source:
+    """Read a file (or ``-`` for stdin), un-gzipping it when it is gzip-compressed."""
+    if name == "-":
+        if not explicit_format:
+            raise LoadError("reading from stdin needs --format", where="-")
+        raw = (stdin or sys.stdin.buffer).read()
+    else:
+        try:
+            raw = Path(name).read_bytes()
+        except OSError as error:
+            raise LoadError(f"cannot read {name}: {error.strerror}", where=name) from error
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as error:
+            raise LoadError(f"{name} is not a valid gzip file: {error}", where=name) from error
+    return Source(name=name, data=raw, fmt=format_for(name, explicit_format))
+
+
+def syntax_error_location(name: str, error: SyntaxError) -> str:
+    """``file:line:column`` from a pyoxigraph parse error."""
+    line, column = error.lineno, error.offset
+    return f"{name}:{line}:{column}" if line else name
+
+
+def parse_quads(source: Source, graph: str) -> list[ox.Quad]:
+    """Every statement of a source as quads; triples go into ``graph``."""
+    target = ox.NamedNode(graph)
+    try:
+        return [
+            ox.Quad(q.subject, q.predicate, q.object, target)
+            if isinstance(q, ox.Triple) or isinstance(q.graph_name, ox.DefaultGraph)
+            else q
+            for q in ox.parse(source.data, format=source.fmt)
+        ]
+    except SyntaxError as error:
+        where = syntax_error_location(source.name, error)
+        raise LoadError(f"{where}: {error.msg}", where=where) from error
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    graphs: list[str]
+    triples: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.triples / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def text(self) -> str:
+        graphs = ", ".join(f"<{g}>" for g in self.graphs)
+        return (
+            f"loaded {self.triples:,} triples into {graphs} in {self.seconds:.2f} s "
+            f"({self.rate:,.0f} triples/s)"
+        )
+
+
+def load_sources(
+    store: EmbeddedStore,
+    sources: list[Source],
+    *,
+    graph: str | None = None,
+    validate: bool = True,
+    ontology_dir: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> LoadSummary:
+    """Parse, validate and write ``sources``: all of them, or (on any error) none.
+
+    Each source replaces its own graph (named after the file) unless ``graph`` names one
+    graph for all of them. Re-loading a source therefore replaces it, never duplicates it.
+    """
+    started = time.perf_counter()
+    plan: dict[str, list[Source]] = {}
+    for source in sources:
+        plan.setdefault(data_graph(graph or source.default_graph_name), []).append(source)
+
+    if validate:
+        quads = [q for g, group in plan.items() for s in group for q in parse_quads(s, g)]
+        report = validate_quads(store, quads, ontology_dir=ontology_dir)
+        if not report.conforms:
+            raise ValidationFailed(report)
+        writes = {g: [q for q in quads if q.graph_name.value == g] for g in plan}
+        store.bulk_replace_graphs({g: [("quads", qs, g)] for g, qs in writes.items()})
+        triples = len(quads)
+    else:
+        parts = {
+            g: [(s.fmt, _counting(s.data, progress), s.name) for s in group]
+            for g, group in plan.items()
+        }
+        try:
+            store.bulk_replace_graphs(parts)
+        except SyntaxError as error:
+            where = syntax_error_location(error.filename or "input", error)
+            raise LoadError(f"{where}: {error.msg}", where=where) from error
+        triples = sum(store.graph_size(g) for g in plan)
+    return LoadSummary(sorted(plan), triples, time.perf_counter() - started)
+
+
+def compiled_shapes(path: Path) -> validation.Shapes:
+    """The shapes compiled to SPARQL once per file version (compiling takes a while)."""
+    return _compiled_shapes(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled_shapes(path: Path, _version: int) -> validation.Shapes:
+    return validation.Shapes.from_file(path)
+
+
+def validate_quads(
+    store: EmbeddedStore | None, quads: list[ox.Quad], *, ontology_dir: Path | None = None
+) -> validation.ValidationReport:
+    """Check quads against the shapes, seeing types already in ``store`` for sh:class."""
+    directory = ontology_dir or ONTOLOGY_DIR
+    paths = ontology_paths(directory)
+    shapes = compiled_shapes(directory / SHAPES_FILE)
+    data = validation.validation_store(quads, None, paths)
+    return validation.validate(data, shapes, existing=store)
+
+
+class _ProgressReader(io.RawIOBase):
+    """A bytes reader that reports how far pyoxigraph's parser has read."""
+
+    def __init__(self, data: bytes, progress: Callable[[int], None]) -> None:
+        self._buffer = io.BytesIO(data)
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
+        n = self._buffer.readinto(target)
+        if n:
+            self._progress(n)
+        return n
+
+
+def _counting(data: bytes, progress: Callable[[int], None] | None) -> bytes | IO[bytes]:
+    return data if progress is None else io.BufferedReader(_ProgressReader(data, progress))
+
+
+__all__ = [
+    "FORMATS",
+    "LoadError",
+    "LoadSummary",
+    "Source",
+    "StoreError",
+    "ValidationFailed",
+    "format_for",
+    "load_sources",
+    "read_source",
+    "validate_quads",
+]

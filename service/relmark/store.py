@@ -1,0 +1,423 @@
+"""The store: named-graph layout, the `Store` protocol and its embedded pyoxigraph back end.
+
+Nothing outside this module talks to pyoxigraph's ``Store`` directly. The protocol is kept
+small enough that a remote SPARQL 1.1 back end (query + update + Graph Store Protocol) can
+implement it later.
+
+Atomicity, the one promise every write keeps: a rejected or crashed write leaves the store
+as it was. Small writes use pyoxigraph's transactions (``extend``, ``update``). Bulk loads
+use pyoxigraph's fast non-transactional ``bulk_load``, so they are *journaled*: a
+hard-linked backup of the store is taken first (milliseconds), a journal file names it,
+and if the process dies before the journal is removed, the next open puts the backup back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Protocol
+
+import pyoxigraph as ox
+
+# --- the named-graph layout (DESIGN.md §4) -------------------------------------------------
+ONTOLOGY_GRAPH = "urn:relmark:ontology"
+SHAPES_GRAPH = "urn:relmark:shapes"
+CONFIG_GRAPH = "urn:relmark:config"
+INFERRED_GRAPH = "urn:relmark:inferred"
+PROVENANCE_GRAPH = "urn:relmark:provenance"
+META_GRAPH = "urn:relmark:meta"
+DATA_GRAPH_PREFIX = "urn:relmark:data:"
+CONTENT_HASH = ox.NamedNode("urn:relmark:meta:contentHash")
+
+#: Graphs only relmark itself writes; users may read them but never load into them.
+SYSTEM_GRAPHS = frozenset(
+    {ONTOLOGY_GRAPH, SHAPES_GRAPH, CONFIG_GRAPH, INFERRED_GRAPH, PROVENANCE_GRAPH, META_GRAPH}
+)
+
+Term = ox.NamedNode | ox.BlankNode | ox.Literal
+QueryResult = ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples
+#: One part of a bulk write: ``(RdfFormat or "quads", bytes, file or quads, label)``.
+BulkPart = tuple[ox.RdfFormat | str, bytes | IO[bytes] | list[ox.Quad], str]
+
+
+class StoreError(Exception):
+    """A store operation failed for a reason the caller can report."""
+
+
+class StoreLocked(StoreError):
+    """Another process (usually a running ``relmark serve``) holds the store open."""
+
+
+def data_graph(name: str) -> str:
+    """The graph IRI for a load source: a bare name goes under ``urn:relmark:data:``."""
+    if not name:
+        raise StoreError("a graph name cannot be empty")
+    if ":" in name:
+        if name in SYSTEM_GRAPHS:
+            raise StoreError(f"<{name}> is written by relmark itself; load data elsewhere")
+        return name
+    return DATA_GRAPH_PREFIX + name
+
+
+class Store(Protocol):
+    """What the rest of relmark needs from a store; one implementation per back end."""
+
+    def query(
+        self,
+        sparql: str,
+        *,
+        default_graph: list[str] | None = None,
+        named_graphs: list[str] | None = None,
+        substitutions: Mapping[str, Term] | None = None,
+    ) -> QueryResult: ...
+
+    def update(self, sparql: str) -> None: ...
+
+    def add_quads(self, quads: Iterable[ox.Quad]) -> None: ...
+
+    def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None: ...
+
+    def bulk_replace_graphs(self, writes: Mapping[str, list[BulkPart]]) -> None: ...
+
+    def graph_size(self, graph: str) -> int: ...
+
+    def drop_graph(self, graph: str) -> bool: ...
+
+    def graph_names(self) -> list[str]: ...
+
+    def has_graph(self, graph: str) -> bool: ...
+
+    def triples(self, graph: str | None) -> Iterator[ox.Quad]: ...
+
+    def count(self) -> int: ...
+
+    def dump(self, output: IO[bytes], fmt: ox.RdfFormat) -> None: ...
+
+    def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _node(graph: str | None) -> ox.NamedNode | ox.DefaultGraph:
+    return ox.DefaultGraph() if graph is None else ox.NamedNode(graph)
+
+
+class EmbeddedStore:
+    """pyoxigraph on RocksDB in one directory, with journaled bulk writes.
+
+    Thread-safe: pyoxigraph queries run in parallel (they release the GIL); writes that
+    must swap the database directory take the exclusive side of a reader/writer lock.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path).resolve()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._journal = self.path.with_name(self.path.name + ".journal")
+        self._backup_dir = self.path.with_name(self.path.name + ".pre-write")
+        self._lock = _ReadWriteLock()
+        self._count: int | None = None
+        self._recover()
+        self._db = self._open()
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def _open(self) -> ox.Store:
+        try:
+            return ox.Store(str(self.path))
+        except OSError as error:
+            if "lock" in str(error).lower():
+                raise StoreLocked(
+                    f"the store {self.path} is open in another process "
+                    "(a running `relmark serve`?); stop it or write through its HTTP API"
+                ) from error
+            raise StoreError(f"cannot open the store {self.path}: {error}") from error
+
+    def _recover(self) -> None:
+        """Finish or undo a journaled write that a crash interrupted."""
+        if self._journal.exists():
+            if not self._backup_dir.is_dir():
+                raise StoreError(f"{self._journal} names a backup that is missing; inspect it")
+            shutil.rmtree(self.path, ignore_errors=True)
+            os.replace(self._backup_dir, self.path)
+            self._journal.unlink()
+        elif self._backup_dir.exists():
+            shutil.rmtree(self._backup_dir)
+
+    def close(self) -> None:
+        with self._lock.write():
+            if self._db is not None:
+                self._db.flush()
+                self._db = None
+
+    def __enter__(self) -> EmbeddedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reads --------------------------------------------------------------------------
+    def query(
+        self,
+        sparql: str,
+        *,
+        default_graph: list[str] | None = None,
+        named_graphs: list[str] | None = None,
+        substitutions: Mapping[str, Term] | None = None,
+    ) -> QueryResult:
+        """Run a SPARQL query; the default graph is the union of all graphs unless named."""
+        options: dict = {}
+        if default_graph is not None:
+            options["default_graph"] = [_node(g) for g in default_graph]
+        elif named_graphs is None:
+            options["use_default_graph_as_union"] = True
+        if named_graphs is not None:
+            options["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
+        if substitutions:
+            options["substitutions"] = {ox.Variable(k): v for k, v in substitutions.items()}
+        with self._lock.read():
+            return self._db.query(sparql, **options)
+
+    def graph_names(self) -> list[str]:
+        with self._lock.read():
+            return sorted(g.value for g in self._db.named_graphs() if isinstance(g, ox.NamedNode))
+
+    def has_graph(self, graph: str) -> bool:
+        with self._lock.read():
+            return self._db.contains_named_graph(ox.NamedNode(graph))
+
+    def triples(self, graph: str | None) -> Iterator[ox.Quad]:
+        """The quads of one graph (``None`` = the store's own default graph)."""
+        with self._lock.read():
+            yield from self._db.quads_for_pattern(None, None, None, _node(graph))
+
+    def count(self) -> int:
+        """Number of quads in the store (cached between writes: /healthz calls it often)."""
+        if self._count is None:
+            with self._lock.read():
+                result = self._db.query("SELECT (COUNT(*) AS ?n) { GRAPH ?g { ?s ?p ?o } }")
+                named = int(next(iter(result))["n"].value)
+                result = self._db.query("SELECT (COUNT(*) AS ?n) { ?s ?p ?o }")
+                self._count = named + int(next(iter(result))["n"].value)
+        return self._count
+
+    def dump(self, output: IO[bytes], fmt: ox.RdfFormat) -> None:
+        """Every quad of every graph, in a dataset format (N-Quads or TriG)."""
+        if not fmt.supports_datasets:
+            raise StoreError(f"{fmt.name} cannot hold named graphs; dump as N-Quads or TriG")
+        with self._lock.read():
+            self._db.dump(output, format=fmt)
+
+    # --- writes -------------------------------------------------------------------------
+    def _written(self) -> None:
+        self._count = None
+
+    def update(self, sparql: str) -> None:
+        """A SPARQL 1.1 Update, applied in one transaction."""
+        with self._lock.read():
+            self._db.update(sparql)
+        self._written()
+
+    #: Serialises validated updates: none slips in between another's check and its write.
+    _validated_updates = threading.Lock()
+
+    def update_validated(
+        self,
+        sparql: str,
+        check: Callable[[list[ox.Quad]], None],
+        graphs: Iterable[str] | None = None,
+    ) -> None:
+        """Apply an update only if ``check`` accepts the graphs it writes, as they would be.
+
+        The update first runs on a scratch copy (a hard-linked backup: milliseconds, little
+        disk); ``check`` gets the scratch copy's default graph plus ``graphs`` (None: every
+        named graph but the system ones) and raises to refuse. The scratch copy is always
+        deleted; the live store is written only after ``check`` returned.
+        """
+        with self._validated_updates:
+            prefix = f".{self.path.name}.scratch-"
+            scratch_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=self.path.parent))
+            try:
+                with self._lock.read():
+                    self._db.backup(str(scratch_dir / "store"))
+                scratch = ox.Store(str(scratch_dir / "store"))
+                scratch.update(sparql)
+                present = {g.value for g in scratch.named_graphs() if isinstance(g, ox.NamedNode)}
+                wanted = present - SYSTEM_GRAPHS if graphs is None else present & set(graphs)
+                quads = list(scratch.quads_for_pattern(None, None, None, ox.DefaultGraph()))
+                for graph in sorted(wanted):
+                    quads += scratch.quads_for_pattern(None, None, None, ox.NamedNode(graph))
+                del scratch  # closes RocksDB before its directory goes
+            finally:
+                shutil.rmtree(scratch_dir, ignore_errors=True)
+            check(quads)
+            self.update(sparql)
+
+    def add_quads(self, quads: Iterable[ox.Quad]) -> None:
+        """Add quads in one transaction."""
+        with self._lock.read():
+            self._db.extend(quads)
+        self._written()
+
+    def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
+        """Replace a graph's content in one transaction (drop and insert in one update)."""
+        body = ox.serialize(
+            (ox.Triple(t.subject, t.predicate, t.object) for t in triples),
+            format=ox.RdfFormat.N_TRIPLES,
+        ).decode("utf-8")
+        self.update(
+            f"DROP SILENT GRAPH <{graph}> ;\nINSERT DATA {{ GRAPH <{graph}> {{\n{body}}} }}"
+        )
+
+    def bulk_replace_graphs(self, writes: Mapping[str, list[BulkPart]]) -> None:
+        """Replace several graphs at bulk-load speed, all or none, crash-safely.
+
+        Each part is ``(format, bytes or binary file, label)`` or ``("quads", quads, label)``;
+        a parse error comes back as ``SyntaxError`` whose ``filename`` is the part's label.
+        """
+        with self._journaled():
+            for graph, parts in writes.items():
+                target = ox.NamedNode(graph)
+                if self._db.contains_named_graph(target):
+                    self._db.remove_graph(target)
+                for fmt, source, label in parts:
+                    try:
+                        if fmt == "quads":
+                            self._db.bulk_extend(source)
+                        else:
+                            self._db.bulk_load(source, format=fmt, to_graph=target)
+                    except SyntaxError as error:
+                        error.filename = label
+                        raise
+
+    def graph_size(self, graph: str) -> int:
+        """Number of triples in one named graph."""
+        result = self.query(f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        return int(next(iter(result))["n"].value)
+
+    def drop_graph(self, graph: str) -> bool:
+        """Remove a named graph; False when there was none."""
+        with self._lock.read():
+            if not self._db.contains_named_graph(ox.NamedNode(graph)):
+                return False
+            self._db.update(f"DROP GRAPH <{graph}>")
+        self._written()
+        return True
+
+    def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None:
+        """Replace the whole store with a dump (N-Quads or TriG), crash-safely."""
+        with self._journaled():
+            self._db.clear()
+            self._db.bulk_load(source, format=fmt)
+
+    @contextlib.contextmanager
+    def _journaled(self) -> Iterator[None]:
+        """Run a non-transactional write so that failure or a crash restores the store."""
+        with self._lock.write():
+            self._db.flush()
+            self._db.backup(str(self._backup_dir))
+            self._journal.write_text(json.dumps({"backup": self._backup_dir.name}))
+            _fsync(self._journal)
+            try:
+                yield
+                self._db.flush()
+            except BaseException:
+                self._db = None  # close RocksDB before its directory is swapped
+                self._recover()
+                self._db = self._open()
+                raise
+            finally:
+                self._written()
+            self._journal.unlink()
+            shutil.rmtree(self._backup_dir, ignore_errors=True)
+
+    # --- the ontology, shapes and config graphs --------------------------------------
+    def sync_file_graph(self, graph: str, paths: list[Path]) -> bool:
+        """(Re)load a system graph from Turtle files when their content changed.
+
+        Returns True when the graph was (re)loaded. The content hash lives in the meta
+        graph, so the check survives restarts and never duplicates triples.
+        """
+        digest = hashlib.sha256()
+        for path in paths:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        wanted = ox.Literal(digest.hexdigest())
+        with self._lock.read():
+            stored = list(
+                self._db.quads_for_pattern(
+                    ox.NamedNode(graph), CONTENT_HASH, None, ox.NamedNode(META_GRAPH)
+                )
+            )
+        if [q.object for q in stored] == [wanted]:
+            return False
+        triples: list[ox.Triple] = []
+        for path in paths:
+            triples.extend(ox.parse(path=str(path), format=ox.RdfFormat.TURTLE))
+        self.replace_graph(graph, triples)
+        hash_iri = CONTENT_HASH.value
+        self.update(
+            f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> ?h }} }} ;"
+            f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> {wanted} }} }}"
+        )
+        return True
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class _ReadWriteLock:
+    """Many readers or one writer; only journaled writes need the writer side."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def open_store(location: str | Path) -> EmbeddedStore:
+    """Open the back end a location names (only the embedded one exists so far)."""
+    text = str(location)
+    if text.startswith(("sparql+http://", "sparql+https://")):
+        raise StoreError("remote SPARQL back ends are not implemented yet (see the issue)")
+    return EmbeddedStore(text)

@@ -1,0 +1,66 @@
+"""The HTTP layer: a Flask app factory and a waitress runner.
+
+The layer is thin: it translates HTTP to calls on the store and on ``loading``, and
+errors to JSON (``errors.py``). Each HTTP area is one blueprint.
+"""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import sys
+import weakref
+from types import FrameType
+
+from flask import Flask
+
+from relmark.settings import Settings
+from relmark.store import Store
+from relmark.web import errors, graphs, health, sparql
+from relmark.web.extensions import close_app, get_settings, get_store, init_app
+
+
+def create_app(settings: Settings, store: Store | None = None) -> Flask:
+    """Build the app around ``store`` (opened from ``settings.store`` when not given).
+
+    At start-up the ontology, shapes and config graphs are synced from their files, so a
+    test's app and ``relmark serve`` see the same system graphs.
+    """
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes  # a form update is one field
+    app.json.sort_keys = False
+    init_app(app, settings, store)  # type: ignore[arg-type]
+    errors.register(app)
+    app.register_blueprint(sparql.bp)
+    app.register_blueprint(graphs.bp)
+    app.register_blueprint(health.bp)
+    atexit.register(_close_at_exit, weakref.ref(app))
+    return app
+
+
+def _close_at_exit(app_ref: weakref.ReferenceType[Flask]) -> None:
+    """Close the store of an app still alive at exit (a weak reference: apps can be freed)."""
+    app = app_ref()
+    if app is not None:
+        close_app(app)
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads: int = 8) -> None:
+    """Run the app under waitress until SIGINT/SIGTERM, then close the store cleanly."""
+    import waitress
+
+    app = create_app(settings)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)  # waitress's loop ends on SystemExit; the store is closed below
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"relmark: serving {settings.store} on http://{host}:{port}/sparql", file=sys.stderr)
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, ident="relmark")
+    finally:
+        close_app(app)
+
+
+__all__ = ["close_app", "create_app", "get_settings", "get_store", "serve"]

@@ -1,0 +1,109 @@
+"""Typed HTTP errors and the one place that turns errors into JSON responses (DESIGN §6).
+
+Views raise ``ApiError`` (or let a domain error from ``loading`` propagate); ``register``
+maps each to ``{"error": …, "detail": …, "where": …}`` with its status. Werkzeug's own
+HTTP errors (404, 405, 413 from ``MAX_CONTENT_LENGTH``, …) get the same JSON shape.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify
+from werkzeug.exceptions import HTTPException
+
+from relmark.loading import LoadError, ValidationFailed
+
+
+class ApiError(Exception):
+    """An error a client caused or must know about, carrying its HTTP status."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: Any = None,
+        where: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {error}: {detail}" if detail else f"{status} {error}")
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.where = where
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+
+    def to_response(self) -> Response:
+        """The JSON body of DESIGN §6 (plus ``extra`` keys such as a SHACL report)."""
+        body = {"error": self.error, "detail": self.detail, "where": self.where, **self.extra}
+        response = jsonify(body)
+        response.status_code = self.status
+        response.headers.update(self.headers)
+        return response
+
+
+_POSITION = re.compile(r"\bat (\d+):(\d+)\b")
+
+
+def syntax_error(error: SyntaxError, what: str = "query") -> ApiError:
+    """400 for a SPARQL text pyoxigraph rejected, with ``where`` as ``line:column``.
+
+    pyoxigraph reports SPARQL positions only inside the message (``error at 1:25: …``).
+    """
+    message = error.msg or str(error)
+    found = _POSITION.search(message)
+    where = f"{found[1]}:{found[2]}" if found else None
+    if where is None and error.lineno:
+        where = f"{error.lineno}:{error.offset or 0}"
+    return ApiError(400, f"malformed {what}", detail=message, where=where)
+
+
+def validation_failed(failure: ValidationFailed) -> ApiError:
+    """422 with the SHACL report: machine-readable under ``report``, prose under ``detail``."""
+    report = failure.report
+    data = report.to_json()
+    if isinstance(data, str | bytes):
+        data = json.loads(data)
+    return ApiError(
+        422,
+        "the data does not conform to the shapes; nothing was written",
+        detail=report.text,
+        extra={"report": data},
+    )
+
+
+def load_error(error: LoadError, source_name: str) -> ApiError:
+    """400 for an unparseable request body; ``where`` is ``line:column`` within the body."""
+    where = error.where
+    if where and where.startswith(source_name + ":"):
+        where = where[len(source_name) + 1 :]
+    message = error.message
+    if message.startswith(f"{error.where}: "):
+        message = message[len(error.where) + 2 :]
+    return ApiError(400, "the request body does not parse", detail=message, where=where)
+
+
+def _http_exception(error: HTTPException) -> Response:
+    """Werkzeug's errors in our JSON shape, keeping headers such as ``Allow`` on 405."""
+    headers = {
+        k: v for k, v in error.get_headers() if k.lower() not in ("content-type", "content-length")
+    }
+    detail = error.description
+    if error.code == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        size = f"{limit:,} bytes" if limit else "this server accepts"
+        detail = f"the request body is larger than {size} (RELMARK_MAX_BODY)"
+    name = (error.name or "error").lower()
+    return ApiError(error.code or 500, name, detail=detail, headers=headers).to_response()
+
+
+def register(app: Flask) -> None:
+    """Map every typed error to its status, once for the whole app."""
+    app.register_error_handler(ApiError, lambda e: e.to_response())
+    app.register_error_handler(ValidationFailed, lambda e: validation_failed(e).to_response())
+    app.register_error_handler(HTTPException, _http_exception)

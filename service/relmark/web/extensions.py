@@ -1,0 +1,147 @@
+"""The app's shared resources and their one accessor each: store, settings, query runner.
+
+Views call ``get_store()``; only ``init_app`` opens the store and only ``close_app``
+closes it (flaskr's ``db.py`` pattern), so no view manages a store's lifecycle.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TypeVar
+
+from flask import Flask, current_app
+
+from relmark.settings import Settings
+from relmark.store import CONFIG_GRAPH, ONTOLOGY_GRAPH, SHAPES_GRAPH, EmbeddedStore, open_store
+from relmark.vocab import CONFIG_FILE, SHAPES_FILE, ontology_paths
+
+STORE = "relmark.store"
+SETTINGS = "relmark.settings"
+RUNNER = "relmark.query_runner"
+OWNS_STORE = "relmark.owns_store"
+
+#: At most this many queries evaluate at once; more wait for a slot (within their timeout).
+QUERY_WORKERS = 8
+
+T = TypeVar("T")
+
+
+class QueryTimeout(Exception):
+    """A query did not finish (or did not get a worker) within the allowed time."""
+
+
+class QueryRunner:
+    """Runs query work on at most ``workers`` daemon threads and waits with a timeout.
+
+    pyoxigraph releases the GIL while it evaluates, so a slow query runs beside the request
+    threads; the waiting request returns at its deadline and frees its waitress thread.
+    pyoxigraph cannot interrupt an evaluation, so timed-out work keeps its slot until it
+    ends; ``cancelled`` lets work stop at the next row it pulls. The threads are daemons
+    (unlike ``ThreadPoolExecutor``'s, which the interpreter joins at exit), so a query
+    still running in the background never holds up the server's shutdown.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._slots = threading.BoundedSemaphore(workers)
+        self._running = 0
+        self._count_lock = threading.Lock()
+
+    @property
+    def running(self) -> int:
+        """How many queries are evaluating now, including timed-out ones still finishing."""
+        return self._running
+
+    def run(self, work: Callable[[threading.Event], T], timeout: float) -> T:
+        """``work(cancelled)``'s result, or ``QueryTimeout`` once ``timeout`` seconds pass."""
+        cancelled = threading.Event()
+        deadline = time.monotonic() + timeout
+        if not self._slots.acquire(timeout=timeout):
+            raise QueryTimeout("every query worker is busy")
+        future: Future[T] = Future()
+
+        def target() -> None:
+            try:
+                future.set_result(work(cancelled))
+            except BaseException as error:  # handed to the waiting request, not swallowed
+                _drop_locals(error)
+                future.set_exception(error)
+            finally:
+                with self._count_lock:
+                    self._running -= 1
+                self._slots.release()
+
+        with self._count_lock:
+            self._running += 1
+        threading.Thread(target=target, name="relmark-query", daemon=True).start()
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            cancelled.set()
+            raise QueryTimeout("the query is still running") from None
+
+
+def _drop_locals(error: BaseException | None) -> None:
+    """Free the locals of an error's finished frames here, on the worker thread.
+
+    pyoxigraph's query results are thread-bound ("unsendable"): if the traceback carried one
+    to the request thread, it would be dropped there and pyoxigraph would complain.
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
+
+
+def init_app(app: Flask, settings: Settings, store: EmbeddedStore | None) -> None:
+    """Attach settings, store and query runner; bring the system graphs up to date."""
+    app.extensions[SETTINGS] = settings
+    app.extensions[OWNS_STORE] = store is None
+    if store is None:
+        store = open_store(settings.store)
+    app.extensions[STORE] = store
+    app.extensions[RUNNER] = QueryRunner(QUERY_WORKERS)
+    sync_system_graphs(store, settings)
+
+
+def sync_system_graphs(store: EmbeddedStore, settings: Settings) -> None:
+    """Reload the ontology, shapes and config graphs whose files changed (DESIGN §4)."""
+    directory = settings.ontology_dir
+    store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths(directory))
+    store.sync_file_graph(SHAPES_GRAPH, [directory / SHAPES_FILE])
+    store.sync_file_graph(CONFIG_GRAPH, [directory / CONFIG_FILE])
+
+
+def close_app(app: Flask) -> None:
+    """Close the store if the app opened it (a store passed in belongs to the caller).
+
+    Closing waits for running reads, and a timed-out query cannot be interrupted, so while
+    one is still evaluating the store is left to RocksDB's crash-safe shutdown instead
+    (every committed write is already in its write-ahead log).
+    """
+    store = app.extensions.pop(STORE, None)
+    if store is None or not app.extensions.get(OWNS_STORE):
+        return
+    if app.extensions[RUNNER].running:
+        print("relmark: a query is still running; not waiting for it", file=sys.stderr)
+        return
+    store.close()
+
+
+def get_store() -> EmbeddedStore:
+    """The store of the current app: the one accessor views use."""
+    return current_app.extensions[STORE]
+
+
+def get_settings() -> Settings:
+    return current_app.extensions[SETTINGS]
+
+
+def get_query_runner() -> QueryRunner:
+    return current_app.extensions[RUNNER]

@@ -1,0 +1,276 @@
+"""Content negotiation: the one table from media type to format, and the Accept parser.
+
+Every format the HTTP layer reads or writes is a row of ``FORMATS``; the lookups below are
+derived from it, so adding a format is adding a row. A request picks a format by
+``?format=`` / ``?output=`` (Fuseki's override, also sent by SPARQLWrapper) or else by its
+``Accept`` header (RFC 9110 §12.5.1: q-values, ``type/*`` and ``*/*`` wildcards, the most
+specific range deciding an offer's quality).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+import pyoxigraph as ox
+
+from relmark.web.errors import ApiError
+
+
+class Kind(Enum):
+    """What a response carries: SPARQL results (SELECT/ASK) or an RDF graph/dataset."""
+
+    RESULTS = "results"
+    RDF = "rdf"
+
+
+@dataclass(frozen=True)
+class Format:
+    """One wire format: its media type, the names ``?format=`` knows it by, its spec."""
+
+    media_type: str
+    kind: Kind
+    oxigraph: ox.QueryResultsFormat | ox.RdfFormat
+    names: tuple[str, ...]
+    spec: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def content_type(self) -> str:
+        """The Content-Type header value (text formats are UTF-8 by their specs)."""
+        return f"{self.media_type}; charset=utf-8"
+
+
+QRF = ox.QueryResultsFormat
+RDF = ox.RdfFormat
+
+#: The one table. Order matters: within a kind, the first row is the default when the
+#: client accepts anything, and earlier rows win ties between equally acceptable types.
+FORMATS: tuple[Format, ...] = (
+    # SPARQL 1.1 Query Results JSON Format — https://www.w3.org/TR/sparql11-results-json/
+    Format(
+        "application/sparql-results+json",
+        Kind.RESULTS,
+        QRF.JSON,
+        ("json", "srj"),
+        "https://www.w3.org/TR/sparql11-results-json/",
+        aliases=("application/json", "text/javascript", "application/javascript"),
+    ),
+    # SPARQL Query Results XML Format — https://www.w3.org/TR/rdf-sparql-XMLres/
+    Format(
+        "application/sparql-results+xml",
+        Kind.RESULTS,
+        QRF.XML,
+        ("xml", "srx"),
+        "https://www.w3.org/TR/rdf-sparql-XMLres/",
+        aliases=("application/xml", "text/xml"),
+    ),
+    # SPARQL 1.1 Query Results CSV and TSV Formats — https://www.w3.org/TR/sparql11-results-csv-tsv/
+    Format(
+        "text/csv",
+        Kind.RESULTS,
+        QRF.CSV,
+        ("csv",),
+        "https://www.w3.org/TR/sparql11-results-csv-tsv/",
+    ),
+    Format(
+        "text/tab-separated-values",
+        Kind.RESULTS,
+        QRF.TSV,
+        ("tsv",),
+        "https://www.w3.org/TR/sparql11-results-csv-tsv/",
+    ),
+    # RDF 1.1 Turtle — https://www.w3.org/TR/turtle/
+    Format(
+        "text/turtle",
+        Kind.RDF,
+        RDF.TURTLE,
+        ("turtle", "ttl"),
+        "https://www.w3.org/TR/turtle/",
+        aliases=("application/x-turtle", "application/turtle"),
+    ),
+    # RDF 1.1 N-Triples — https://www.w3.org/TR/n-triples/
+    Format(
+        "application/n-triples",
+        Kind.RDF,
+        RDF.N_TRIPLES,
+        ("ntriples", "nt", "n-triples"),
+        "https://www.w3.org/TR/n-triples/",
+        aliases=("text/plain",),
+    ),
+    # RDF 1.1 N-Quads — https://www.w3.org/TR/n-quads/
+    Format(
+        "application/n-quads",
+        Kind.RDF,
+        RDF.N_QUADS,
+        ("nquads", "nq", "n-quads"),
+        "https://www.w3.org/TR/n-quads/",
+        aliases=("text/x-nquads",),
+    ),
+    # RDF 1.1 TriG — https://www.w3.org/TR/trig/
+    Format(
+        "application/trig",
+        Kind.RDF,
+        RDF.TRIG,
+        ("trig",),
+        "https://www.w3.org/TR/trig/",
+    ),
+    # RDF 1.1 XML Syntax — https://www.w3.org/TR/rdf-syntax-grammar/
+    Format(
+        "application/rdf+xml",
+        Kind.RDF,
+        RDF.RDF_XML,
+        ("rdfxml", "rdf+xml", "xml", "rdf"),
+        "https://www.w3.org/TR/rdf-syntax-grammar/",
+        aliases=("application/xml", "text/xml"),
+    ),
+    # JSON-LD 1.1 — https://www.w3.org/TR/json-ld11/
+    Format(
+        "application/ld+json",
+        Kind.RDF,
+        RDF.JSON_LD,
+        ("jsonld", "json-ld", "json"),
+        "https://www.w3.org/TR/json-ld11/",
+        aliases=("application/x-json+ld", "application/json"),
+    ),
+)
+
+
+def formats_of(kind: Kind) -> list[Format]:
+    """The rows of one kind, in preference order."""
+    return [f for f in FORMATS if f.kind is kind]
+
+
+def format_for_content_type(media_type: str, kind: Kind) -> Format | None:
+    """The format of a request body, from its Content-Type (parameters ignored)."""
+    wanted = media_type.split(";", 1)[0].strip().lower()
+    for fmt in formats_of(kind):
+        if wanted == fmt.media_type or wanted in fmt.aliases:
+            return fmt
+    return None
+
+
+@dataclass(frozen=True)
+class MediaRange:
+    """One element of an Accept header."""
+
+    type_: str
+    subtype: str
+    q: float
+    position: int
+
+    @property
+    def specificity(self) -> int:
+        """2 for ``type/sub``, 1 for ``type/*``, 0 for ``*/*``: the most specific range wins."""
+        return (self.type_ != "*") + (self.subtype != "*")
+
+    def matches(self, media_type: str) -> bool:
+        type_, _, subtype = media_type.partition("/")
+        return self.type_ in ("*", type_) and self.subtype in ("*", subtype)
+
+
+def parse_accept(header: str | None) -> list[MediaRange]:
+    """Parse an Accept header; malformed elements are skipped rather than failing the request.
+
+    An absent or empty header means ``*/*`` (RFC 9110: any media type is acceptable).
+    """
+    if not header or not header.strip():
+        return [MediaRange("*", "*", 1.0, 0)]
+    ranges = []
+    for position, element in enumerate(header.split(",")):
+        media, *params = (part.strip() for part in element.split(";"))
+        type_, slash, subtype = media.lower().partition("/")
+        if not slash or not type_ or not subtype or (type_ == "*" and subtype != "*"):
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = -1.0
+        if not 0.0 <= q <= 1.0:
+            continue
+        ranges.append(MediaRange(type_, subtype, q, position))
+    return ranges
+
+
+def quality(ranges: Sequence[MediaRange], media_type: str) -> tuple[float, int, int]:
+    """How acceptable a media type is: (q, specificity, -position) of its best matching range.
+
+    Per RFC 9110 the *most specific* matching range decides the q-value, so
+    ``text/*;q=0.1, text/csv`` accepts CSV at 1 and TSV at 0.1.
+    """
+    matching = [r for r in ranges if r.matches(media_type)]
+    if not matching:
+        return (0.0, -1, 0)
+    best = max(matching, key=lambda r: (r.specificity, -r.position))
+    return (best.q, best.specificity, -best.position)
+
+
+def _format_quality(ranges: Sequence[MediaRange], fmt: Format) -> tuple[float, int, int]:
+    """A format's quality: its media type's, unless the client named an alias exactly.
+
+    Aliases (``application/json`` for SPARQL JSON) count only when named exactly, so
+    ``text/*`` does not pick a format through an alias, and ``…+json;q=0`` is not undone
+    by ``*/*`` matching ``application/json``.
+    """
+    own = quality(ranges, fmt.media_type)
+    if own[1] == 2:
+        return own
+    named = [quality(ranges, alias) for alias in fmt.aliases]
+    exact = [score for score in named if score[1] == 2]
+    return max(exact) if exact else own
+
+
+def choose(accept: str | None, offers: Iterable[Format]) -> Format | None:
+    """The offer the client prefers most, or None when it accepts none of them.
+
+    Ties on q go to the more specific range, then to the client's earlier range, then to
+    the server's order.
+    """
+    ranges = parse_accept(accept)
+    best: tuple[tuple[float, int, int], int] | None = None
+    chosen: Format | None = None
+    for rank, fmt in enumerate(offers):
+        score = _format_quality(ranges, fmt)
+        if score[0] <= 0:
+            continue
+        key = (score, -rank)
+        if best is None or key > best:
+            best, chosen = key, fmt
+    return chosen
+
+
+def format_by_name(names: Iterable[str], kind: Kind) -> Format | None:
+    """The first ``?format=``/``?output=`` value that names a format of this kind.
+
+    Values may be short names (``json``, ``turtle``) or media types; unknown values are
+    ignored, because clients such as SPARQLWrapper send several guesses at once.
+    """
+    for raw in names:
+        name = raw.strip().lower()
+        for fmt in formats_of(kind):
+            if name in fmt.names or name == fmt.media_type:
+                return fmt
+    return None
+
+
+def negotiate(
+    accept: str | None, overrides: Sequence[str], kind: Kind, offers: Sequence[Format] | None = None
+) -> Format | None:
+    """The response format: ``?format=`` first, then Accept, among ``offers`` (default: all
+    formats of ``kind``)."""
+    offers = formats_of(kind) if offers is None else offers
+    named = format_by_name(overrides, kind)
+    if named is not None:
+        return named if named in offers else None
+    return choose(accept, offers)
+
+
+def not_acceptable(offers: Iterable[Format]) -> ApiError:
+    """The 406 listing what the client could have asked for."""
+    offered = ", ".join(f.media_type for f in offers)
+    return ApiError(406, "not acceptable", detail=f"this resource is available as: {offered}")

@@ -1,0 +1,88 @@
+"""Query results and graphs to bytes, in the negotiated format, within the row limit.
+
+SELECT rows are counted as they are pulled, so an oversized result is refused after
+``max_rows + 1`` rows instead of being built in full. The counted rows are kept as SPARQL
+TSV (one line per row, terms in N-Triples syntax, so lossless) and handed back to
+pyoxigraph's own writers, which keeps every results format exactly to its spec.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import IO
+
+import pyoxigraph as ox
+
+from relmark.vocab import DEMO, RM
+from relmark.web.errors import ApiError
+from relmark.web.negotiation import Format
+
+#: Prefixes for Turtle/TriG output, so graphs read well in a browser.
+PREFIXES = {
+    "rm": RM,
+    "demo": DEMO,
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
+    "owl": "http://www.w3.org/2002/07/owl#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "skos": "http://www.w3.org/2004/02/skos/core#",
+    "sh": "http://www.w3.org/ns/shacl#",
+    "dcterms": "http://purl.org/dc/terms/",
+    "sd": "http://www.w3.org/ns/sparql-service-description#",
+    "void": "http://rdfs.org/ns/void#",
+}
+
+
+class Cancelled(Exception):
+    """The request gave up waiting (timeout): stop pulling rows."""
+
+
+def _too_large(max_rows: int, what: str) -> ApiError:
+    return ApiError(
+        413,
+        "result too large",
+        detail=f"the query returns more than {max_rows:,} {what} (RELMARK_MAX_ROWS); "
+        "add a LIMIT or narrow the pattern",
+    )
+
+
+def serialize_result(
+    result: ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples,
+    fmt: Format,
+    max_rows: int,
+    cancelled: threading.Event,
+) -> bytes:
+    """The body for one query result; raises 413 past ``max_rows`` rows or triples."""
+    if isinstance(result, ox.QueryBoolean):
+        return result.serialize(format=fmt.oxigraph)
+    if isinstance(result, ox.QueryTriples):
+        triples = []
+        for triple in result:
+            if cancelled.is_set():
+                raise Cancelled
+            triples.append(triple)
+            if len(triples) > max_rows:
+                raise _too_large(max_rows, "triples")
+        return serialize_rdf(triples, fmt)
+    variables = result.variables
+    lines = ["\t".join(str(v) for v in variables)]
+    for solution in result:
+        if cancelled.is_set():
+            raise Cancelled
+        lines.append("\t".join("" if (t := solution[v]) is None else str(t) for v in variables))
+        if len(lines) > max_rows + 1:
+            raise _too_large(max_rows, "rows")
+    tsv = ("\n".join(lines) + "\n").encode("utf-8")
+    solutions = ox.parse_query_results(tsv, format=ox.QueryResultsFormat.TSV)
+    return solutions.serialize(format=fmt.oxigraph)
+
+
+def serialize_rdf(
+    statements: Iterable[ox.Triple | ox.Quad], fmt: Format, output: IO[bytes] | None = None
+) -> bytes | None:
+    """Triples or quads in an RDF format, with readable prefixes where the format has them."""
+    rdf_format = fmt.oxigraph
+    if rdf_format in (ox.RdfFormat.TURTLE, ox.RdfFormat.TRIG):
+        return ox.serialize(statements, output, format=rdf_format, prefixes=PREFIXES)
+    return ox.serialize(statements, output, format=rdf_format)

@@ -1,0 +1,253 @@
+"""``/sparql``: the SPARQL 1.1 Protocol — query, update and the service description.
+
+Protocol: https://www.w3.org/TR/sparql11-protocol/
+Service description: https://www.w3.org/TR/sparql11-service-description/
+
+Queries may arrive by GET ``?query=``, by a form POST or by a direct POST of
+``application/sparql-query``; updates only by POST, with the bearer token. The default
+graph is the union of all graphs unless ``default-graph-uri``/``named-graph-uri`` say
+otherwise. Reads are open to other origins (CORS); updates never are.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pyoxigraph as ox
+from flask import Blueprint, Response, request, url_for
+from werkzeug.datastructures import MultiDict
+
+from relmark.loading import ValidationFailed, validate_quads
+from relmark.store import SYSTEM_GRAPHS
+from relmark.web.auth import require_token
+from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
+from relmark.web.errors import ApiError, syntax_error
+from relmark.web.extensions import QueryTimeout, get_query_runner, get_settings, get_store
+from relmark.web.negotiation import (
+    FORMATS,
+    Format,
+    Kind,
+    formats_of,
+    negotiate,
+    not_acceptable,
+)
+from relmark.web.serialization import serialize_rdf, serialize_result
+from relmark.web.sparql_text import dataset_of, drops_everything, iris_in, may_write_any_graph
+
+bp = Blueprint("sparql", __name__)
+bp.after_request(allow_cross_origin_reads)
+
+FORM = "application/x-www-form-urlencoded"
+QUERY_BODY = "application/sparql-query"
+UPDATE_BODY = "application/sparql-update"
+
+SD = "http://www.w3.org/ns/sparql-service-description#"
+RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+VOID_TRIPLES = ox.NamedNode("http://rdfs.org/ns/void#triples")
+XSD_INTEGER = ox.NamedNode("http://www.w3.org/2001/XMLSchema#integer")
+
+
+@bp.route("/sparql", methods=["GET", "POST", "OPTIONS"])
+def endpoint() -> Response:
+    """Dispatch to the Protocol operation the request carries (HEAD is GET without a body)."""
+    if request.method == "OPTIONS":
+        return preflight("GET, HEAD, POST, OPTIONS", "GET, HEAD, POST, OPTIONS")
+    if request.method in ("GET", "HEAD"):
+        if "update" in request.args:
+            raise ApiError(
+                400, "updates must be sent with POST", detail="see SPARQL 1.1 Protocol §2.2"
+            )
+        if "query" not in request.args:
+            mark_read()
+            return service_description()
+        return run_query(_single(request.args, "query"), request.args)
+    if request.mimetype == FORM:
+        form = request.form
+        if "query" in form and "update" in form:
+            raise ApiError(400, "a request carries either query= or update=, not both")
+        if "query" in form:
+            return run_query(_single(form, "query"), request.values)
+        if "update" in form:
+            return run_update(_single(form, "update"), request.values)
+        raise ApiError(400, "a form POST needs a query= or an update= field")
+    if request.mimetype == QUERY_BODY:
+        return run_query(_body_text(), request.args)
+    if request.mimetype == UPDATE_BODY:
+        return run_update(_body_text(), request.args)
+    raise ApiError(
+        415,
+        "unsupported media type",
+        detail=f"POST to /sparql takes {FORM}, {QUERY_BODY} or {UPDATE_BODY}, "
+        f"not {request.mimetype or 'a body without Content-Type'}",
+    )
+
+
+# --- queries --------------------------------------------------------------------------------
+def run_query(sparql: str, params: MultiDict) -> Response:
+    """Evaluate and serialise a query on a worker thread, within the query timeout.
+
+    pyoxigraph cannot cancel an evaluation: on timeout the client gets 503 at once and its
+    waitress thread is free, but the evaluation runs on in the background until it ends
+    (a query that yields rows stops at the next row).
+    """
+    mark_read()
+    dataset = _dataset(sparql, params)
+    offers = {kind: _negotiated(params, kind) for kind in Kind}
+    if not any(offers.values()):
+        raise not_acceptable(FORMATS)
+    store, settings = get_store(), get_settings()
+
+    def evaluate(cancelled: threading.Event) -> tuple[Format, bytes]:
+        if dataset is None:
+            result = store.query(sparql)
+        else:
+            result = store.query(sparql, default_graph=dataset[0], named_graphs=dataset[1])
+        kind = Kind.RDF if isinstance(result, ox.QueryTriples) else Kind.RESULTS
+        fmt = offers[kind]
+        if fmt is None:
+            raise not_acceptable(formats_of(kind))
+        return fmt, serialize_result(result, fmt, settings.max_result_rows, cancelled)
+
+    try:
+        fmt, body = get_query_runner().run(evaluate, settings.query_timeout)
+    except SyntaxError as error:
+        raise syntax_error(error, "query") from None
+    except QueryTimeout as error:
+        raise ApiError(
+            503,
+            "query timeout",
+            detail=f"{error}: no answer within {settings.query_timeout:g} s "
+            "(RELMARK_QUERY_TIMEOUT); narrow the query or add a LIMIT",
+            headers={"Retry-After": str(max(1, round(settings.query_timeout)))},
+        ) from None
+    except OSError as error:  # pyoxigraph's evaluation errors (e.g. a failing SERVICE)
+        raise ApiError(500, "query evaluation failed", detail=str(error)) from error
+    response = Response(body, content_type=fmt.content_type)
+    response.vary.add("Accept")
+    return response
+
+
+def _dataset(sparql: str, params: MultiDict) -> tuple[list[str], list[str]] | None:
+    """The dataset to query: the protocol's graphs, else the query's FROM, else None (union).
+
+    If either protocol parameter is present it replaces the query's dataset entirely
+    (Protocol §2.1.4). A query's own FROM/FROM NAMED is passed explicitly because
+    pyoxigraph's union-default-graph option would otherwise override it.
+    """
+    default = _graph_iris(params, "default-graph-uri")
+    named = _graph_iris(params, "named-graph-uri")
+    if default or named:
+        return default, named
+    return dataset_of(sparql)
+
+
+def _negotiated(params: MultiDict, kind: Kind) -> Format | None:
+    overrides = params.getlist("format") + params.getlist("output")
+    return negotiate(request.headers.get("Accept"), overrides, kind)
+
+
+def _graph_iris(params: MultiDict, name: str) -> list[str]:
+    iris = params.getlist(name)
+    for iri in iris:
+        try:
+            ox.NamedNode(iri)
+        except ValueError as error:
+            raise ApiError(
+                400, f"{name} is not an absolute IRI", detail=f"{iri!r}: {error}"
+            ) from None
+    return iris
+
+
+def _single(params: MultiDict, name: str) -> str:
+    values = params.getlist(name)
+    if len(values) != 1:
+        raise ApiError(
+            400, f"exactly one {name}= parameter is allowed", detail=f"got {len(values)}"
+        )
+    return values[0]
+
+
+def _body_text() -> str:
+    try:
+        return request.get_data().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ApiError(400, "the request body is not UTF-8", detail=str(error)) from None
+
+
+# --- updates --------------------------------------------------------------------------------
+def run_update(sparql: str, params: MultiDict) -> Response:
+    """Apply an update if the token is right and the graphs it writes still conform."""
+    require_token()
+    if params.getlist("using-graph-uri") or params.getlist("using-named-graph-uri"):
+        raise ApiError(
+            400,
+            "using-graph-uri and using-named-graph-uri are not supported",
+            detail="write USING <graph> / USING NAMED <graph> in the update itself",
+        )
+    touched_system = sorted(iris_in(sparql) & SYSTEM_GRAPHS)
+    if touched_system or drops_everything(sparql):
+        named = ", ".join(f"<{iri}>" for iri in touched_system) or "every graph"
+        raise ApiError(
+            403,
+            "relmark's own graphs are read-only",
+            detail=f"the update names {named}; the ontology, shapes, config, inferred, "
+            "provenance and meta graphs are written only by relmark itself",
+        )
+    store, settings = get_store(), get_settings()
+
+    def conforms(quads: list[ox.Quad]) -> None:
+        report = validate_quads(store, quads, ontology_dir=settings.ontology_dir)
+        if not report.conforms:
+            raise ValidationFailed(report)
+
+    try:
+        graphs = None if may_write_any_graph(sparql) else iris_in(sparql)
+        store.update_validated(sparql, conforms, graphs)
+    except SyntaxError as error:
+        raise syntax_error(error, "update") from None
+    except OSError as error:  # pyoxigraph's evaluation errors (e.g. LOAD of a missing URL)
+        raise ApiError(500, "update failed", detail=str(error)) from error
+    return Response(status=204)
+
+
+# --- service description ---------------------------------------------------------------------
+def service_description() -> Response:
+    """What this endpoint is and offers, as RDF (Turtle unless the client asks otherwise)."""
+    fmt = _negotiated(request.args, Kind.RDF)
+    if fmt is None:
+        raise not_acceptable(formats_of(Kind.RDF))
+    store, settings = get_store(), get_settings()
+
+    def sd(name: str) -> ox.NamedNode:
+        return ox.NamedNode(SD + name)
+
+    service, dataset, default_graph = ox.BlankNode(), ox.BlankNode(), ox.BlankNode()
+    endpoint_iri = ox.NamedNode(url_for("sparql.endpoint", _external=True))
+    triples = [
+        ox.Triple(service, RDF_TYPE, sd("Service")),
+        ox.Triple(service, sd("endpoint"), endpoint_iri),
+        ox.Triple(service, sd("supportedLanguage"), sd("SPARQL11Query")),
+        ox.Triple(service, sd("feature"), sd("UnionDefaultGraph")),
+        ox.Triple(service, sd("defaultDataset"), dataset),
+        ox.Triple(dataset, RDF_TYPE, sd("Dataset")),
+        ox.Triple(dataset, sd("defaultGraph"), default_graph),
+        ox.Triple(default_graph, RDF_TYPE, sd("Graph")),
+        ox.Triple(
+            default_graph, VOID_TRIPLES, ox.Literal(str(store.count()), datatype=XSD_INTEGER)
+        ),
+    ]
+    if settings.token:
+        triples.append(ox.Triple(service, sd("supportedLanguage"), sd("SPARQL11Update")))
+    triples += [
+        ox.Triple(service, sd("resultFormat"), ox.NamedNode(row.oxigraph.iri)) for row in FORMATS
+    ]
+    for name in store.graph_names():
+        named = ox.BlankNode()
+        triples += [
+            ox.Triple(dataset, sd("namedGraph"), named),
+            ox.Triple(named, RDF_TYPE, sd("NamedGraph")),
+            ox.Triple(named, sd("name"), ox.NamedNode(name)),
+        ]
+    response = Response(serialize_rdf(triples, fmt), content_type=fmt.content_type)
+    response.vary.add("Accept")
+    return response

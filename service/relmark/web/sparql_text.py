@@ -1,0 +1,82 @@
+"""Just enough reading of SPARQL text to find the graphs a request names.
+
+Not a parser: string literals and comments are blanked out, then IRIs (``<…>`` or a
+declared prefixed name) are picked up. Used to find a query's ``FROM``/``FROM NAMED``
+dataset and the graphs an update may write.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TOKENS = re.compile(
+    r"""(?P<iri><[^<>"{}|^`\\\s]*>)"""
+    r'''|(?P<string>"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^'\\]|\\.|'(?!''))*\'\'\''''
+    r"""|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')"""
+    r"|(?P<comment>#[^\n]*)",
+    re.DOTALL,
+)
+_PREFIX = re.compile(r"\bPREFIX\s+([A-Za-z][\w.-]*)?:\s*<([^<>\s]*)>", re.IGNORECASE)
+_TERM = r"<[^<>\s]*>|(?:[A-Za-z][\w.-]*)?:[\w.%-]*"
+_PNAME = re.compile(r"(?<![\w?$:<])([A-Za-z][\w.-]*)?:([\w.%-]*)")
+_DATASET = re.compile(rf"\bFROM\s+(NAMED\s+)?({_TERM})", re.IGNORECASE)
+_ANY_GRAPH = re.compile(r"\bGRAPH\s*[?$]|\b(ALL|NAMED)\b", re.IGNORECASE)
+_DROP_EVERYTHING = re.compile(r"\b(DROP|CLEAR)\s+(SILENT\s+)?(ALL|NAMED)\b", re.IGNORECASE)
+
+
+def code_only(sparql: str) -> str:
+    """The text with string literals and comments blanked (IRIs kept, ``#`` in them too)."""
+
+    def blank(match: re.Match[str]) -> str:
+        return match[0] if match.lastgroup == "iri" else " " * len(match[0])
+
+    return _TOKENS.sub(blank, sparql)
+
+
+def _resolver(code: str) -> dict[str, str]:
+    return {prefix or "": namespace for prefix, namespace in _PREFIX.findall(code)}
+
+
+def _expand(term: str, prefixes: dict[str, str]) -> str | None:
+    if term.startswith("<"):
+        return term[1:-1]
+    prefix, _, local = term.partition(":")
+    namespace = prefixes.get(prefix)
+    return None if namespace is None else namespace + local.rstrip(".")
+
+
+def iris_in(sparql: str) -> set[str]:
+    """Every IRI the text spells out, as ``<…>`` or as a declared prefixed name."""
+    code = code_only(sparql)
+    prefixes = _resolver(code)
+    iris = {m[1:-1] for m in re.findall(r"<[^<>\s]*>", code)}
+    for prefix, local in _PNAME.findall(re.sub(r"<[^<>\s]*>", " ", code)):
+        if (prefix or "") in prefixes:
+            iris.add(prefixes[prefix or ""] + local.rstrip("."))
+    return iris
+
+
+def dataset_of(sparql: str) -> tuple[list[str], list[str]] | None:
+    """A query's ``FROM`` and ``FROM NAMED`` graphs, or None when it names none."""
+    code = code_only(sparql)
+    clauses = _DATASET.findall(code)
+    if not clauses:
+        return None
+    prefixes = _resolver(code)
+    default: list[str] = []
+    named: list[str] = []
+    for is_named, term in clauses:
+        iri = _expand(term, prefixes)
+        if iri is not None:
+            (named if is_named else default).append(iri)
+    return default, named
+
+
+def may_write_any_graph(sparql: str) -> bool:
+    """True when an update's graphs are not all spelled out (``GRAPH ?g``, ALL, NAMED)."""
+    return bool(_ANY_GRAPH.search(code_only(sparql)))
+
+
+def drops_everything(sparql: str) -> bool:
+    """True for ``DROP``/``CLEAR`` of ALL or NAMED graphs."""
+    return bool(_DROP_EVERYTHING.search(code_only(sparql)))
