@@ -38,10 +38,9 @@ pytest: install system-deps
 
 test: lint pytest
 
+# Each demo file replaces its own graph (urn:relmark:data:bank, …): safe to run again.
 load-demo: install
-	$(BIN)/relmark --store $(STORE) load --graph demo-bank ontology/demo/bank.ttl
-	$(BIN)/relmark --store $(STORE) load --graph demo-brand ontology/demo/brand.ttl
-	$(BIN)/relmark --store $(STORE) load --graph demo-b2b ontology/demo/b2b.ttl
+	$(BIN)/relmark --store $(STORE) load $(DEMO)
 
 run: load-demo
 	$(BIN)/relmark --store $(STORE) serve --host $(HOST) --port $(PORT)
