@@ -9,10 +9,12 @@ incoming data plus the ontology (so ``sh:targetClass`` reaches subclass instance
 ``sh:class`` sees the ontology's individuals, as SHACL's own rules require).
 
 The semantics are those of SHACL Core and SHACL-SPARQL constraints
-(https://www.w3.org/TR/shacl/); any construct the compiler does not handle raises
-:class:`UnsupportedShapeError` naming the shape when the shapes are compiled, never later and
-never silently. Literal well-formedness is pyoxigraph's (XSD lexical spaces, no whitespace
-collapsing), which is stricter than rdflib's: ``"1e3"^^xsd:decimal`` is ill-typed here.
+(https://www.w3.org/TR/shacl/), plus SHACL-AF SPARQL targets (``sh:target`` with an
+``sh:SPARQLTarget``, as pySHACL reads them with ``advanced=True``). Any construct the compiler
+does not handle raises :class:`UnsupportedShapeError` naming the shape when the shapes are
+compiled, never later and never silently. Literal well-formedness is pyoxigraph's (XSD lexical
+spaces, no whitespace collapsing), stricter than rdflib's: ``"1e3"^^xsd:decimal`` is
+ill-typed here, not in pySHACL.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyoxigraph as ox
 import rdflib
@@ -51,21 +53,45 @@ _WELL_FORMED = ox.NamedNode("urn:relmark:validation:wellFormed")
 #: one of these to its own type is an error in SPARQL, so ``xsd:T(?v)`` tells the two apart.
 _CASTABLE = frozenset(
     str(XSD[name])
-    for name in [
-        *("string", "boolean", "integer", "decimal", "float", "double", "dateTime", "date"),
-        *("time", "duration", "yearMonthDuration", "dayTimeDuration", "gYear", "gYearMonth"),
-        *("gMonth", "gMonthDay", "gDay"),
-    ]
+    for name in (
+        "string",
+        "boolean",
+        "integer",
+        "decimal",
+        "float",
+        "double",
+        "dateTime",
+        "date",
+        "time",
+        "duration",
+        "yearMonthDuration",
+        "dayTimeDuration",
+        "gYear",
+        "gYearMonth",
+        "gMonth",
+        "gMonthDay",
+        "gDay",
+    )
 )
 #: Datatypes pyoxigraph rewrites when it stores a literal ("7"^^xsd:int becomes
-#: "7"^^xsd:integer), so a sh:datatype check on them cannot be done on a pyoxigraph store.
+#: "7"^^xsd:integer), so an sh:datatype check on them cannot be made on a pyoxigraph store.
 _REWRITTEN = frozenset(
     str(XSD[name])
-    for name in [
-        *("byte", "short", "int", "long", "unsignedByte", "unsignedShort", "unsignedInt"),
-        *("unsignedLong", "nonNegativeInteger", "positiveInteger", "negativeInteger"),
-        *("nonPositiveInteger", "dateTimeStamp"),
-    ]
+    for name in (
+        "byte",
+        "short",
+        "int",
+        "long",
+        "unsignedByte",
+        "unsignedShort",
+        "unsignedInt",
+        "unsignedLong",
+        "nonNegativeInteger",
+        "positiveInteger",
+        "negativeInteger",
+        "nonPositiveInteger",
+        "dateTimeStamp",
+    )
 )
 _NODE_KINDS = {
     "BlankNode": "isBlank({v})",
@@ -82,45 +108,48 @@ _RANGE_OPERATORS = {
     "maxExclusive": "<",
 }
 _TARGETS = ("targetClass", "targetNode", "targetSubjectsOf", "targetObjectsOf")
-#: sh: predicates a shape may carry that constrain nothing (or are read elsewhere).
+#: sh: predicates of a shape that constrain nothing themselves (or are read with another).
 _DESCRIPTIVE = frozenset(
-    [
+    {
         *_TARGETS,
-        *(
-            "target",
-            "path",
-            "property",
-            "severity",
-            "message",
-            "deactivated",
-            "name",
-            "description",
-        ),
-        *("order", "group", "defaultValue", "flags", "ignoredProperties"),
-    ]
-)
-_VALUE_PARAMETERS = frozenset(
-    [
-        *_RANGE_OPERATORS,
-        *("class", "datatype", "nodeKind", "minLength", "maxLength", "pattern", "languageIn"),
-        *("in", "not", "and", "or", "xone", "node"),
-    ]
-)
-_PAIR_PARAMETERS = ("equals", "disjoint", "lessThan", "lessThanOrEquals")
-_AF = "https://www.w3.org/TR/shacl-af/"
-_SUPPORTED = (
-    _DESCRIPTIVE
-    | _VALUE_PARAMETERS
-    | {
-        *_PAIR_PARAMETERS,
-        "minCount",
-        "maxCount",
-        "uniqueLang",
-        "hasValue",
-        "closed",
-        "sparql",
+        "target",
+        "path",
+        "property",
+        "severity",
+        "message",
+        "deactivated",
+        "name",
+        "description",
+        "order",
+        "group",
+        "defaultValue",
+        "flags",
+        "ignoredProperties",
     }
 )
+#: Constraints on each value node alone: they compile to one SPARQL expression.
+_VALUE_PARAMETERS = frozenset(
+    {
+        *_RANGE_OPERATORS,
+        "class",
+        "datatype",
+        "nodeKind",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "languageIn",
+        "in",
+        "not",
+        "and",
+        "or",
+        "xone",
+        "node",
+    }
+)
+_PAIR_PARAMETERS = ("equals", "disjoint", "lessThan", "lessThanOrEquals")
+_OTHER_PARAMETERS = ("minCount", "maxCount", "uniqueLang", "hasValue", "closed", "sparql")
+_SUPPORTED = _DESCRIPTIVE | _VALUE_PARAMETERS | {*_PAIR_PARAMETERS, *_OTHER_PARAMETERS}
+_AF = "https://www.w3.org/TR/shacl-af/"
 _COMPONENT = {
     "class": "ClassConstraintComponent",
     "datatype": "DatatypeConstraintComponent",
@@ -182,6 +211,13 @@ _DEFAULT_MESSAGES = {
 }
 
 
+class SparqlSource(Protocol):
+    """What ``existing`` may be besides a pyoxigraph Store: relmark's ``store.Store``, whose
+    ``query`` reads the union of all graphs when no graph is named."""
+
+    def query(self, sparql: str) -> Any: ...
+
+
 class ShapesError(ValueError):
     """The shapes graph is malformed; names the shape and the part of SHACL it breaks."""
 
@@ -225,6 +261,7 @@ class ValidationResult:
     source_shape: str
     constraint_component: str
     path_name: str | None = None
+    source_shape_name: str = ""
 
     @property
     def is_violation(self) -> bool:
@@ -260,9 +297,8 @@ class ValidationReport:
             if path and result.path_name:
                 path = f"{path} ({result.path_name})"
             lines.append("")
-            lines.append(
-                f"{severity} {number} of {total}: {_compact(result.source_shape, self.prefixes)}"
-            )
+            shape = result.source_shape_name or _compact(result.source_shape, self.prefixes)
+            lines.append(f"{severity} {number} of {total}: {shape}")
             lines.append(f"  Focus node: {_show(result.focus_node, self.prefixes)}")
             if path:
                 lines.append(f"  Path: {path}")
@@ -292,6 +328,7 @@ class ValidationReport:
                     "message": result.message,
                     "severity": result.severity,
                     "source_shape": result.source_shape,
+                    "source_shape_name": result.source_shape_name,
                     "constraint_component": result.constraint_component,
                 }
                 for result in self.results
@@ -464,7 +501,7 @@ class _Screen:
     query: str = ""
     expression_queries: list[str] = field(default_factory=list)
     class_queries: list[str] = field(default_factory=list)
-    max_queries: list[str] = field(default_factory=list)
+    max_queries: list[tuple[int, str]] = field(default_factory=list)
 
     def follow_ups(self, counts: Mapping[str, int]) -> list[_Select]:
         """Nothing when the predicate is unused; otherwise only what the counts call for."""
@@ -472,8 +509,9 @@ class _Screen:
             return []
         texts = [q for i, q in enumerate(self.expression_queries) if counts.get(f"x{i}")]
         texts += self.class_queries
-        if counts.get("n") != counts.get("s"):
-            texts += self.max_queries
+        # n == s: no focus node has two values, which settles every sh:maxCount but 0.
+        several = counts.get("n") != counts.get("s")
+        texts += [query for bound, query in self.max_queries if several or bound == 0]
         return [_Select(text) for text in texts]
 
 
@@ -509,7 +547,7 @@ class Shapes:
         texts = [select.text for select in self.selects]
         for screen in self.screens:
             texts += [screen.query, *screen.expression_queries]
-            texts += [*screen.class_queries, *screen.max_queries]
+            texts += [*screen.class_queries, *(query for _, query in screen.max_queries)]
         return texts
 
 
@@ -1213,11 +1251,12 @@ class _Compiler:
                 f"{self._flags(members)} }}"
             )
         for bound, members in sorted(screen.max_checks.items()):
-            screen.max_queries.append(
+            query = (
                 f"SELECT ?focus ?failed WHERE {{ {{ SELECT ?focus WHERE {{ ?focus {iri} ?value }} "
                 f"GROUP BY ?focus HAVING (COUNT(DISTINCT ?value) > {bound}) }} "
                 f"{self._flags(members)} }}"
             )
+            screen.max_queries.append((bound, query))
         return screen
 
 
@@ -1476,7 +1515,7 @@ class _Run:
         return found
 
 
-def _typed_elsewhere(hits: list[_Hit], run: _Run, existing: ox.Store) -> list[_Hit]:
+def _typed_elsewhere(hits: list[_Hit], run: _Run, existing: ox.Store | SparqlSource) -> list[_Hit]:
     """Drop sh:class results whose value is typed as required in the already stored data."""
     candidates = sorted(
         {
@@ -1491,7 +1530,11 @@ def _typed_elsewhere(hits: list[_Hit], run: _Run, existing: ox.Store) -> list[_H
     for start in range(0, len(candidates), 500):
         values = " ".join(f"<{iri}>" for iri in candidates[start : start + 500])
         query = f"SELECT ?v ?t WHERE {{ VALUES ?v {{ {values} }} ?v <{RDF.type}> ?t }}"
-        for row in existing.query(query):
+        if isinstance(existing, ox.Store):
+            rows = existing.query(query, use_default_graph_as_union=True)
+        else:
+            rows = existing.query(query)
+        for row in rows:
             if isinstance(row["t"], ox.NamedNode):
                 types[row["v"].value].add(row["t"].value)
 
@@ -1544,16 +1587,22 @@ def _result(hit: _Hit, lang: str, prefixes: Mapping[str, str]) -> ValidationResu
     values["value"] = _words(hit.value, prefixes) if hit.value is not None else ""
     for name, term in (hit.bindings or {}).items():
         values[name] = _words(term, prefixes)
-    template = _pick(check.messages, lang) or _DEFAULT_MESSAGES[check.parameter]
+    template = _pick(check.messages, lang)
+    if template is None:
+        default = _fill(_DEFAULT_MESSAGES[check.parameter], values)
+        message = default[:1].upper() + default[1:]
+    else:
+        message = _fill(template, values)
     return ValidationResult(
         focus_node=hit.focus,
         path=hit.path,
         value=hit.value,
-        message=_fill(template, values),
+        message=message,
         severity=check.severity,
         source_shape=check.shape.id_,
         constraint_component=check.component,
         path_name=_pick(check.shape.path_names, lang),
+        source_shape_name=check.shape.name,
     )
 
 
@@ -1573,14 +1622,15 @@ def validate(
     data: ox.Store,
     shapes: Shapes,
     *,
-    existing: ox.Store | None = None,
+    existing: ox.Store | SparqlSource | None = None,
     lang: str = "en",
     workers: int | None = None,
 ) -> ValidationReport:
     """Validate ``data`` (built by :func:`validation_store`) against compiled ``shapes``.
 
-    ``existing`` is the store the data will join: a value that an sh:class constraint finds
-    untyped in ``data`` is accepted when ``existing`` types it as required. Messages are in
+    ``existing`` is the store the data will join (a pyoxigraph Store, all graphs read, or a
+    relmark ``store.Store``): a value that an sh:class constraint (or an sh:or of classes)
+    finds untyped in ``data`` is accepted when ``existing`` types it as required. Messages are in
     ``lang`` where the shapes give one. Queries run on ``workers`` threads (default: the
     machine's cores, at most 4); pyoxigraph releases the GIL while it evaluates them.
     """
