@@ -1,0 +1,765 @@
+"""The rule engine: SPARQL CONSTRUCT rules gathered from files, ordered, applied to a fixpoint.
+
+A rule is one ``ontology/rules/*.rq`` file: a header of ``# key: value`` comment lines and a
+CONSTRUCT whose WHERE is a basic graph pattern with FILTER / FILTER NOT EXISTS / BIND and
+aggregates in sub-selects (no OPTIONAL, UNION, MINUS, GRAPH, VALUES or property paths, so
+the facts a conclusion rests on are exactly the WHERE's triple patterns, instantiated).
+
+``materialise`` evaluates every rule over the asserted graphs, the ontology, the config and
+what the rules inferred so far, until nothing new follows; then it writes the conclusions
+to ``urn:relmark:inferred`` and, for every inferred triple, its derivations to
+``urn:relmark:provenance`` (PROV-O, premises as RDF 1.2 triple terms). Each run recomputes
+from scratch and writes only when the result differs, so a retracted premise retracts what
+followed from it, and a second run on unchanged data writes nothing.
+
+Negation and aggregates must only look at asserted facts (or at conclusions of rules that
+do not depend on them): the engine checks at the end that every conclusion is still
+supported and refuses a rule set that breaks this.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyoxigraph as ox
+
+from relmark.store import (
+    INFERRED_GRAPH,
+    META_GRAPH,
+    PROVENANCE_GRAPH,
+    SHAPES_GRAPH,
+    Store,
+)
+from relmark.vocab import ONTOLOGY_DIR, RM
+
+RULES_DIR = ONTOLOGY_DIR / "rules"
+
+#: Graphs the rules never read: their own output, the shapes, bookkeeping.
+NOT_RULE_INPUT = frozenset({INFERRED_GRAPH, PROVENANCE_GRAPH, SHAPES_GRAPH, META_GRAPH})
+
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+RDFS = "http://www.w3.org/2000/01/rdf-schema#"
+PROV = "http://www.w3.org/ns/prov#"
+DCTERMS = "http://purl.org/dc/terms/"
+#: The W3C result-set vocabulary (SPARQL test suite) for variable bindings.
+RS = "http://www.w3.org/2001/sw/DataAccess/tests/result-set#"
+
+RDF_TYPE = ox.NamedNode(RDF + "type")
+RDF_REIFIES = ox.NamedNode(RDF + "reifies")
+RDFS_LABEL = ox.NamedNode(RDFS + "label")
+RDFS_COMMENT = ox.NamedNode(RDFS + "comment")
+DCTERMS_SOURCE = ox.NamedNode(DCTERMS + "source")
+PROV_ACTIVITY = ox.NamedNode(PROV + "Activity")
+PROV_PLAN = ox.NamedNode(PROV + "Plan")
+PROV_USED = ox.NamedNode(PROV + "used")
+PROV_GENERATED = ox.NamedNode(PROV + "generated")
+PROV_WAS_GENERATED_BY = ox.NamedNode(PROV + "wasGeneratedBy")
+PROV_WAS_INFORMED_BY = ox.NamedNode(PROV + "wasInformedBy")
+PROV_AT_LOCATION = ox.NamedNode(PROV + "atLocation")
+RS_BINDING = ox.NamedNode(RS + "binding")
+RS_VARIABLE = ox.NamedNode(RS + "variable")
+RS_VALUE = ox.NamedNode(RS + "value")
+CLASSIFICATION_RUN = ox.NamedNode(RM + "ClassificationRun")
+INFERRED_NODE = ox.NamedNode(INFERRED_GRAPH)
+
+RULE_IRI_PREFIX = "urn:relmark:rule:"
+RUN_IRI_PREFIX = "urn:relmark:run:"
+DERIVATION_IRI_PREFIX = "urn:relmark:derivation:"
+STATEMENT_IRI_PREFIX = "urn:relmark:statement:"
+BINDING_IRI_PREFIX = "urn:relmark:binding:"
+
+_VARIABLE_IRI = "urn:relmark:rule-variable:"
+
+
+class RuleError(Exception):
+    """A rule file is malformed, or a rule set cannot be applied; names the file and line."""
+
+    def __init__(self, message: str, path: Path | None = None, line: int | None = None) -> None:
+        self.message = message
+        self.path = path
+        self.line = line
+        where = "" if path is None else f"{path}:{line}: " if line else f"{path}: "
+        super().__init__(where + message)
+
+
+# --- reading a rule file ----------------------------------------------------------------
+
+HEADER_KEYS = ("rule", "label", "label@it", "why", "why@it", "source")
+REQUIRED_KEYS = ("rule", "label", "label@it", "why", "source")
+_HEADER_LINE = re.compile(r"^#\s*([A-Za-z]+(?:@[A-Za-z-]+)?)\s*:\s*(.*?)\s*$")
+_RULE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One triple pattern: each position an RDF term or an ``ox.Variable``."""
+
+    subject: ox.NamedNode | ox.Literal | ox.Variable
+    predicate: ox.NamedNode | ox.Variable
+    object: ox.NamedNode | ox.Literal | ox.Variable
+
+    def instantiate(self, row: Mapping[str, object]) -> ox.Triple | None:
+        """The triple for one solution, or None where a variable is unbound or misplaced."""
+        terms = []
+        for term in (self.subject, self.predicate, self.object):
+            if isinstance(term, ox.Variable):
+                term = row.get(term.value)
+                if term is None:
+                    return None
+            terms.append(term)
+        try:
+            return ox.Triple(*terms)
+        except TypeError:  # e.g. a literal bound in subject position: CONSTRUCT skips it
+            return None
+
+
+@dataclass(frozen=True)
+class SubSelect:
+    """A sub-select of a rule: its grouping keys and the patterns it counts over."""
+
+    keys: tuple[str, ...]
+    select_sparql: str
+    patterns: tuple[Pattern, ...]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One parsed rule file."""
+
+    name: str
+    label: str
+    label_it: str
+    why: str
+    why_it: str
+    source: str
+    sparql: str
+    path: Path
+    select_sparql: str
+    conclusions: tuple[Pattern, ...]
+    premises: tuple[Pattern, ...]
+    subselects: tuple[SubSelect, ...] = ()
+
+    @property
+    def iri(self) -> str:
+        return RULE_IRI_PREFIX + self.name
+
+
+def load_rules(directory: Path | str = RULES_DIR) -> list[Rule]:
+    """Every ``*.rq`` rule in ``directory``, sorted by rule name (the file's stem)."""
+    paths = sorted(Path(directory).glob("*.rq"), key=lambda path: path.stem)
+    rules = [parse_rule(path) for path in paths]
+    seen: dict[str, Path] = {}
+    for rule in rules:
+        if rule.name in seen:
+            raise RuleError(f"rule name {rule.name!r} is also used by {seen[rule.name]}", rule.path)
+        seen[rule.name] = rule.path
+    return rules
+
+
+def parse_rule(path: Path | str, text: str | None = None) -> Rule:
+    """Parse one rule file: header, SPARQL syntax, the patterns of its template and WHERE."""
+    path = Path(path)
+    if text is None:
+        text = path.read_text(encoding="utf-8")
+    header = _parse_header(path, text)
+    if header["rule"] != path.stem:
+        raise RuleError(
+            f"the rule is named {header['rule']!r} but the file is {path.name}; "
+            "name the file after the rule",
+            path,
+            1,
+        )
+    _check_syntax(path, text)
+    masked = _mask(text)
+    construct = re.search(r"(?<![\w:?$])CONSTRUCT(?![\w:-])", masked, re.IGNORECASE)
+    if construct is None:
+        raise RuleError("a rule is a SPARQL CONSTRUCT query", path, _line(text, len(text)))
+    prologue = text[: construct.start()]
+    template_start = _skip_space(masked, construct.end())
+    if masked[template_start : template_start + 1] != "{":
+        raise RuleError("CONSTRUCT needs a template in braces", path, _line(text, template_start))
+    template_end = _matching(masked, template_start, path, text)
+    where = re.compile(r"\s*(WHERE\s*)?\{", re.IGNORECASE).match(masked, template_end)
+    if where is None:
+        raise RuleError("expected WHERE { … } after the template", path, _line(text, template_end))
+    body_start = where.end() - 1
+    body_end = _matching(masked, body_start, path, text)
+    if masked[body_end:].strip():
+        raise RuleError(
+            "a rule has no solution modifiers after its WHERE (ORDER BY, LIMIT, …)",
+            path,
+            _line(text, body_end + len(masked[body_end:]) - len(masked[body_end:].lstrip())),
+        )
+    span = text[construct.start() : template_end]
+    select_sparql = (
+        text[: construct.start()] + "SELECT *" + "\n" * span.count("\n") + text[template_end:]
+    )
+    conclusions = _patterns(path, text, masked, prologue, [(template_start + 1, template_end - 1)])
+    for pattern in conclusions:
+        if any(isinstance(t, ox.BlankNode) for t in vars(pattern).values()):
+            raise RuleError("blank nodes in a template would differ on every run", path)
+    bgp, subselects = _split_group(path, text, masked, body_start + 1, body_end - 1, nested=False)
+    premises = _patterns(path, text, masked, prologue, bgp)
+    return Rule(
+        name=header["rule"],
+        label=header["label"],
+        label_it=header["label@it"],
+        why=header["why"],
+        why_it=header.get("why@it", ""),
+        source=header["source"],
+        sparql=text,
+        path=path,
+        select_sparql=select_sparql,
+        conclusions=tuple(conclusions),
+        premises=tuple(premises),
+        subselects=tuple(
+            _parse_subselect(path, text, masked, prologue, start, end) for start, end in subselects
+        ),
+    )
+
+
+def _parse_header(path: Path, text: str) -> dict[str, str]:
+    """The leading ``# key: value`` lines; the header ends at the first other line."""
+    header: dict[str, str] = {}
+    lines = text.splitlines()
+    end_line = 1
+    for number, line in enumerate(lines, start=1):
+        end_line = number
+        match = _HEADER_LINE.match(line)
+        if match is None:
+            break
+        key, value = match.group(1).lower(), match.group(2)
+        if key not in HEADER_KEYS:
+            raise RuleError(
+                f"unknown header key {key!r} (expected {', '.join(HEADER_KEYS)})", path, number
+            )
+        if key in header:
+            raise RuleError(f"header key {key!r} given twice", path, number)
+        if not value:
+            raise RuleError(f"header key {key!r} has no value", path, number)
+        header[key] = value
+    else:
+        end_line = len(lines) + 1
+    missing = [key for key in REQUIRED_KEYS if key not in header]
+    if missing:
+        raise RuleError(
+            f"the header lacks {', '.join('# ' + key + ':' for key in missing)} "
+            "(the header is the leading block of '# key: value' lines)",
+            path,
+            end_line,
+        )
+    if not _RULE_NAME.match(header["rule"]):
+        raise RuleError(
+            f"rule name {header['rule']!r} is not IRI-safe (letters, digits, '-', '_')", path, 1
+        )
+    return header
+
+
+def _check_syntax(path: Path, text: str) -> None:
+    """Let pyoxigraph parse the query; report its error at the file's line."""
+    try:
+        ox.Store().query(text)
+    except SyntaxError as error:
+        message = str(error)
+        match = re.search(r"at (\d+):(\d+)", message)
+        line = int(match.group(1)) if match else None
+        raise RuleError(f"SPARQL syntax error: {message}", path, line) from error
+
+
+# --- a small scanner: braces and keywords outside strings, IRIs and comments -------------
+
+_IRI = re.compile(r"<[^<>\"{}|^`\\\x00-\x20]*>")
+_STRING = re.compile(
+    r'"""(?:[^"\\]|\\.|"(?!""))*"""'
+    r"|'''(?:[^'\\]|\\.|'(?!''))*'''"
+    r'|"(?:[^"\\\n]|\\.)*"'
+    r"|'(?:[^'\\\n]|\\.)*'",
+    re.DOTALL,
+)
+_KEYWORD = re.compile(
+    r"(?<![\w:?$-])(FILTER|BIND|OPTIONAL|UNION|MINUS|GRAPH|SERVICE|VALUES)(?![\w:-])",
+    re.IGNORECASE,
+)
+_VARIABLE = re.compile(r"[?$]([A-Za-z0-9_][A-Za-z0-9_]*)")
+
+
+def _mask(text: str) -> str:
+    """``text`` with comments, strings and IRIs blanked out, positions and newlines kept."""
+    out = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == "#":
+            end = text.find("\n", i)
+            end = len(text) if end == -1 else end
+            out.append(" " * (end - i))
+            i = end
+            continue
+        match = None
+        if char in "\"'":
+            match = _STRING.match(text, i)
+        elif char == "<":
+            match = _IRI.match(text, i)
+        if match:
+            out.append("".join("\n" if c == "\n" else "_" for c in match.group(0)))
+            i = match.end()
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+def _line(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
+
+
+def _skip_space(masked: str, position: int) -> int:
+    while position < len(masked) and masked[position].isspace():
+        position += 1
+    return position
+
+
+def _matching(masked: str, start: int, path: Path, text: str) -> int:
+    """The position after the bracket closing the one at ``start``."""
+    pairs = {"{": "}", "(": ")", "[": "]"}
+    if masked[start : start + 1] not in pairs:
+        raise RuleError("expected '(' or '{' here", path, _line(text, start))
+    stack = []
+    for position in range(start, len(masked)):
+        char = masked[position]
+        if char in pairs:
+            stack.append(pairs[char])
+        elif char in pairs.values():
+            if not stack or stack.pop() != char:
+                raise RuleError(f"unbalanced {char!r}", path, _line(text, position))
+            if not stack:
+                return position + 1
+    raise RuleError(f"{masked[start]!r} is never closed", path, _line(text, start))
+
+
+def _split_group(
+    path: Path, text: str, masked: str, start: int, end: int, *, nested: bool
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Split a group's content into triple-pattern spans and sub-select spans.
+
+    FILTER and BIND are skipped (a filter is a condition, not a premise); anything that
+    would make the premises ambiguous (OPTIONAL, UNION, …) is refused.
+    """
+    triples: list[tuple[int, int]] = []
+    subselects: list[tuple[int, int]] = []
+    position = start
+    while True:
+        position = _skip_space(masked, position)
+        if position >= end:
+            return triples, subselects
+        keyword = _KEYWORD.match(masked, position)
+        if keyword:
+            word = keyword.group(1).upper()
+            if word not in ("FILTER", "BIND"):
+                raise RuleError(
+                    f"{word} is not allowed in a rule: keep the WHERE a basic graph pattern "
+                    "with FILTER, FILTER NOT EXISTS, BIND and aggregates in sub-selects",
+                    path,
+                    _line(text, position),
+                )
+            position = _skip_space(masked, keyword.end())
+            exists = re.compile(r"(NOT\s+)?EXISTS\s*", re.IGNORECASE).match(masked, position)
+            if word == "FILTER" and exists:
+                position = _matching(masked, exists.end(), path, text)
+            else:
+                call = re.compile(r"[\w:]*\s*").match(masked, position)
+                position = _matching(masked, call.end(), path, text)
+            continue
+        if masked[position] == "{":
+            close = _matching(masked, position, path, text)
+            inner = masked[position + 1 : close - 1]
+            if nested or not re.match(r"\s*SELECT\b", inner, re.IGNORECASE):
+                raise RuleError(
+                    "a nested group is only allowed as a sub-select, one level deep",
+                    path,
+                    _line(text, position),
+                )
+            subselects.append((position + 1, close - 1))
+            position = close
+            continue
+        stop = end
+        for candidate in (_KEYWORD.search(masked, position, end), masked.find("{", position, end)):
+            if isinstance(candidate, re.Match):
+                stop = min(stop, candidate.start())
+            elif isinstance(candidate, int) and candidate != -1:
+                stop = min(stop, candidate)
+        triples.append((position, stop))
+        position = stop
+
+
+def _parse_subselect(
+    path: Path, text: str, masked: str, prologue: str, start: int, end: int
+) -> SubSelect:
+    """A sub-select: its plain projected variables are the keys joined with the outside."""
+    select = re.compile(r"\s*SELECT\s+(DISTINCT\s+|REDUCED\s+)?", re.IGNORECASE).match(
+        masked, start
+    )
+    brace = masked.find("{", select.end(), end)
+    projection = masked[select.end() : brace]
+    projection = re.sub(r"\bWHERE\s*$", "", projection.strip(), flags=re.IGNORECASE)
+    plain = []
+    depth = 0
+    for char_position, char in enumerate(projection):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif depth == 0 and char in "?$":
+            match = _VARIABLE.match(projection, char_position)
+            if match:
+                plain.append(match.group(1))
+    body_end = _matching(masked, brace, path, text)
+    triples, _ = _split_group(path, text, masked, brace + 1, body_end - 1, nested=True)
+    patterns = _patterns(path, text, masked, prologue, triples)
+    if projection.strip() == "*":
+        plain = sorted({v.value for p in patterns for v in vars(p).values() if _is_var(v)})
+    inner = text[brace:body_end]
+    return SubSelect(
+        keys=tuple(plain),
+        select_sparql=f"{prologue}\nSELECT * WHERE {inner}",
+        patterns=tuple(patterns),
+    )
+
+
+def _is_var(term: object) -> bool:
+    return isinstance(term, ox.Variable)
+
+
+def _patterns(
+    path: Path, text: str, masked: str, prologue: str, spans: Iterable[tuple[int, int]]
+) -> list[Pattern]:
+    """Parse triple-pattern text as Turtle, variables standing in as placeholder IRIs.
+
+    The prologue (comments and PREFIX/BASE lines) is valid Turtle as it stands.
+    """
+    patterns: list[Pattern] = []
+    for start, end in spans:
+        chunk, chunk_masked = text[start:end], masked[start:end]
+        pieces = []
+        last = 0
+        for match in _VARIABLE.finditer(chunk_masked):
+            pieces.append(chunk[last : match.start()])
+            pieces.append(f"<{_VARIABLE_IRI}{match.group(1)}>")
+            last = match.end()
+        pieces.append(chunk[last:])
+        body = "".join(pieces).strip()
+        body = body.lstrip(".").rstrip()
+        while body.endswith("."):
+            body = body[:-1].rstrip()
+        if not body:
+            continue
+        document = f"{prologue}\n{body} .\n"
+        try:
+            triples = list(ox.parse(input=document.encode("utf-8"), format=ox.RdfFormat.TURTLE))
+        except SyntaxError as error:
+            raise RuleError(
+                "not plain triple patterns (no property paths, blank nodes or lists "
+                f"in a rule): {error}",
+                path,
+                _line(text, start),
+            ) from error
+        for quad in triples:
+            terms = []
+            for term in (quad.subject, quad.predicate, quad.object):
+                if isinstance(term, ox.BlankNode):
+                    raise RuleError("blank nodes are not allowed in rule patterns", path)
+                if isinstance(term, ox.NamedNode) and term.value.startswith(_VARIABLE_IRI):
+                    term = ox.Variable(term.value[len(_VARIABLE_IRI) :])
+                terms.append(term)
+            patterns.append(Pattern(*terms))
+    return patterns
+
+
+# --- applying the rules ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """One application of a rule: its bindings, the facts it used and what it concluded."""
+
+    rule: Rule
+    bindings: tuple[tuple[str, object], ...]
+    premises: tuple[ox.Triple, ...]
+    conclusions: tuple[ox.Triple, ...]
+
+    @property
+    def iri(self) -> str:
+        key = self.rule.name + "\n" + "\n".join(f"{k}={v}" for k, v in self.bindings)
+        return DERIVATION_IRI_PREFIX + _digest(key)
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for machines (fields) and people (``text``)."""
+
+    run: str
+    rules: int
+    rounds: int
+    inferred: int
+    derivations: int
+    provenance: int
+    added: int
+    removed: int
+    written: bool
+    seconds: float
+    by_rule: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        lines = [
+            f"{self.rules} rules, {self.rounds} rounds, {self.seconds:.2f} s: "
+            f"{self.inferred} inferred triples from {self.derivations} derivations "
+            f"(+{self.added} −{self.removed} since the last run"
+            f"{'' if self.written else ', nothing written'})",
+        ]
+        for name, count in sorted(self.by_rule.items()):
+            lines.append(f"  {name}: {count}")
+        return "\n".join(lines)
+
+
+_ONE_RUN_AT_A_TIME = threading.Lock()
+
+
+def materialise(store: Store, rules: list[Rule]) -> RunSummary:
+    """Infer everything the rules allow, with provenance; write only what changed.
+
+    Full recompute: inferences are rebuilt from the asserted graphs, the ontology and the
+    config every time, so data removed since the last run takes its conclusions with it.
+    The rule inputs are copied into an in-memory store for the fixpoint (many small
+    queries run an order of magnitude faster there, and readers of ``store`` never see a
+    half-done result); the outcome is written back in one all-or-none replace.
+    """
+    with _ONE_RUN_AT_A_TIME:
+        started = time.perf_counter()
+        work = _workspace(store)
+        inferred: set[ox.Triple] = set()
+        asserted: set[ox.Triple] = set()
+        rounds = 0
+        while True:
+            rounds += 1
+            derivations = [d for rule in rules for d in _apply(work, rule)]
+            candidates = {c for d in derivations for c in d.conclusions} - inferred - asserted
+            asserted |= {t for t in candidates if _locate(work, t)}
+            new = candidates - asserted
+            if not new:
+                break
+            inferred |= new
+            work.extend(ox.Quad(t.subject, t.predicate, t.object, INFERRED_NODE) for t in new)
+        _check_supported(inferred, derivations)
+        derivations = _keep_inferred(derivations, inferred)
+        locations = {p: _locate(work, p) for d in derivations for p in d.premises}
+        provenance, run = _provenance(rules, derivations, inferred, locations)
+        added, removed, written = _write(store, inferred, provenance)
+        by_rule: dict[str, int] = {rule.name: 0 for rule in rules}
+        for derivation in derivations:
+            by_rule[derivation.rule.name] += 1
+        return RunSummary(
+            run=run,
+            rules=len(rules),
+            rounds=rounds,
+            inferred=len(inferred),
+            derivations=len(derivations),
+            provenance=len(provenance),
+            added=added,
+            removed=removed,
+            written=written,
+            seconds=time.perf_counter() - started,
+            by_rule=by_rule,
+        )
+
+
+def _workspace(store: Store) -> ox.Store:
+    """An in-memory copy of the rule inputs: every graph but the rules' own output."""
+    work = ox.Store()
+    graphs: list[str | None] = [None]
+    graphs += [g for g in store.graph_names() if g not in NOT_RULE_INPUT]
+    for graph in graphs:
+        work.bulk_extend(store.triples(graph))
+    return work
+
+
+def _apply(work: ox.Store, rule: Rule) -> list[Derivation]:
+    """Evaluate one rule's WHERE as SELECT * and turn each solution into a derivation."""
+    solutions = work.query(rule.select_sparql, use_default_graph_as_union=True)
+    names = [v.value for v in solutions.variables]
+    derivations = []
+    for solution in solutions:
+        row = {name: solution[name] for name in names if solution[name] is not None}
+        premises = [p.instantiate(row) for p in rule.premises]
+        for subselect in rule.subselects:
+            premises += _subselect_premises(work, subselect, row)
+        premise_set = tuple(dict.fromkeys(p for p in premises if p is not None))
+        conclusions = tuple(
+            dict.fromkeys(
+                c
+                for c in (p.instantiate(row) for p in rule.conclusions)
+                if c is not None and c not in premise_set
+            )
+        )
+        if conclusions:
+            bindings = tuple(sorted((name, term) for name, term in row.items()))
+            derivations.append(Derivation(rule, bindings, premise_set, conclusions))
+    return derivations
+
+
+def _subselect_premises(
+    work: ox.Store, subselect: SubSelect, row: Mapping[str, object]
+) -> list[ox.Triple | None]:
+    """The facts a sub-select aggregated for this solution's group."""
+    keys = {ox.Variable(key): row[key] for key in subselect.keys if key in row}
+    solutions = work.query(
+        subselect.select_sparql, use_default_graph_as_union=True, substitutions=keys
+    )
+    names = [v.value for v in solutions.variables]
+    premises: list[ox.Triple | None] = []
+    for solution in solutions:
+        inner = {name: solution[name] for name in names if solution[name] is not None}
+        premises += [p.instantiate(inner) for p in subselect.patterns]
+    return premises
+
+
+def _locate(work: ox.Store, triple: ox.Triple) -> list[str | None]:
+    """The input graphs holding ``triple`` (None: the default graph); [] if only inferred."""
+    graphs = {
+        None if isinstance(q.graph_name, ox.DefaultGraph) else q.graph_name.value
+        for q in work.quads_for_pattern(triple.subject, triple.predicate, triple.object)
+    }
+    graphs.discard(INFERRED_GRAPH)
+    return sorted(graphs, key=lambda g: g or "")
+
+
+def _check_supported(inferred: set[ox.Triple], derivations: list[Derivation]) -> None:
+    """Every conclusion must still follow at the fixpoint (no negation of inferred facts)."""
+    supported = {c for d in derivations for c in d.conclusions}
+    lost = inferred - supported
+    if lost:
+        example = sorted(str(t) for t in lost)[0]
+        raise RuleError(
+            f"{len(lost)} inferred triples no longer follow at the fixpoint (e.g. {example}): "
+            "a rule negates or counts facts that other rules infer"
+        )
+
+
+def _keep_inferred(derivations: list[Derivation], inferred: set[ox.Triple]) -> list[Derivation]:
+    """Derivations reduced to their inferred conclusions (asserted ones need no reason)."""
+    kept: dict[str, Derivation] = {}
+    for derivation in derivations:
+        conclusions = tuple(c for c in derivation.conclusions if c in inferred)
+        if conclusions:
+            kept.setdefault(
+                derivation.iri,
+                Derivation(derivation.rule, derivation.bindings, derivation.premises, conclusions),
+            )
+    return [kept[iri] for iri in sorted(kept)]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def statement_iri(triple: ox.Triple, graph: str | None) -> ox.NamedNode:
+    """The provenance node standing for ``triple`` as found in ``graph``."""
+    return ox.NamedNode(STATEMENT_IRI_PREFIX + _digest(f"{graph or ''}\n{triple}"))
+
+
+def _provenance(
+    rules: list[Rule],
+    derivations: list[Derivation],
+    inferred: set[ox.Triple],
+    locations: Mapping[ox.Triple, list[str | None]],
+) -> tuple[set[ox.Triple], str]:
+    """The provenance graph: one node per derivation, per statement, per rule, and the run.
+
+    Every IRI is a digest of what it names, so the same inputs give the same graph.
+    """
+    digest = hashlib.sha256()
+    for rule in rules:
+        digest.update(rule.sparql.encode("utf-8"))
+    for derivation in derivations:
+        digest.update(derivation.iri.encode("utf-8"))
+    run = ox.NamedNode(RUN_IRI_PREFIX + digest.hexdigest()[:32])
+    triples: set[ox.Triple] = {
+        ox.Triple(run, RDF_TYPE, PROV_ACTIVITY),
+        ox.Triple(run, RDF_TYPE, CLASSIFICATION_RUN),
+        ox.Triple(run, RDFS_LABEL, ox.Literal("classification run", language="en")),
+    }
+    for rule in rules:
+        node = ox.NamedNode(rule.iri)
+        triples |= {
+            ox.Triple(run, PROV_USED, node),
+            ox.Triple(node, RDF_TYPE, PROV_PLAN),
+            ox.Triple(node, RDFS_LABEL, ox.Literal(rule.label, language="en")),
+            ox.Triple(node, RDFS_LABEL, ox.Literal(rule.label_it, language="it")),
+            ox.Triple(node, RDFS_COMMENT, ox.Literal(rule.why, language="en")),
+            ox.Triple(node, DCTERMS_SOURCE, ox.Literal(rule.source)),
+        }
+        if rule.why_it:
+            triples.add(ox.Triple(node, RDFS_COMMENT, ox.Literal(rule.why_it, language="it")))
+    for triple in inferred:
+        node = statement_iri(triple, INFERRED_GRAPH)
+        triples |= {
+            ox.Triple(node, RDF_REIFIES, triple),
+            ox.Triple(node, PROV_AT_LOCATION, INFERRED_NODE),
+            ox.Triple(node, PROV_WAS_GENERATED_BY, run),
+        }
+    for derivation in derivations:
+        node = ox.NamedNode(derivation.iri)
+        triples |= {
+            ox.Triple(node, RDF_TYPE, PROV_ACTIVITY),
+            ox.Triple(node, PROV_WAS_INFORMED_BY, run),
+            ox.Triple(node, PROV_USED, ox.NamedNode(derivation.rule.iri)),
+        }
+        for conclusion in derivation.conclusions:
+            triples.add(ox.Triple(node, PROV_GENERATED, statement_iri(conclusion, INFERRED_GRAPH)))
+        for premise in derivation.premises:
+            for graph in locations[premise] or [INFERRED_GRAPH]:
+                statement = statement_iri(premise, graph)
+                triples |= {
+                    ox.Triple(node, PROV_USED, statement),
+                    ox.Triple(statement, RDF_REIFIES, premise),
+                }
+                if graph is not None:
+                    triples.add(ox.Triple(statement, PROV_AT_LOCATION, ox.NamedNode(graph)))
+        for name, value in derivation.bindings:
+            binding = ox.NamedNode(BINDING_IRI_PREFIX + _digest(f"{derivation.iri}\n{name}"))
+            triples |= {
+                ox.Triple(node, RS_BINDING, binding),
+                ox.Triple(binding, RS_VARIABLE, ox.Literal(name)),
+                ox.Triple(binding, RS_VALUE, value),
+            }
+    return triples, run.value
+
+
+def _write(
+    store: Store, inferred: set[ox.Triple], provenance: set[ox.Triple]
+) -> tuple[int, int, bool]:
+    """Replace the inferred and provenance graphs, all or none, only if they changed.
+
+    Returns the inferred triples added and removed, and whether anything was written.
+    """
+    old_inferred = {_triple(q) for q in store.triples(INFERRED_GRAPH)}
+    old_provenance = {_triple(q) for q in store.triples(PROVENANCE_GRAPH)}
+    if old_inferred == inferred and old_provenance == provenance:
+        return 0, 0, False
+    writes = {}
+    for graph, triples in ((INFERRED_GRAPH, inferred), (PROVENANCE_GRAPH, provenance)):
+        node = ox.NamedNode(graph)
+        quads = [ox.Quad(t.subject, t.predicate, t.object, node) for t in triples]
+        writes[graph] = [("quads", quads, graph)] if quads else []
+    store.bulk_replace_graphs(writes)
+    return len(inferred - old_inferred), len(old_inferred - inferred), True
+
+
+def _triple(quad: ox.Quad) -> ox.Triple:
+    return ox.Triple(quad.subject, quad.predicate, quad.object)
