@@ -35,6 +35,7 @@ def demo_graph() -> rdflib.Graph:
 
 
 # --- the real HTTP server (tests/test_sparql_protocol.py, tests/test_graph_store.py) --------
+import contextlib  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -51,6 +52,8 @@ SERVER_QUERY_TIMEOUT = 2.0
 SERVER_MAX_BODY = 2_000_000
 SERVER_MAX_ROWS = 5_000
 DEMO_GRAPH_PREFIX = "urn:relmark:data:demo-"
+#: The protocol suites run over one process and over a supervisor with two workers.
+SERVER_WORKERS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class RelmarkServer:
     token: str
     store: Path
     log: Path
+    pid: int = 0
+    workers: int = 1
 
     @property
     def sparql(self) -> str:
@@ -81,10 +86,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def relmark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelmarkServer]:
-    """``relmark --store TMP serve`` as a subprocess, with the demo data PUT through /data."""
-    home = tmp_path_factory.mktemp("relmark-server")
+@contextlib.contextmanager
+def running_relmark(home: Path, workers: int = 1) -> Iterator[RelmarkServer]:
+    """``relmark --store HOME/store serve --workers N`` as a subprocess, stopped at the end."""
     port = _free_port()
     env = {
         **os.environ,
@@ -96,10 +100,13 @@ def relmark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relmark
     relmark = Path(sys.executable).with_name("relmark")
     command = [str(relmark), "--store", str(home / "store"), "serve"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--threads", "8"]
+    command += ["--workers", str(workers)]
     log = home / "server.log"
     with log.open("wb") as log_file:
         process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    server = RelmarkServer(f"http://127.0.0.1:{port}", SERVER_TOKEN, home / "store", log)
+    server = RelmarkServer(
+        f"http://127.0.0.1:{port}", SERVER_TOKEN, home / "store", log, process.pid, workers
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -113,15 +120,6 @@ def relmark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relmark
             if time.monotonic() > deadline:
                 pytest.fail(f"relmark serve did not answer /healthz:\n{log.read_text()}")
             time.sleep(0.1)
-        for path in demo_paths():
-            response = requests.put(
-                server.data,
-                params={"graph": DEMO_GRAPH_PREFIX + path.stem},
-                data=path.read_bytes(),
-                headers={"Content-Type": "text/turtle", **server.auth},
-                timeout=120,
-            )
-            assert response.status_code in (201, 204), response.text
         yield server
     finally:
         process.terminate()
@@ -130,3 +128,27 @@ def relmark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relmark
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def put_demo_data(server: RelmarkServer) -> None:
+    """The demo files, each PUT through the Graph Store Protocol into its own graph."""
+    for path in demo_paths():
+        response = requests.put(
+            server.data,
+            params={"graph": DEMO_GRAPH_PREFIX + path.stem},
+            data=path.read_bytes(),
+            headers={"Content-Type": "text/turtle", **server.auth},
+            timeout=120,
+        )
+        assert response.status_code in (201, 204), response.text
+
+
+@pytest.fixture(scope="session", params=SERVER_WORKERS, ids=lambda n: f"workers={n}")
+def relmark_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RelmarkServer]:
+    """A running server with the demo data PUT through /data (once per worker count)."""
+    home = tmp_path_factory.mktemp(f"relmark-server-{request.param}")
+    with running_relmark(home, workers=request.param) as server:
+        put_demo_data(server)
+        yield server

@@ -65,14 +65,23 @@ def main(ctx: click.Context, store: str | None) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int, help="Threads per process.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="HTTP processes; in production, the number of cores. With more than one, a "
+    "supervisor process owns the store and applies every write, and a worker whose query "
+    "times out is replaced (which stops the query).",
+)
 @click.pass_obj
-def serve(settings: Settings, host: str, port: int, threads: int) -> None:
+def serve(settings: Settings, host: str, port: int, threads: int, workers: int) -> None:
     """Serve the SPARQL endpoint, Graph Store and API over HTTP (waitress)."""
     from relmark.web import serve as run_server
 
     try:
-        run_server(settings, host=host, port=port, threads=threads)
+        run_server(settings, host=host, port=port, threads=threads, workers=workers)
     except StoreError as error:
         fail(str(error))
 

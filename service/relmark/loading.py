@@ -20,7 +20,7 @@ from typing import IO
 import pyoxigraph as ox
 
 from relmark import validation
-from relmark.store import EmbeddedStore, StoreError, data_graph
+from relmark.store import EmbeddedStore, Store, StoreError, data_graph
 from relmark.vocab import ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
 
 #: Names accepted by ``--format``, mapped to pyoxigraph's formats.
@@ -211,6 +211,24 @@ def validate_quads(
     return validation.validate(data, shapes, existing=store)
 
 
+@dataclass(frozen=True)
+class ShapesCheck:
+    """The check of a validated update: the quads it would leave must conform to the shapes.
+
+    Raises ``ValidationFailed`` to refuse. Plain data, so a store that forwards writes to
+    another process (``SnapshotReplica``) sends ``ontology_dir`` there, and that process
+    builds the same check around its own store.
+    """
+
+    store: Store | None
+    ontology_dir: Path | None = None
+
+    def __call__(self, quads: list[ox.Quad]) -> None:
+        report = validate_quads(self.store, quads, ontology_dir=self.ontology_dir)
+        if not report.conforms:
+            raise ValidationFailed(report)
+
+
 class _ProgressReader(io.RawIOBase):
     """A bytes reader that reports how far pyoxigraph's parser has read."""
 
@@ -236,6 +254,7 @@ __all__ = [
     "FORMATS",
     "LoadError",
     "LoadSummary",
+    "ShapesCheck",
     "Source",
     "StoreError",
     "ValidationFailed",

@@ -109,6 +109,31 @@ def _node(graph: str | None) -> ox.NamedNode | ox.DefaultGraph:
     return ox.DefaultGraph() if graph is None else ox.NamedNode(graph)
 
 
+def _count_quads(db: ox.Store) -> int:
+    result = db.query("SELECT (COUNT(*) AS ?n) { GRAPH ?g { ?s ?p ?o } }")
+    named = int(next(iter(result))["n"].value)
+    result = db.query("SELECT (COUNT(*) AS ?n) { ?s ?p ?o }")
+    return named + int(next(iter(result))["n"].value)
+
+
+def _query_options(
+    default_graph: list[str] | None,
+    named_graphs: list[str] | None,
+    substitutions: Mapping[str, Term] | None,
+) -> dict:
+    """pyoxigraph's query options: the union of all graphs as default unless graphs are named."""
+    options: dict = {}
+    if default_graph is not None:
+        options["default_graph"] = [_node(g) for g in default_graph]
+    elif named_graphs is None:
+        options["use_default_graph_as_union"] = True
+    if named_graphs is not None:
+        options["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
+    if substitutions:
+        options["substitutions"] = {ox.Variable(k): v for k, v in substitutions.items()}
+    return options
+
+
 class EmbeddedStore:
     """pyoxigraph on RocksDB in one directory, with journaled bulk writes.
 
@@ -171,15 +196,7 @@ class EmbeddedStore:
         substitutions: Mapping[str, Term] | None = None,
     ) -> QueryResult:
         """Run a SPARQL query; the default graph is the union of all graphs unless named."""
-        options: dict = {}
-        if default_graph is not None:
-            options["default_graph"] = [_node(g) for g in default_graph]
-        elif named_graphs is None:
-            options["use_default_graph_as_union"] = True
-        if named_graphs is not None:
-            options["named_graphs"] = [ox.NamedNode(g) for g in named_graphs]
-        if substitutions:
-            options["substitutions"] = {ox.Variable(k): v for k, v in substitutions.items()}
+        options = _query_options(default_graph, named_graphs, substitutions)
         with self._lock.read():
             return self._db.query(sparql, **options)
 
@@ -200,10 +217,7 @@ class EmbeddedStore:
         """Number of quads in the store (cached between writes: /healthz calls it often)."""
         if self._count is None:
             with self._lock.read():
-                result = self._db.query("SELECT (COUNT(*) AS ?n) { GRAPH ?g { ?s ?p ?o } }")
-                named = int(next(iter(result))["n"].value)
-                result = self._db.query("SELECT (COUNT(*) AS ?n) { ?s ?p ?o }")
-                self._count = named + int(next(iter(result))["n"].value)
+                self._count = _count_quads(self._db)
         return self._count
 
     def dump(self, output: IO[bytes], fmt: ox.RdfFormat) -> None:
@@ -212,6 +226,14 @@ class EmbeddedStore:
             raise StoreError(f"{fmt.name} cannot hold named graphs; dump as N-Quads or TriG")
         with self._lock.read():
             self._db.dump(output, format=fmt)
+
+    def backup(self, target: Path | str) -> None:
+        """A consistent copy of the store in ``target`` (a new directory; hard links, ms).
+
+        A backup is never written again, so other processes may open it read-only.
+        """
+        with self._lock.read():
+            self._db.backup(str(target))
 
     # --- writes -------------------------------------------------------------------------
     def _written(self) -> None:
@@ -413,6 +435,156 @@ class _ReadWriteLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+class WriteForwarder(Protocol):
+    """Applies a write in the process that owns the store: ``(result, generation)``.
+
+    ``generation`` is the first snapshot generation that contains the write.
+    """
+
+    def __call__(self, method: str, *args: object) -> tuple[object, int]: ...
+
+
+class SnapshotReplica:
+    """The store of a serving worker process: reads a snapshot, forwards writes.
+
+    One process (``relmark.serving``) owns the read-write ``EmbeddedStore``. After each write
+    it publishes the store as snapshot generation ``g`` (a backup in ``<snapshots>/<g>``,
+    never written again, so a read-only open is safe) and then moves the shared generation
+    number. Reads here go to a read-only store on the newest snapshot, reopened
+    (milliseconds) when that number moved; a write returns only once its snapshot is open
+    here, so the request that wrote reads its write, and so does any later request on any
+    worker.
+    """
+
+    #: Attempts at opening the newest snapshot (the writer may prune one as it is opened).
+    OPEN_ATTEMPTS = 5
+
+    def __init__(
+        self,
+        path: Path | str,
+        snapshots: Path | str,
+        generation: Callable[[], int],
+        writer: WriteForwarder,
+    ) -> None:
+        self.path = Path(path).resolve()  # the live store, as /healthz names it
+        self._snapshots = Path(snapshots)
+        self._shared_generation = generation
+        self._writer = writer
+        self._reopen = threading.Lock()
+        self._db: ox.Store | None = None
+        self._generation = 0
+        self._count: tuple[int, int] | None = None  # (generation, quads)
+        self._advance(generation())
+
+    @property
+    def generation(self) -> int:
+        """The snapshot generation reads see now."""
+        return self._generation
+
+    def _current(self) -> ox.Store:
+        """The newest snapshot's store (one integer compare when nothing moved)."""
+        if self._shared_generation() != self._generation:
+            self._advance(0)
+        if self._db is None:
+            raise StoreError("the store is closed")
+        return self._db
+
+    def _advance(self, at_least: int) -> None:
+        """Open the newest snapshot, which must be ``at_least`` that generation."""
+        with self._reopen:
+            failure: OSError | None = None
+            for _attempt in range(self.OPEN_ATTEMPTS):
+                wanted = max(at_least, self._shared_generation())
+                if wanted <= self._generation:
+                    return
+                try:
+                    db = ox.Store.read_only(str(self._snapshots / str(wanted)))
+                except OSError as error:  # pruned as we opened it: a newer one exists
+                    failure = error
+                    continue
+                self._db = db  # before the number, so a reader never pairs new number, old db
+                self._generation = wanted
+                return
+            raise StoreError(f"cannot open snapshot {wanted} in {self._snapshots}: {failure}")
+
+    def close(self) -> None:
+        self._db = None
+
+    # --- reads: the current snapshot ----------------------------------------------------
+    def query(
+        self,
+        sparql: str,
+        *,
+        default_graph: list[str] | None = None,
+        named_graphs: list[str] | None = None,
+        substitutions: Mapping[str, Term] | None = None,
+    ) -> QueryResult:
+        options = _query_options(default_graph, named_graphs, substitutions)
+        return self._current().query(sparql, **options)
+
+    def graph_names(self) -> list[str]:
+        db = self._current()
+        return sorted(g.value for g in db.named_graphs() if isinstance(g, ox.NamedNode))
+
+    def has_graph(self, graph: str) -> bool:
+        return self._current().contains_named_graph(ox.NamedNode(graph))
+
+    def triples(self, graph: str | None) -> Iterator[ox.Quad]:
+        yield from self._current().quads_for_pattern(None, None, None, _node(graph))
+
+    def graph_size(self, graph: str) -> int:
+        result = self.query(f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        return int(next(iter(result))["n"].value)
+
+    def count(self) -> int:
+        """Number of quads (counted once per generation)."""
+        db, generation = self._current(), self._generation
+        if self._count is None or self._count[0] != generation:
+            self._count = (generation, _count_quads(db))
+        return self._count[1]
+
+    def dump(self, output: IO[bytes], fmt: ox.RdfFormat) -> None:
+        if not fmt.supports_datasets:
+            raise StoreError(f"{fmt.name} cannot hold named graphs; dump as N-Quads or TriG")
+        self._current().dump(output, format=fmt)
+
+    # --- writes: forwarded to the writer process ----------------------------------------
+    def _forward(self, method: str, *args: object) -> object:
+        result, generation = self._writer(method, *args)
+        self._advance(generation)
+        return result
+
+    def update(self, sparql: str) -> None:
+        self._forward("update", sparql)
+
+    def update_validated(
+        self,
+        sparql: str,
+        check: Callable[[list[ox.Quad]], None],
+        graphs: Iterable[str] | None = None,
+    ) -> None:
+        """As ``EmbeddedStore.update_validated``; ``check`` must be one the writer can rebuild."""
+        self._forward("update_validated", sparql, check, None if graphs is None else list(graphs))
+
+    def add_quads(self, quads: Iterable[ox.Quad]) -> None:
+        self._forward("add_quads", list(quads))
+
+    def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
+        self._forward("replace_graph", graph, list(triples))
+
+    def bulk_replace_graphs(self, writes: Mapping[str, list[BulkPart]]) -> None:
+        self._forward("bulk_replace_graphs", dict(writes))
+
+    def drop_graph(self, graph: str) -> bool:
+        return bool(self._forward("drop_graph", graph))
+
+    def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None:
+        self._forward("restore", source, fmt)
+
+    def sync_file_graph(self, graph: str, paths: list[Path]) -> bool:
+        return bool(self._forward("sync_file_graph", graph, paths))
 
 
 def open_store(location: str | Path) -> EmbeddedStore:

@@ -46,8 +46,22 @@ def _close_at_exit(app_ref: weakref.ReferenceType[Flask]) -> None:
         close_app(app)
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8080, threads: int = 8) -> None:
-    """Run the app under waitress until SIGINT/SIGTERM, then close the store cleanly."""
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    threads: int = 8,
+    workers: int = 1,
+) -> None:
+    """Run the app under waitress until SIGINT/SIGTERM, then close the store cleanly.
+
+    ``workers`` > 1 serves from that many processes with one writer (``relmark.serving``).
+    """
+    if workers > 1:
+        from relmark.serving import serve_workers
+
+        serve_workers(settings, host, port, threads, workers)
+        return
     import waitress
 
     app = create_app(settings)

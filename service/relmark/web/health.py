@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from relmark.web.extensions import get_store
+from relmark.web.extensions import get_store, serving_details
 
 bp = Blueprint("health", __name__)
 
@@ -17,4 +17,5 @@ def healthz() -> Response:
         store=str(store.path),
         triples=store.count(),
         graphs=len(store.graph_names()),
+        **serving_details(),
     )

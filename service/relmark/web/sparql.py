@@ -17,7 +17,7 @@ import pyoxigraph as ox
 from flask import Blueprint, Response, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from relmark.loading import ValidationFailed, validate_quads
+from relmark.loading import ShapesCheck
 from relmark.store import SYSTEM_GRAPHS
 from relmark.web.auth import require_token
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
@@ -194,15 +194,9 @@ def run_update(sparql: str, params: MultiDict) -> Response:
             "provenance and meta graphs are written only by relmark itself",
         )
     store, settings = get_store(), get_settings()
-
-    def conforms(quads: list[ox.Quad]) -> None:
-        report = validate_quads(store, quads, ontology_dir=settings.ontology_dir)
-        if not report.conforms:
-            raise ValidationFailed(report)
-
     try:
         graphs = None if may_write_any_graph(sparql) else iris_in(sparql)
-        store.update_validated(sparql, conforms, graphs)
+        store.update_validated(sparql, ShapesCheck(store, settings.ontology_dir), graphs)
     except SyntaxError as error:
         raise syntax_error(error, "update") from None
     except OSError as error:  # pyoxigraph's evaluation errors (e.g. LOAD of a missing URL)

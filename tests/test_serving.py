@@ -1,0 +1,414 @@
+"""``relmark serve --workers 2``: real processes on 127.0.0.1, real HTTP.
+
+One supervisor owns the store and applies every write; two worker processes answer HTTP
+from snapshots. These tests check what that model promises beyond the protocol suites
+(which conftest already runs over two workers): every reader sees a write at once, errors
+raised in the supervisor keep their status, and a query that times out takes its worker
+process (and so its evaluation) with it while the server keeps answering.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import pickle
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pyoxigraph as ox
+import pytest
+import requests
+from conftest import (
+    DEMO_GRAPH_PREFIX,
+    SERVER_QUERY_TIMEOUT,
+    RelmarkServer,
+    put_demo_data,
+    running_relmark,
+)
+
+from relmark.loading import ShapesCheck, ValidationFailed
+from relmark.serving import (
+    KEEP_SNAPSHOTS,
+    SnapshotPublisher,
+    StoreWriter,
+    encode_write,
+    reply_value,
+)
+from relmark.store import ONTOLOGY_GRAPH, EmbeddedStore, SnapshotReplica, StoreError
+from relmark.vocab import ONTOLOGY_DIR, demo_paths, ontology_paths
+
+RM = "https://w3id.org/relmark/ontology#"
+XSD_INTEGER = "http://www.w3.org/2001/XMLSchema#integer"
+RDFS_COMMENT = "http://www.w3.org/2000/01/rdf-schema#comment"
+SCRATCH_GRAPH = "urn:relmark:data:serving-scratch"
+#: A cross product of every triple with itself three times: runs for hours, yields no row.
+RUNAWAY_QUERY = """SELECT (COUNT(*) AS ?n) WHERE {
+  ?a ?b ?c . ?d ?e ?f . ?g ?h ?i
+  FILTER(CONTAINS(CONCAT(STR(?c), STR(?f), STR(?i)), "no such text"))
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelmarkServer]:
+    with running_relmark(tmp_path_factory.mktemp("serving"), workers=2) as running:
+        put_demo_data(running)
+        yield running
+
+
+def workers_of(server: RelmarkServer) -> list[psutil.Process]:
+    return psutil.Process(server.pid).children()
+
+
+def select(server: RelmarkServer, query: str) -> list[dict]:
+    """A SELECT over a new connection (so any worker may answer)."""
+    response = requests.get(
+        server.sparql,
+        params={"query": query},
+        headers={"Accept": "application/sparql-results+json"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["results"]["bindings"]
+
+
+def ask(server: RelmarkServer, query: str) -> bool:
+    response = requests.get(
+        server.sparql,
+        params={"query": query},
+        headers={"Accept": "application/sparql-results+json"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["boolean"]
+
+
+def update(server: RelmarkServer, sparql: str) -> requests.Response:
+    return requests.post(
+        server.sparql,
+        data=sparql.encode(),
+        headers={"Content-Type": "application/sparql-update", **server.auth},
+        timeout=60,
+    )
+
+
+def health(server: RelmarkServer) -> dict:
+    response = requests.get(server.url + "/healthz", timeout=10)
+    assert response.status_code == 200
+    return response.json()
+
+
+def wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def test_two_worker_processes_serve_and_healthz_says_so(server: RelmarkServer) -> None:
+    assert len(workers_of(server)) == 2
+    status = health(server)
+    assert status["status"] == "ok"
+    assert status["workers"] == 2
+    assert status["generation"] >= 1
+    assert status["store"] == str(server.store.resolve())
+    snapshots = server.store.with_name(server.store.name + ".snapshots")
+    assert str(status["generation"]) in {p.name for p in snapshots.iterdir()}
+
+
+def test_concurrent_clients_read_the_demo_data(server: RelmarkServer) -> None:
+    expected = {
+        DEMO_GRAPH_PREFIX + path.stem: len(list(ox.parse(path=str(path)))) for path in demo_paths()
+    }
+
+    def count(graph: str) -> tuple[str, int]:
+        rows = select(server, f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        return graph, int(rows[0]["n"]["value"])
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(count, list(expected) * 8))
+    assert len(answers) == 8 * len(expected)
+    assert all(n == expected[graph] for graph, n in answers), answers
+
+
+def test_a_write_is_visible_at_once_to_every_worker(server: RelmarkServer) -> None:
+    turtle = f'<urn:relmark:test:note> <{RDFS_COMMENT}> "put" .'
+    response = requests.put(
+        server.data,
+        params={"graph": SCRATCH_GRAPH},
+        data=turtle.encode(),
+        headers={"Content-Type": "text/turtle", **server.auth},
+        timeout=30,
+    )
+    assert response.status_code in (201, 204), response.text
+    for _ in range(6):  # new connections: either worker may answer
+        rows = select(server, f"SELECT ?c {{ GRAPH <{SCRATCH_GRAPH}> {{ ?s ?p ?c }} }}")
+        assert [r["c"]["value"] for r in rows] == ["put"]
+    note = f"<urn:relmark:test:note> <{RDFS_COMMENT}>"
+    for n in range(5):
+        response = update(
+            server,
+            f"DELETE WHERE {{ GRAPH <{SCRATCH_GRAPH}> {{ ?s <{RDFS_COMMENT}> ?c }} }} ;\n"
+            f'INSERT DATA {{ GRAPH <{SCRATCH_GRAPH}> {{ {note} "v{n}" }} }}',
+        )
+        assert response.status_code == 204, response.text
+        with ThreadPoolExecutor(4) as pool:
+            seen = list(
+                pool.map(
+                    lambda _: select(
+                        server, f"SELECT ?c {{ GRAPH <{SCRATCH_GRAPH}> {{ ?s ?p ?c }} }}"
+                    ),
+                    range(4),
+                )
+            )
+        assert all([r["c"]["value"] for r in rows] == [f"v{n}"] for rows in seen), seen
+    response = requests.delete(
+        server.data, params={"graph": SCRATCH_GRAPH}, headers=server.auth, timeout=30
+    )
+    assert response.status_code == 204
+    assert not ask(server, f"ASK {{ GRAPH <{SCRATCH_GRAPH}> {{ ?s ?p ?o }} }}")
+
+
+def test_supervisor_errors_keep_their_status(server: RelmarkServer) -> None:
+    before = health(server)["generation"]
+    violating = update(
+        server,
+        f"INSERT DATA {{ GRAPH <{SCRATCH_GRAPH}> {{ <urn:relmark:test:p1> a <{RM}Purchase> }} }}",
+    )
+    assert violating.status_code == 422, violating.text
+    body = violating.json()
+    assert body["report"], body
+    assert "buyer" in body["detail"]
+    assert not ask(server, "ASK { GRAPH ?g { <urn:relmark:test:p1> ?p ?o } }")
+
+    malformed = update(server, "INSERT DATA { GRAPH <urn:x> { <urn:a> <urn:b> } }")
+    assert malformed.status_code == 400, malformed.text
+    assert malformed.json()["error"] == "malformed update"
+    assert malformed.json()["where"]
+
+    missing = requests.delete(
+        server.data, params={"graph": "urn:relmark:data:never-was"}, headers=server.auth
+    )
+    assert missing.status_code == 404, missing.text
+    assert health(server)["generation"] == before  # nothing was written, nothing published
+
+
+def test_a_timed_out_query_retires_its_worker(server: RelmarkServer) -> None:
+    before = {p.pid for p in workers_of(server)}
+    assert len(before) == 2
+    started = time.monotonic()
+    response = requests.get(server.sparql, params={"query": RUNAWAY_QUERY}, timeout=30)
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "query timeout"
+    assert time.monotonic() - started < SERVER_QUERY_TIMEOUT + 2
+
+    # (a) the server keeps answering fast queries meanwhile
+    for _ in range(5):
+        started = time.monotonic()
+        assert ask(server, f"ASK {{ ?s a <{RM}FocalFirm> }}")
+        assert time.monotonic() - started < 1.0
+
+    # (b) the worker that ran the query is gone, and with it the evaluation
+    def one_replaced() -> bool:
+        now = {p.pid for p in workers_of(server)}
+        return len(now) == 2 and len(now & before) == 1
+
+    assert wait_for(one_replaced, 10), [p.pid for p in workers_of(server)]
+    gone = (before - {p.pid for p in workers_of(server)}).pop()
+    assert not psutil.pid_exists(gone)
+    children = workers_of(server)
+    for child in children:
+        child.cpu_percent(None)
+    time.sleep(1.0)
+    busy = {child.pid: child.cpu_percent(None) for child in children}
+    assert all(percent < 50 for percent in busy.values()), busy
+
+    # (c) two workers again, both answering
+    assert len(children) == 2
+    assert health(server)["workers"] == 2
+    assert ask(server, f"ASK {{ ?s a <{RM}FocalFirm> }}")
+
+
+def test_a_crashed_worker_is_replaced(server: RelmarkServer) -> None:
+    victim = workers_of(server)[0]
+    victim.kill()
+    victim.wait(5)
+    assert wait_for(lambda: len(workers_of(server)) == 2, 10)
+    assert victim.pid not in {p.pid for p in workers_of(server)}
+    assert ask(server, f"ASK {{ ?s a <{RM}FocalFirm> }}")
+
+
+def snapshots_of(store: Path) -> Path:
+    return store.with_name(store.name + ".snapshots")
+
+
+def test_stop_removes_workers_and_snapshots_and_start_removes_stale_ones(
+    tmp_path: Path,
+) -> None:
+    stale = snapshots_of(tmp_path / "store") / "999"
+    stale.mkdir(parents=True)
+    (stale / "junk").write_text("left by a crash")
+    with running_relmark(tmp_path, workers=2) as server:
+        assert sorted(p.name for p in snapshots_of(server.store).iterdir()) == ["1"]
+        supervisor = psutil.Process(server.pid)
+        children = supervisor.children()
+        assert len(children) == 2
+        supervisor.terminate()
+        assert supervisor.wait(15) == 0
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive
+    assert not snapshots_of(tmp_path / "store").exists()
+    assert "stopped" in server.log.read_text()
+
+
+def test_workers_exit_when_the_supervisor_dies(tmp_path: Path) -> None:
+    with running_relmark(tmp_path, workers=2) as server:
+        supervisor = psutil.Process(server.pid)
+        children = supervisor.children()
+        supervisor.kill()
+        supervisor.wait(5)
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive
+
+
+# --- the write channel in one process: the same values the pipe carries --------------------
+class Channel:
+    """Replicas whose writes go, pickled both ways as over the pipe, to one StoreWriter."""
+
+    def __init__(self, writer: StoreWriter) -> None:
+        self.writer = writer
+        self.snapshots = writer.publisher.directory
+        self.replica = self.other_worker()
+
+    def other_worker(self) -> SnapshotReplica:
+        publisher = self.writer.publisher
+        return SnapshotReplica(
+            self.writer.store.path,
+            publisher.directory,
+            lambda: publisher.generation.value,
+            self._forward,
+        )
+
+    def _forward(self, method: str, *args: object) -> tuple[object, int]:
+        request = pickle.loads(pickle.dumps(encode_write(method, args)))
+        return reply_value(pickle.loads(pickle.dumps(self.writer.apply(method, request))))
+
+
+@pytest.fixture
+def channel(tmp_path: Path) -> Iterator[Channel]:
+    store = EmbeddedStore(tmp_path / "store")
+    publisher = SnapshotPublisher(store, multiprocessing.RawValue("q", 0))
+    publisher.start()
+    made = Channel(StoreWriter(store, publisher))
+    yield made
+    made.replica.close()
+    made.writer.close()
+    publisher.remove()
+
+
+def ex(name: str) -> ox.NamedNode:
+    return ox.NamedNode(f"urn:relmark:test:{name}")
+
+
+def test_writes_reach_the_writer_and_come_back_as_snapshots(channel: Channel) -> None:
+    replica, other = channel.replica, channel.other_worker()
+    graph = ex("g")
+    blank = ox.BlankNode("b1")
+    quads = [
+        ox.Quad(ex("a"), ex("p"), ox.Literal("ciao", language="it"), graph),
+        ox.Quad(ex("a"), ex("q"), blank, graph),
+        ox.Quad(blank, ex("p"), ox.Literal("2", datatype=ox.NamedNode(XSD_INTEGER)), graph),
+    ]
+    start = replica.generation
+    replica.add_quads(quads)
+    assert replica.generation == start + 1
+    assert sorted(map(str, replica.triples(graph.value))) == sorted(map(str, quads))
+    assert other.has_graph(graph.value)  # the other worker reads it at once
+    assert other.count() == replica.count() == 3
+
+    replica.replace_graph(graph.value, [ox.Triple(ex("x"), ex("p"), ex("y"))])
+    assert [q.object for q in other.triples(graph.value)] == [ex("y")]
+    assert replica.drop_graph(graph.value) is True
+    unchanged = replica.generation
+    assert replica.drop_graph(graph.value) is False
+    assert replica.generation == unchanged  # nothing written, nothing published
+    assert graph.value not in other.graph_names()
+
+    assert replica.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths()) is True
+    synced = replica.generation
+    assert replica.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths()) is False
+    assert replica.generation == synced
+    assert other.graph_size(ONTOLOGY_GRAPH) > 100
+
+
+def test_bulk_writes_and_restore_cross_the_channel(channel: Channel) -> None:
+    replica = channel.replica
+    one, two = "urn:relmark:data:one", "urn:relmark:data:two"
+    replica.bulk_replace_graphs(
+        {
+            one: [("quads", [ox.Quad(ex("a"), ex("p"), ex("b"), ox.NamedNode(one))], "q")],
+            two: [
+                (ox.RdfFormat.TURTLE, b"<urn:relmark:test:c> <urn:relmark:test:p> 1 .", "t"),
+                (ox.RdfFormat.N_TRIPLES, io.BytesIO(b"<urn:x> <urn:y> <urn:z> .\n"), "n"),
+            ],
+        }
+    )
+    assert replica.graph_size(one) == 1 and replica.graph_size(two) == 2
+    dump = io.BytesIO()
+    replica.dump(dump, ox.RdfFormat.N_QUADS)
+    replica.update(f"DROP GRAPH <{one}>")
+    assert not replica.has_graph(one)
+    replica.restore(io.BytesIO(dump.getvalue()), ox.RdfFormat.N_QUADS)
+    assert replica.graph_size(one) == 1 and replica.count() == 3
+
+
+def test_writer_errors_arrive_as_the_same_exceptions(channel: Channel) -> None:
+    replica = channel.replica
+    before = replica.generation
+    purchase = (
+        f"INSERT DATA {{ GRAPH <{SCRATCH_GRAPH}> {{ <urn:relmark:test:p> a <{RM}Purchase> }} }}"
+    )
+    with pytest.raises(ValidationFailed) as failed:
+        replica.update_validated(purchase, ShapesCheck(replica, ONTOLOGY_DIR), [SCRATCH_GRAPH])
+    assert not failed.value.report.conforms
+    assert any("buyer" in r.message for r in failed.value.report.results)
+
+    with pytest.raises(SyntaxError) as malformed:
+        replica.update("INSERT DATA { <urn:a> <urn:b> }")
+    assert "1:" in malformed.value.msg
+
+    with pytest.raises(SyntaxError) as unparsable:
+        replica.bulk_replace_graphs(
+            {SCRATCH_GRAPH: [(ox.RdfFormat.TURTLE, b"<urn:a> <urn:b> .", "body.ttl")]}
+        )
+    assert unparsable.value.filename == "body.ttl"
+    assert unparsable.value.lineno == 1
+
+    with pytest.raises(StoreError, match="ShapesCheck"):
+        replica.update_validated("INSERT DATA { <urn:a> <urn:b> <urn:c> }", lambda quads: None)
+    assert replica.generation == before and replica.count() == 0
+
+    channel.writer.close()
+    with pytest.raises(StoreError, match="shutting down"):
+        replica.update("INSERT DATA { <urn:a> <urn:b> <urn:c> }")
+
+
+def test_old_snapshots_are_pruned_and_stay_readable_while_open(channel: Channel) -> None:
+    replica = channel.replica
+    replica.update("INSERT DATA { <urn:a> <urn:b> 0 }")
+    stale = channel.other_worker()  # opened on this generation, never moved again below
+    old = stale._db
+    assert old is not None
+    for n in range(1, KEEP_SNAPSHOTS + 3):
+        replica.update(
+            f"DELETE WHERE {{ <urn:a> <urn:b> ?n }} ; INSERT DATA {{ <urn:a> <urn:b> {n} }}"
+        )
+    kept = sorted(int(p.name) for p in channel.snapshots.iterdir())
+    assert kept == list(range(replica.generation - KEEP_SNAPSHOTS + 1, replica.generation + 1))
+    # files of a deleted snapshot stay readable through a store opened on it
+    assert [q.object.value for q in old.quads_for_pattern(None, None, None)] == ["0"]
+    assert [q.object.value for q in stale.triples(None)] == [str(KEEP_SNAPSHOTS + 2)]
