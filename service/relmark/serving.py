@@ -33,6 +33,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import secrets
 import shutil
 import signal
 import socket
@@ -367,7 +368,7 @@ class Supervisor:
         generation = self._context.RawValue("q", 0)
         publisher = SnapshotPublisher(store, generation)
         self._writer = StoreWriter(store, publisher)
-        private = Path(tempfile.mkdtemp(prefix="relmark-writer-"))
+        address, private = _writer_address()
         self._listener: multiprocessing.connection.Listener | None = None
         http: socket.socket | None = None
         try:
@@ -375,7 +376,6 @@ class Supervisor:
             # compiled once here, inherited by every forked worker
             loading.compiled_shapes(self.settings.ontology_dir / SHAPES_FILE)
             publisher.start()
-            address = str(private / "writer.sock")
             authkey = os.urandom(32)
             self._listener = multiprocessing.connection.Listener(
                 address, family="AF_UNIX", authkey=authkey
@@ -407,7 +407,8 @@ class Supervisor:
             publisher.remove()
             if self._listener is not None:
                 self._listener.close()
-            shutil.rmtree(private, ignore_errors=True)
+            if private is not None:
+                shutil.rmtree(private, ignore_errors=True)
             if http is not None:
                 http.close()
             log("stopped")
@@ -511,6 +512,18 @@ class Supervisor:
             return ("ok", None, self._writer.publisher.generation.value)
         _, method, args = request
         return self._writer.apply(method, args)
+
+
+def _writer_address() -> tuple[str, Path | None]:
+    """The write channel's Unix socket, and the directory to remove afterwards.
+
+    On Linux the socket is abstract (no file), so even a killed supervisor leaves nothing
+    behind; the random name and the authkey keep other processes out.
+    """
+    if sys.platform == "linux":
+        return f"\0relmark-writer-{secrets.token_hex(8)}", None
+    private = Path(tempfile.mkdtemp(prefix="relmark-writer-"))
+    return str(private / "writer.sock"), private
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
