@@ -6,6 +6,7 @@ STAMP   := $(VENV)/.installed-stamp
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST    ?= 127.0.0.1
 PORT    ?= 8080
+WORKERS ?= 2
 STORE   ?= data/store
 DEMO    := $(wildcard ontology/demo/*.ttl)
 
@@ -43,7 +44,7 @@ load-demo: install
 	$(BIN)/relmark --store $(STORE) load $(DEMO)
 
 run: load-demo
-	$(BIN)/relmark --store $(STORE) serve --host $(HOST) --port $(PORT)
+	$(BIN)/relmark --store $(STORE) serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 bench: install
 	$(BIN)/python benchmarks/bench_load.py
