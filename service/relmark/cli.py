@@ -267,5 +267,77 @@ def restore(settings: Settings, backup: str, fmt: str | None) -> None:
         store.close()
 
 
+LANG_OPTION = click.option(
+    "--lang", type=click.Choice(["en", "it"]), default="en", show_default=True
+)
+
+
+def _open_for_reasons(settings: Settings) -> EmbeddedStore:
+    """The store, with its system graphs and inferences brought up to date first."""
+    from relmark.reasoning.maintain import ensure_inferences
+
+    store = _open(settings)
+    try:
+        ensure_inferences(store, settings.ontology_dir)
+    except StoreError as error:
+        store.close()
+        fail(str(error))
+    return store
+
+
+@main.command()
+@click.argument("iri")
+@LANG_OPTION
+@click.pass_obj
+def classify(settings: Settings, iri: str, lang: str) -> None:
+    """The classes of a resource: asserted ones with their graphs, inferred ones with rules."""
+    from relmark.reasoning import explain as reasons
+
+    store = _open_for_reasons(settings)
+    try:
+        try:
+            reasons.check_resource(store, iri)
+        except reasons.UnknownResource as error:
+            fail(str(error), 2)
+        click.echo(iri)
+        for entry in reasons.classify(store, iri, lang):
+            name = reasons.short_iri(entry["class"])
+            if entry["status"] == "asserted":
+                where = ", ".join(g or "default graph" for g in entry["graphs"])
+                click.echo(f"  {name} ({entry['label']})   [asserted in {where}]")
+            else:
+                click.echo(f"  {name} ({entry['label']})   [inferred]")
+                for rule in entry["rules"]:
+                    click.echo(f"      by {rule['rule']}: {rule['label']}")
+                    click.echo(f"      why: {rule['why']}")
+    finally:
+        store.close()
+
+
+@main.command()
+@click.argument("iri")
+@click.argument("class_iri", metavar="CLASS")
+@LANG_OPTION
+@click.pass_obj
+def explain(settings: Settings, iri: str, class_iri: str, lang: str) -> None:
+    """Why a resource is in a class (an IRI or rm:Name): a tree down to asserted facts."""
+    from relmark.reasoning import explain as reasons
+
+    store = _open_for_reasons(settings)
+    try:
+        try:
+            reasons.check_resource(store, iri)
+            class_iri = reasons.check_class(store, class_iri)
+        except (reasons.UnknownResource, reasons.NotAnOntologyClass) as error:
+            fail(str(error), 2)
+        try:
+            tree = reasons.explain(store, iri, class_iri, lang)
+        except reasons.NotExplained:
+            fail(f"<{iri}> is not an instance of <{class_iri}>", 2)
+        click.echo(reasons.explanation_text(tree))
+    finally:
+        store.close()
+
+
 if __name__ == "__main__":
     main()

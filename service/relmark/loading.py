@@ -20,6 +20,7 @@ from typing import IO
 import pyoxigraph as ox
 
 from relmark import validation
+from relmark.reasoning.maintain import refresh_inferences
 from relmark.store import EmbeddedStore, Store, StoreError, data_graph
 from relmark.vocab import ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
 
@@ -162,6 +163,7 @@ def load_sources(
 
     Each source replaces its own graph (named after the file) unless ``graph`` names one
     graph for all of them. Re-loading a source therefore replaces it, never duplicates it.
+    The inferences are brought up to date afterwards (``maintain.refresh_inferences``).
     """
     started = time.perf_counter()
     plan: dict[str, list[Source]] = {}
@@ -180,6 +182,7 @@ def load_sources(
         store.bulk_replace_graphs(parts)
     except SyntaxError as error:
         raise _located(error) from error
+    refresh_inferences(store, ontology_dir)
     triples = sum(store.graph_size(g) for g in plan)
     return LoadSummary(sorted(plan), triples, time.perf_counter() - started)
 

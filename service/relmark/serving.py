@@ -52,6 +52,7 @@ import pyoxigraph as ox
 import waitress
 
 from relmark import loading
+from relmark.reasoning.maintain import refresh_inferences
 from relmark.settings import Settings
 from relmark.store import EmbeddedStore, SnapshotReplica, StoreError, open_store
 from relmark.vocab import SHAPES_FILE
@@ -290,9 +291,12 @@ class SnapshotPublisher:
 class StoreWriter:
     """The one writer: applies forwarded writes in turn, each followed by its snapshot."""
 
-    def __init__(self, store: EmbeddedStore, publisher: SnapshotPublisher) -> None:
+    def __init__(
+        self, store: EmbeddedStore, publisher: SnapshotPublisher, ontology_dir: Path | None = None
+    ) -> None:
         self.store = store
         self.publisher = publisher
+        self.ontology_dir = ontology_dir
         self._lock = threading.Lock()  # one write (and its snapshot) at a time
         self._closed = False
 
@@ -307,6 +311,8 @@ class StoreWriter:
                 result = getattr(self.store, method)(*decode_write(self.store, method, args))
                 if method in MAYBE_UNCHANGED and not result:
                     return ("ok", result, self.publisher.generation.value)
+                # inferences before the snapshot: readers never see data without them
+                refresh_inferences(self.store, self.ontology_dir)
                 return ("ok", result, self.publisher.publish())
         except EXPECTED_ERRORS as error:
             return ("error", encode_error(error))
@@ -367,7 +373,7 @@ class Supervisor:
         store = open_store(self.settings.store)
         generation = self._context.RawValue("q", 0)
         publisher = SnapshotPublisher(store, generation)
-        self._writer = StoreWriter(store, publisher)
+        self._writer = StoreWriter(store, publisher, self.settings.ontology_dir)
         address, private = _writer_address()
         self._listener: multiprocessing.connection.Listener | None = None
         http: socket.socket | None = None
@@ -543,7 +549,20 @@ class Retirement:
         self._started = False
 
     def after_timeout(self) -> None:
-        """The QueryRunner hook: a query overran, so end this process (and the query)."""
+        """The QueryRunner hook: a query overran, so end this process (and the query).
+
+        Runs on the request's thread before its 503 is sent, and returns only once the
+        loop has stopped accepting: a client that reconnects after the 503 reaches
+        another worker, never this one on its way out.
+        """
+        stopped = threading.Event()
+
+        def stop_accepting() -> None:
+            self._stop_accepting()
+            stopped.set()
+
+        self._server.trigger.pull_trigger(stop_accepting)
+        stopped.wait(timeout=1.0)
         self._begin("a query timed out; retiring", RETIRED, announce=True)
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:

@@ -21,10 +21,11 @@ from relmark.reasoning.rules import (
     RS,
     RULE_IRI_PREFIX,
 )
-from relmark.store import INFERRED_GRAPH, PROVENANCE_GRAPH, Store
+from relmark.store import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, Store
 from relmark.vocab import RM
 
 RDF_TYPE = ox.NamedNode(RDF + "type")
+OWL_CLASS = "http://www.w3.org/2002/07/owl#Class"
 THRESHOLD_VALUE = RM + "thresholdValue"
 
 _PREFIXES = f"""\
@@ -38,6 +39,42 @@ PREFIX dcterms: <{DCTERMS}>
 
 class NotExplained(LookupError):
     """The store neither asserts nor infers the triple to explain."""
+
+
+class UnknownResource(LookupError):
+    """No triple has the IRI as its subject."""
+
+
+class NotAnOntologyClass(ValueError):
+    """The IRI is not an rm: class declared in the ontology."""
+
+
+def check_resource(store: Store, iri: str) -> str:
+    """``iri`` if some triple has it as subject, else ``UnknownResource``."""
+    try:
+        node = ox.NamedNode(iri)
+    except ValueError as error:
+        raise UnknownResource(f"{iri!r} is not an IRI: {error}") from None
+    if not store.query("ASK { ?s ?p ?o }", substitutions={"s": node}):
+        raise UnknownResource(f"the store has no statement about <{iri}>")
+    return iri
+
+
+def check_class(store: Store, iri: str) -> str:
+    """``iri`` if it is an rm: class of the ontology graph, else ``NotAnOntologyClass``."""
+    if iri.startswith("rm:"):
+        iri = RM + iri[3:]
+    declared = False
+    if iri.startswith(RM):
+        declared = bool(
+            store.query(
+                f"ASK {{ GRAPH <{ONTOLOGY_GRAPH}> {{ ?c a <{OWL_CLASS}> }} }}",
+                substitutions={"c": ox.NamedNode(iri)},
+            )
+        )
+    if not declared:
+        raise NotAnOntologyClass(f"<{iri}> is not a class of the relmark ontology ({RM}…)")
+    return iri
 
 
 def explain(store: Store, iri: str, class_iri: str, lang: str = "en") -> dict:
@@ -343,14 +380,19 @@ def _triple_json(triple: ox.Triple) -> dict:
     }
 
 
+def short_iri(iri: str) -> str:
+    """``rm:Name`` for an ontology IRI, ``a`` for rdf:type, else ``<iri>``."""
+    if iri.startswith(RM):
+        return "rm:" + iri[len(RM) :]
+    if iri == RDF + "type":
+        return "a"
+    return f"<{iri}>"
+
+
 def _short(term: Mapping) -> str:
     value = term["value"]
     if term["type"] == "uri":
-        if value.startswith(RM):
-            return "rm:" + value[len(RM) :]
-        if value == RDF + "type":
-            return "a"
-        return f"<{value}>"
+        return short_iri(value)
     if term["type"] == "literal":
         return (
             repr(value) if "datatype" not in term or term["datatype"].endswith("string") else value

@@ -16,7 +16,7 @@ from flask import Flask
 
 from relmark.settings import Settings
 from relmark.store import Store
-from relmark.web import errors, graphs, health, sparql
+from relmark.web import api, errors, graphs, health, sparql
 from relmark.web.extensions import close_app, get_settings, get_store, init_app
 
 
@@ -35,6 +35,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.register_blueprint(sparql.bp)
     app.register_blueprint(graphs.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
     atexit.register(_close_at_exit, weakref.ref(app))
     return app
 

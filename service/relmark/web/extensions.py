@@ -18,9 +18,9 @@ from typing import TypeVar
 
 from flask import Flask, current_app
 
+from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
 from relmark.settings import Settings
-from relmark.store import CONFIG_GRAPH, ONTOLOGY_GRAPH, SHAPES_GRAPH, EmbeddedStore, open_store
-from relmark.vocab import CONFIG_FILE, SHAPES_FILE, ontology_paths
+from relmark.store import EmbeddedStore, Store, open_store
 
 STORE = "relmark.store"
 SETTINGS = "relmark.settings"
@@ -117,7 +117,7 @@ def _drop_locals(error: BaseException | None) -> None:
 
 
 def init_app(app: Flask, settings: Settings, store: EmbeddedStore | None) -> None:
-    """Attach settings, store and query runner; bring the system graphs up to date."""
+    """Attach settings, store and query runner; bring system graphs and inferences up to date."""
     app.extensions[SETTINGS] = settings
     app.extensions[OWNS_STORE] = store is None
     if store is None:
@@ -127,12 +127,20 @@ def init_app(app: Flask, settings: Settings, store: EmbeddedStore | None) -> Non
     sync_system_graphs(store, settings)
 
 
-def sync_system_graphs(store: EmbeddedStore, settings: Settings) -> None:
-    """Reload the ontology, shapes and config graphs whose files changed (DESIGN §4)."""
-    directory = settings.ontology_dir
-    store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths(directory))
-    store.sync_file_graph(SHAPES_GRAPH, [directory / SHAPES_FILE])
-    store.sync_file_graph(CONFIG_GRAPH, [directory / CONFIG_FILE])
+def sync_system_graphs(store: Store, settings: Settings) -> None:
+    """Reload the system graphs whose files changed (DESIGN §4), then the inferences if stale."""
+    ensure_inferences(store, settings.ontology_dir)
+
+
+def after_write() -> None:
+    """Bring the inferences up to date after a view wrote the store (DESIGN §5).
+
+    Only where this process owns the store: a ``SnapshotReplica``'s writes were applied
+    by the supervisor's ``StoreWriter``, which refreshed them before publishing.
+    """
+    store = get_store()
+    if isinstance(store, EmbeddedStore):
+        refresh_inferences(store, get_settings().ontology_dir)
 
 
 def close_app(app: Flask) -> None:

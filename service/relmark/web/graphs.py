@@ -23,7 +23,7 @@ from relmark.store import DATA_GRAPH_PREFIX, SYSTEM_GRAPHS
 from relmark.web.auth import require_token
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
 from relmark.web.errors import ApiError, load_error
-from relmark.web.extensions import get_settings, get_store
+from relmark.web.extensions import after_write, get_settings, get_store
 from relmark.web.negotiation import (
     Format,
     Kind,
@@ -152,6 +152,7 @@ def replace_graph(target: Target) -> Response:
         store.replace_graph(target.iri, quads)
         if not quads:
             store.update(f"CREATE SILENT GRAPH <{target.iri}>")
+    after_write()
     return Response(status=201 if created else 204)
 
 
@@ -164,6 +165,7 @@ def add_to_graph(target: Target) -> Response:
     store.add_quads(quads)
     if created and not quads:
         store.update(f"CREATE SILENT GRAPH <{target.iri}>")
+    after_write()
     return Response(status=201 if created else 204)
 
 
@@ -185,6 +187,7 @@ def delete_graph(target: Target) -> Response:
         store.update("CLEAR DEFAULT")
     elif not store.drop_graph(target.iri):
         raise ApiError(404, "no such graph", detail=f"the store has no graph {target.label}")
+    after_write()
     return Response(status=204)
 
 

@@ -22,7 +22,13 @@ from relmark.store import SYSTEM_GRAPHS
 from relmark.web.auth import require_token
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
 from relmark.web.errors import ApiError, syntax_error
-from relmark.web.extensions import QueryTimeout, get_query_runner, get_settings, get_store
+from relmark.web.extensions import (
+    QueryTimeout,
+    after_write,
+    get_query_runner,
+    get_settings,
+    get_store,
+)
 from relmark.web.negotiation import (
     FORMATS,
     Format,
@@ -201,6 +207,7 @@ def run_update(sparql: str, params: MultiDict) -> Response:
         raise syntax_error(error, "update") from None
     except OSError as error:  # pyoxigraph's evaluation errors (e.g. LOAD of a missing URL)
         raise ApiError(500, "update failed", detail=str(error)) from error
+    after_write()
     return Response(status=204)
 
 

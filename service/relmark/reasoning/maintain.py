@@ -1,0 +1,122 @@
+"""Keeping the inferences current: the one function every write path calls (DESIGN §5).
+
+``refresh_inferences`` recomputes the rules' conclusions (``rules.materialise``: a full
+recompute that writes only what changed) and records which rules and which ontology and
+config versions they came from. It runs in the process that writes the store: after
+``relmark load``, after each Graph Store or SPARQL write of a single-process server, and
+in the supervisor's ``StoreWriter`` after each forwarded write, before it publishes the
+snapshot, so a worker never reads data without its inferences.
+
+``ensure_inferences`` runs at start-up: it syncs the system graphs and refreshes only when
+the inferred graph is missing or the rules, ontology or config changed since the last run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import pyoxigraph as ox
+
+from relmark.reasoning.rules import Rule, RunSummary, load_rules, materialise
+from relmark.store import (
+    CONFIG_GRAPH,
+    CONTENT_HASH,
+    INFERRED_GRAPH,
+    META_GRAPH,
+    ONTOLOGY_GRAPH,
+    SHAPES_GRAPH,
+    SYSTEM_GRAPHS,
+    Store,
+)
+from relmark.vocab import CONFIG_FILE, ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
+
+_RULES_CACHE: dict[str, tuple[str, list[Rule]]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def sync_system_graphs(store: Store, ontology_dir: Path | None = None) -> bool:
+    """Reload the ontology, shapes and config graphs whose files changed (DESIGN §4)."""
+    directory = ontology_dir or ONTOLOGY_DIR
+    changed = store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths(directory))
+    changed |= store.sync_file_graph(SHAPES_GRAPH, [directory / SHAPES_FILE])
+    changed |= store.sync_file_graph(CONFIG_GRAPH, [directory / CONFIG_FILE])
+    return changed
+
+
+def rules_for(ontology_dir: Path | None = None) -> tuple[str, list[Rule]]:
+    """The rules of ``<ontology_dir>/rules`` and their content hash (parsed once per version)."""
+    directory = (ontology_dir or ONTOLOGY_DIR) / "rules"
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("*.rq")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    wanted = digest.hexdigest()
+    with _CACHE_LOCK:
+        cached = _RULES_CACHE.get(str(directory))
+        if cached is None or cached[0] != wanted:
+            cached = (wanted, load_rules(directory))
+            _RULES_CACHE[str(directory)] = cached
+    return cached
+
+
+def _fingerprint(store: Store, rules_hash: str) -> str:
+    """The rules' hash together with the stored hashes of the ontology and config graphs."""
+    digest = hashlib.sha256(rules_hash.encode())
+    for graph in (ONTOLOGY_GRAPH, CONFIG_GRAPH):
+        for solution in store.query(
+            f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{CONTENT_HASH.value}> ?h }} }}"
+        ):
+            digest.update(graph.encode() + b"\0" + solution["h"].value.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _stored_fingerprint(store: Store) -> str | None:
+    for solution in store.query(
+        f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> "
+        f"{{ <{INFERRED_GRAPH}> <{CONTENT_HASH.value}> ?h }} }}"
+    ):
+        return solution["h"].value
+    return None
+
+
+def refresh_inferences(store: Store, ontology_dir: Path | None = None) -> RunSummary | None:
+    """Bring ``urn:relmark:inferred`` and its provenance up to date with the store.
+
+    A store without the ontology graph has not been set up by relmark yet (``relmark serve``
+    and ``relmark classify`` do that with ``ensure_inferences``): nothing is inferred there.
+    """
+    if not store.has_graph(ONTOLOGY_GRAPH):
+        return None
+    rules_hash, rules = rules_for(ontology_dir)
+    summary = materialise(store, rules)
+    wanted = _fingerprint(store, rules_hash)
+    if _stored_fingerprint(store) != wanted:
+        key = f"<{INFERRED_GRAPH}> <{CONTENT_HASH.value}>"
+        store.update(
+            f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ {key} ?h }} }} ;"
+            f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ {key} {ox.Literal(wanted)} }} }}"
+        )
+    return summary
+
+
+def ensure_inferences(store: Store, ontology_dir: Path | None = None) -> RunSummary | None:
+    """At start-up: sync the system graphs, then refresh if anything the rules read changed.
+
+    Returns the run's summary, or None when the inferences were already current.
+    """
+    sync_system_graphs(store, ontology_dir)
+    rules_hash, _ = rules_for(ontology_dir)
+    current = _stored_fingerprint(store) == _fingerprint(store, rules_hash)
+    if current and store.has_graph(INFERRED_GRAPH):
+        return None
+    if current and not _has_data(store):
+        return None  # nothing to infer from: an empty store stays empty
+    return refresh_inferences(store, ontology_dir)
+
+
+def _has_data(store: Store) -> bool:
+    """Whether any graph holds asserted data (anything but relmark's own graphs)."""
+    if store.query("ASK { ?s ?p ?o }", default_graph=[None]):
+        return True
+    return any(g not in SYSTEM_GRAPHS for g in store.graph_names())
