@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                     for c in args.concurrency:
                         best, best_noise = None, float("inf")
                         for attempt in range(1 + max(0, args.retries)):
+                            if attempt:  # noisy: give the others time to finish first
+                                references.wait_quiet(args.quiet_wait)
                             with CpuWatch(ep.pid) as watch:
                                 result = loadgen.run(ep.url, query, c, duration)
                             if watch.others < best_noise:

@@ -284,7 +284,7 @@ def relmark_runnable() -> tuple[bool, str]:
 
 
 @contextlib.contextmanager
-def relmark_server(nt: Path, workdir: Path, ready_timeout: float = 300.0) -> Iterator[Endpoint]:
+def relmark_server(nt: Path, workdir: Path, ready_timeout: float = 1800.0) -> Iterator[Endpoint]:
     """`relmark --store DIR load --no-validate FILE`, then `relmark --store DIR serve`."""
     store = fresh_dir(workdir / "relmark-store")
     log = workdir / "relmark.log"
