@@ -52,6 +52,16 @@ SERVER_QUERY_TIMEOUT = 2.0
 SERVER_MAX_BODY = 2_000_000
 SERVER_MAX_ROWS = 5_000
 DEMO_GRAPH_PREFIX = "urn:relmark:data:demo-"
+
+#: RDF media types and the rdflib parser each one must parse (an oracle independent of ours).
+RDF_TYPES = {
+    "text/turtle": "turtle",
+    "application/n-triples": "nt",
+    "application/n-quads": "nquads",
+    "application/trig": "trig",
+    "application/rdf+xml": "xml",
+    "application/ld+json": "json-ld",
+}
 #: The protocol suites run over one process and over a supervisor with two workers.
 SERVER_WORKERS = (1, 2)
 

@@ -18,15 +18,13 @@ import pytest
 import rdflib
 from pyshacl import validate
 
-ROOT = Path(__file__).resolve().parents[1]
-ONTOLOGY_DIR = ROOT / "ontology"
-DEMO_PATHS = sorted((ONTOLOGY_DIR / "demo").glob("*.ttl"))
-ONTOLOGY_PATHS = [ONTOLOGY_DIR / "rm.ttl", ONTOLOGY_DIR / "thirty-r.ttl"]
+from relmark.vocab import DEMO, ONTOLOGY_DIR, RM, demo_paths, ontology_paths
+
+DEMO_PATHS = demo_paths()
+ONTOLOGY_PATHS = ontology_paths()
 CONFIG_PATH = ONTOLOGY_DIR / "config.ttl"
 SHAPES_PATH = ONTOLOGY_DIR / "shapes.ttl"
 
-RM = "https://w3id.org/relmark/ontology#"
-DEMO = "https://w3id.org/relmark/demo/"
 
 # "Today" of the demo data, and the periods the time-relative questions speak of.
 TODAY = "2026-11-15"

@@ -12,25 +12,15 @@ import pyoxigraph as ox
 import pytest
 import rdflib
 import requests
-from conftest import DEMO_GRAPH_PREFIX, SERVER_MAX_BODY, RelmarkServer
+from conftest import DEMO_GRAPH_PREFIX, RDF_TYPES, SERVER_MAX_BODY, RelmarkServer
 from rdflib.compare import isomorphic
 
-from relmark.vocab import demo_paths
+from relmark.vocab import DEMO, RM, demo_paths
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:rdflib")
 
-DEMO = "https://w3id.org/relmark/demo/"
-RM = "https://w3id.org/relmark/ontology#"
 BANK = DEMO + "banca-lariana"
 BANK_GRAPH = DEMO_GRAPH_PREFIX + "bank"
-RDF_TYPES = {
-    "text/turtle": "turtle",
-    "application/n-triples": "nt",
-    "application/n-quads": "nquads",
-    "application/trig": "trig",
-    "application/rdf+xml": "xml",
-    "application/ld+json": "json-ld",
-}
 
 PERSON_TTL = f"""@prefix rm: <{RM}> .
 @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .

@@ -38,9 +38,8 @@ from relmark.serving import (
     reply_value,
 )
 from relmark.store import ONTOLOGY_GRAPH, EmbeddedStore, SnapshotReplica, StoreError
-from relmark.vocab import ONTOLOGY_DIR, demo_paths, ontology_paths
+from relmark.vocab import ONTOLOGY_DIR, RM, demo_paths, ontology_paths
 
-RM = "https://w3id.org/relmark/ontology#"
 XSD_INTEGER = "http://www.w3.org/2001/XMLSchema#integer"
 RDFS_COMMENT = "http://www.w3.org/2000/01/rdf-schema#comment"
 SCRATCH_GRAPH = "urn:relmark:data:serving-scratch"

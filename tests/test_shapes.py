@@ -12,14 +12,15 @@ import rdflib
 from pyshacl import validate
 from rdflib.namespace import OWL, RDF, RDFS, SH
 
-ROOT = Path(__file__).resolve().parents[1]
-ONTOLOGY_DIR = ROOT / "ontology"
-ONTOLOGY_PATHS = (ONTOLOGY_DIR / "rm.ttl", ONTOLOGY_DIR / "thirty-r.ttl")
-SHAPES_PATH = ONTOLOGY_DIR / "shapes.ttl"
-DEMO_PATHS = sorted((ONTOLOGY_DIR / "demo").glob("*.ttl"))
+from relmark import vocab
+from relmark.vocab import ONTOLOGY_DIR, demo_paths, ontology_paths
 
-RM = rdflib.Namespace("https://w3id.org/relmark/ontology#")
-DEMO = rdflib.Namespace("https://w3id.org/relmark/demo/")
+ONTOLOGY_PATHS = tuple(ontology_paths())
+SHAPES_PATH = ONTOLOGY_DIR / "shapes.ttl"
+DEMO_PATHS = demo_paths()
+
+RM = rdflib.Namespace(vocab.RM)
+DEMO = rdflib.Namespace(vocab.DEMO)
 
 PREFIXES = """\
 @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .

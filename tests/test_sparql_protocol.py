@@ -19,11 +19,18 @@ from urllib.error import HTTPError
 import pytest
 import rdflib
 import requests
-from conftest import DEMO_GRAPH_PREFIX, SERVER_MAX_BODY, SERVER_MAX_ROWS, RelmarkServer
+from conftest import (
+    DEMO_GRAPH_PREFIX,
+    RDF_TYPES,
+    SERVER_MAX_BODY,
+    SERVER_MAX_ROWS,
+    RelmarkServer,
+)
 from rdflib.plugins.stores.sparqlstore import SPARQLStore, SPARQLUpdateStore
 from SPARQLWrapper import CSV, JSON, JSONLD, N3, POST, RDFXML, TSV, TURTLE, XML, SPARQLWrapper
 
 from relmark.settings import Settings
+from relmark.vocab import DEMO, RM
 from relmark.web import close_app, create_app
 from relmark.web.sparql_text import dataset_of, iris_in, may_write_any_graph
 
@@ -33,8 +40,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning:SPARQLWrapper"),
 ]
 
-DEMO = "https://w3id.org/relmark/demo/"
-RM = "https://w3id.org/relmark/ontology#"
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 BANK = DEMO + "banca-lariana"
 BANK_GRAPH = DEMO_GRAPH_PREFIX + "bank"
@@ -105,14 +110,6 @@ RESULT_TYPES = [
     "text/csv",
     "text/tab-separated-values",
 ]
-RDF_TYPES = {
-    "text/turtle": "turtle",
-    "application/n-triples": "nt",
-    "application/n-quads": "nquads",
-    "application/trig": "trig",
-    "application/rdf+xml": "xml",
-    "application/ld+json": "json-ld",
-}
 
 
 @pytest.mark.parametrize("media_type", RESULT_TYPES)
