@@ -12,15 +12,15 @@ from collections.abc import Mapping
 
 import pyoxigraph as ox
 
-from relmark.reasoning.rules import (
+from relmark.reasoning.provenance import (
     DCTERMS,
-    NOT_RULE_INPUT,
     PROV,
     RDF,
     RDFS,
-    RS,
     RULE_IRI_PREFIX,
+    VARIABLE_IRI_PREFIX,
 )
+from relmark.reasoning.rules import NOT_RULE_INPUT
 from relmark.store import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, Store
 from relmark.vocab import RM
 
@@ -32,7 +32,6 @@ _PREFIXES = f"""\
 PREFIX rdf: <{RDF}>
 PREFIX rdfs: <{RDFS}>
 PREFIX prov: <{PROV}>
-PREFIX rs: <{RS}>
 PREFIX dcterms: <{DCTERMS}>
 """
 
@@ -261,15 +260,17 @@ def _derivations(store: Store, triple: ox.Triple) -> list[tuple[ox.NamedNode, ox
     query = (
         _PREFIXES
         + f"""
-        SELECT ?derivation ?rule ?t WHERE {{ GRAPH <{PROVENANCE_GRAPH}> {{
-            ?statement rdf:reifies ?t ; prov:atLocation <{INFERRED_GRAPH}> .
+        SELECT ?derivation ?rule ?s ?p ?o WHERE {{ GRAPH <{PROVENANCE_GRAPH}> {{
+            ?statement rdf:subject ?s ; rdf:predicate ?p ; rdf:object ?o ;
+                prov:atLocation <{INFERRED_GRAPH}> .
             ?derivation prov:generated ?statement ; prov:used ?rule .
             ?rule a prov:Plan .
         }} }} ORDER BY ?rule ?derivation"""
     )
+    terms = {"s": triple.subject, "p": triple.predicate, "o": triple.object}
     return [
         (solution["derivation"], solution["rule"])
-        for solution in store.query(query, substitutions={"t": triple})
+        for solution in store.query(query, substitutions=terms)
     ]
 
 
@@ -277,14 +278,17 @@ def _premises(store: Store, derivation: ox.NamedNode) -> list[tuple[ox.Triple, s
     query = (
         _PREFIXES
         + f"""
-        SELECT ?t ?g ?d WHERE {{ GRAPH <{PROVENANCE_GRAPH}> {{
+        SELECT ?s ?p ?o ?g ?d WHERE {{ GRAPH <{PROVENANCE_GRAPH}> {{
             ?d prov:used ?statement .
-            ?statement rdf:reifies ?t .
+            ?statement rdf:subject ?s ; rdf:predicate ?p ; rdf:object ?o .
             OPTIONAL {{ ?statement prov:atLocation ?g }}
         }} }}"""
     )
     found = [
-        (solution["t"], solution["g"].value if solution["g"] is not None else None)
+        (
+            ox.Triple(solution["s"], solution["p"], solution["o"]),
+            solution["g"].value if solution["g"] is not None else None,
+        )
         for solution in store.query(query, substitutions={"d": derivation})
     ]
     return sorted(
@@ -296,13 +300,13 @@ def _bindings(store: Store, derivation: ox.NamedNode) -> dict[str, dict]:
     query = (
         _PREFIXES
         + f"""
-        SELECT ?name ?value ?d WHERE {{ GRAPH <{PROVENANCE_GRAPH}> {{
-            ?d rs:binding ?binding .
-            ?binding rs:variable ?name ; rs:value ?value .
-        }} }} ORDER BY ?name"""
+        SELECT ?variable ?value ?d WHERE {{ GRAPH <{PROVENANCE_GRAPH}> {{
+            ?d ?variable ?value .
+            FILTER (STRSTARTS(STR(?variable), "{VARIABLE_IRI_PREFIX}"))
+        }} }} ORDER BY ?variable"""
     )
     return {
-        solution["name"].value: _term_json(solution["value"])
+        solution["variable"].value[len(VARIABLE_IRI_PREFIX) :]: _term_json(solution["value"])
         for solution in store.query(query, substitutions={"d": derivation})
     }
 
