@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -45,6 +46,22 @@ Term = ox.NamedNode | ox.BlankNode | ox.Literal
 QueryResult = ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples
 #: One part of a bulk write: ``(RdfFormat or "quads", bytes, file or quads, label)``.
 BulkPart = tuple[ox.RdfFormat | str, bytes | IO[bytes] | list[ox.Quad], str]
+
+
+#: Above this many changed quads a write reports its changes as unknown: recomputing every
+#: inference is then cheaper than diffing the graphs.
+CHANGE_LIMIT = 20_000
+
+
+@dataclass
+class Changes:
+    """The quads a series of writes added and removed (what incremental inference needs)."""
+
+    added: list[ox.Quad] = field(default_factory=list)
+    removed: list[ox.Quad] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.added) + len(self.removed)
 
 
 class StoreError(Exception):
@@ -78,7 +95,7 @@ class Store(Protocol):
         substitutions: Mapping[str, Term] | None = None,
     ) -> QueryResult: ...
 
-    def update(self, sparql: str) -> None: ...
+    def update(self, sparql: str, *, system: bool = False) -> None: ...
 
     def add_quads(self, quads: Iterable[ox.Quad]) -> None: ...
 
@@ -148,6 +165,7 @@ class EmbeddedStore:
         self._backup_dir = self.path.with_name(self.path.name + ".pre-write")
         self._lock = _ReadWriteLock()
         self._count: int | None = None
+        self._changes: Changes | None = Changes()
         self._recover()
         self._db = self._open()
 
@@ -235,14 +253,57 @@ class EmbeddedStore:
         with self._lock.read():
             self._db.backup(str(target))
 
+    # --- what the writes changed ---------------------------------------------------------
+    def take_changes(self) -> Changes | None:
+        """The data quads written since the last call; None when unknown (a SPARQL update,
+        a restore, or more than ``CHANGE_LIMIT`` quads). Writes to relmark's own graphs
+        are not counted: the inference engine recomputes from those itself."""
+        changes, self._changes = self._changes, Changes()
+        return changes
+
+    def _note(self, added: Iterable[ox.Quad], removed: Iterable[ox.Quad]) -> None:
+        if self._changes is None:
+            return
+        self._changes.added += [q for q in added if not _is_system(q.graph_name)]
+        self._changes.removed += [q for q in removed if not _is_system(q.graph_name)]
+        if len(self._changes) > CHANGE_LIMIT:
+            self._changes = None
+
+    def _content(self, graph: str) -> list[ox.Quad] | None:
+        """A data graph's quads, or None when it is too big to diff (caller holds the lock)."""
+        node = ox.NamedNode(graph)
+        quads = []
+        for quad in self._db.quads_for_pattern(None, None, None, node):
+            quads.append(quad)
+            if len(quads) > CHANGE_LIMIT:
+                return None
+        return quads
+
+    def _note_replaced(
+        self, graph: str, old: list[ox.Quad] | None, new: list[ox.Quad] | None
+    ) -> None:
+        if graph in SYSTEM_GRAPHS:
+            return
+        if old is None or new is None:
+            self._changes = None
+            return
+        before, after = set(old), set(new)
+        self._note(after - before, before - after)
+
     # --- writes -------------------------------------------------------------------------
     def _written(self) -> None:
         self._count = None
 
-    def update(self, sparql: str) -> None:
-        """A SPARQL 1.1 Update, applied in one transaction."""
+    def update(self, sparql: str, *, system: bool = False) -> None:
+        """A SPARQL 1.1 Update, applied in one transaction.
+
+        ``system=True`` marks relmark's own bookkeeping (inferences, meta): it leaves the
+        record of changed data alone; any other update makes the changes unknown.
+        """
         with self._lock.read():
             self._db.update(sparql)
+            if not system:
+                self._changes = None
         self._written()
 
     #: Serialises validated updates: none slips in between another's check and its write.
@@ -282,19 +343,26 @@ class EmbeddedStore:
 
     def add_quads(self, quads: Iterable[ox.Quad]) -> None:
         """Add quads in one transaction."""
+        quads = list(quads)
         with self._lock.read():
+            new = [q for q in dict.fromkeys(quads) if q not in self._db]
             self._db.extend(quads)
+            self._note(new, ())
         self._written()
 
     def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
         """Replace a graph's content in one transaction (drop and insert in one update)."""
-        body = ox.serialize(
-            (ox.Triple(t.subject, t.predicate, t.object) for t in triples),
-            format=ox.RdfFormat.N_TRIPLES,
-        ).decode("utf-8")
-        self.update(
-            f"DROP SILENT GRAPH <{graph}> ;\nINSERT DATA {{ GRAPH <{graph}> {{\n{body}}} }}"
-        )
+        plain = [ox.Triple(t.subject, t.predicate, t.object) for t in triples]
+        body = ox.serialize(plain, format=ox.RdfFormat.N_TRIPLES).decode("utf-8")
+        node = ox.NamedNode(graph)
+        with self._lock.read():
+            old = self._content(graph)
+            self._db.update(
+                f"DROP SILENT GRAPH <{graph}> ;\nINSERT DATA {{ GRAPH <{graph}> {{\n{body}}} }}"
+            )
+            new = [ox.Quad(t.subject, t.predicate, t.object, node) for t in plain]
+            self._note_replaced(graph, old, new if len(new) <= CHANGE_LIMIT else None)
+        self._written()
 
     def bulk_replace_graphs(self, writes: Mapping[str, list[BulkPart]]) -> None:
         """Replace several graphs at bulk-load speed, all or none, crash-safely.
@@ -305,6 +373,7 @@ class EmbeddedStore:
         with self._journaled():
             for graph, parts in writes.items():
                 target = ox.NamedNode(graph)
+                old = None if graph in SYSTEM_GRAPHS else self._content(graph)
                 if self._db.contains_named_graph(target):
                     self._db.remove_graph(target)
                 for fmt, source, label in parts:
@@ -316,6 +385,8 @@ class EmbeddedStore:
                     except SyntaxError as error:
                         error.filename = label
                         raise
+                if graph not in SYSTEM_GRAPHS:
+                    self._note_replaced(graph, old, self._content(graph))
 
     def graph_size(self, graph: str) -> int:
         """Number of triples in one named graph."""
@@ -327,13 +398,16 @@ class EmbeddedStore:
         with self._lock.read():
             if not self._db.contains_named_graph(ox.NamedNode(graph)):
                 return False
+            old = None if graph in SYSTEM_GRAPHS else self._content(graph)
             self._db.update(f"DROP GRAPH <{graph}>")
+            self._note_replaced(graph, old, [])
         self._written()
         return True
 
     def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None:
         """Replace the whole store with a dump (N-Quads or TriG), crash-safely."""
         with self._journaled():
+            self._changes = None
             self._db.clear()
             self._db.bulk_load(source, format=fmt)
 
@@ -349,6 +423,7 @@ class EmbeddedStore:
                 yield
                 self._db.flush()
             except BaseException:
+                self._changes = None  # the notes may describe a write that was undone
                 self._db = None  # close RocksDB before its directory is swapped
                 self._recover()
                 self._db = self._open()
@@ -384,9 +459,14 @@ class EmbeddedStore:
         hash_iri = CONTENT_HASH.value
         self.update(
             f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> ?h }} }} ;"
-            f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> {wanted} }} }}"
+            f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> {wanted} }} }}",
+            system=True,
         )
         return True
+
+
+def _is_system(graph: ox.NamedNode | ox.DefaultGraph) -> bool:
+    return isinstance(graph, ox.NamedNode) and graph.value in SYSTEM_GRAPHS
 
 
 def _fsync(path: Path) -> None:
@@ -556,7 +636,7 @@ class SnapshotReplica:
         self._advance(generation)
         return result
 
-    def update(self, sparql: str) -> None:
+    def update(self, sparql: str, *, system: bool = False) -> None:
         self._forward("update", sparql)
 
     def update_validated(
@@ -587,9 +667,16 @@ class SnapshotReplica:
         return bool(self._forward("sync_file_graph", graph, paths))
 
 
-def open_store(location: str | Path) -> EmbeddedStore:
-    """Open the back end a location names (only the embedded one exists so far)."""
+def open_store(location: str | Path, settings: object | None = None) -> EmbeddedStore:
+    """Open the back end a location names: a directory, or ``sparql+http(s)://…``.
+
+    A remote store takes its endpoints, credentials and timeout from ``settings``
+    (default: ``Settings.from_env()``, so ``relmark serve`` and the CLI need no change).
+    """
     text = str(location)
     if text.startswith(("sparql+http://", "sparql+https://")):
-        raise StoreError("remote SPARQL back ends are not implemented yet (see the issue)")
+        from relmark.remote_store import open_remote
+        from relmark.settings import Settings
+
+        return open_remote(text, settings or Settings.from_env())  # type: ignore[return-value]
     return EmbeddedStore(text)

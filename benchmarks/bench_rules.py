@@ -1,0 +1,258 @@
+"""Rule engine figures: full materialisation, incremental updates, and reference reasoners.
+
+For each size, in one run and each measurement in its own child process (so peak RSS is
+that measurement's own):
+
+- ``full``: relmark's full materialisation (48 rules to a fixpoint, with provenance) on a
+  store holding the data, the ontology and the config; seconds and peak RSS;
+- ``incremental``: after a full run, N times: add one purchase of an existing customer
+  from an existing firm (5 quads, as a Graph Store POST would), time the re-classification
+  (``refresh_inferences``), then remove it and time that; p50/p95, and the ratio to the
+  full run;
+- ``owlready2``: the same classes as OWL definitions classified by HermiT through
+  owlready2 (``reasoning.owl.classify_with_owl``, the test oracle; Pellet's jars need a
+  newer Java than this machine's 17), given ``--owl-timeout`` seconds;
+- ``owlrl``: the OWL 2 RL closure of ontology + data with ``owlrl`` on rdflib (a different
+  job — generic RL entailment, not our rules — but the usual Python baseline).
+
+    python benchmarks/bench_rules.py --sizes 100k,1m --repeat 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+
+def data_file(size: str) -> Path:
+    path = OUT / f"data-{size.lower()}.nt"
+    if not path.exists():
+        OUT.mkdir(exist_ok=True)
+        subprocess.run(
+            [sys.executable, str(HERE / "generate.py"), "--triples", size, "--out", str(path)],
+            check=True,
+        )
+    return path
+
+
+def prepared_store(size: str, directory: Path) -> object:
+    import pyoxigraph as ox
+
+    from relmark.reasoning.maintain import sync_system_graphs
+    from relmark.store import EmbeddedStore
+
+    store = EmbeddedStore(directory / "store")
+    sync_system_graphs(store)
+    with data_file(size).open("rb") as source:
+        store.bulk_replace_graphs(
+            {"urn:relmark:data:bench": [(ox.RdfFormat.N_TRIPLES, source, "bench")]}
+        )
+    store.take_changes()
+    return store
+
+
+def child_full(size: str) -> dict:
+    from relmark.reasoning.maintain import rules_for
+    from relmark.reasoning.rules import materialise
+
+    with tempfile.TemporaryDirectory(dir=OUT) as directory:
+        store = prepared_store(size, Path(directory))
+        _, rules = rules_for()
+        started = time.perf_counter()
+        summary = materialise(store, rules)
+        seconds = time.perf_counter() - started
+        store.close()
+    return {
+        "seconds": seconds,
+        "inferred": summary.inferred,
+        "derivations": summary.derivations,
+        "provenance": summary.provenance,
+    }
+
+
+def child_incremental(size: str, repeat: int) -> dict:
+    import pyoxigraph as ox
+
+    from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
+    from relmark.vocab import RM
+
+    rdf_type = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+    with tempfile.TemporaryDirectory(dir=OUT) as directory:
+        store = prepared_store(size, Path(directory))
+        started = time.perf_counter()
+        ensure_inferences(store)
+        full = time.perf_counter() - started
+        pairs = list(
+            store.query(
+                f"SELECT ?customer ?firm WHERE {{ ?r a <{RM}CustomerRelationship> ;"
+                f" <{RM}focalParty> ?firm ; <{RM}counterparty> ?customer }} LIMIT {repeat}"
+            )
+        )
+        graph = ox.NamedNode("urn:relmark:data:bench-purchases")
+        adds, removes, kinds = [], [], []
+        for number, pair in enumerate(pairs):
+            node = ox.NamedNode(f"urn:relmark:bench:new-purchase-{number}")
+            date = ox.Literal("2026-11-20", datatype=ox.NamedNode(XSD + "date"))
+            quads = [
+                ox.Quad(node, rdf_type, ox.NamedNode(RM + "Purchase"), graph),
+                ox.Quad(node, ox.NamedNode(RM + "buyer"), pair["customer"], graph),
+                ox.Quad(node, ox.NamedNode(RM + "seller"), pair["firm"], graph),
+                ox.Quad(node, ox.NamedNode(RM + "interactionDate"), date, graph),
+                ox.Quad(node, ox.NamedNode(RM + "channel"), ox.NamedNode(RM + "Online"), graph),
+            ]
+            store.add_quads(quads)
+            started = time.perf_counter()
+            summary = refresh_inferences(store)
+            adds.append(time.perf_counter() - started)
+            kinds.append(bool(summary and summary.incremental))
+            store.drop_graph(graph.value)
+            started = time.perf_counter()
+            refresh_inferences(store)
+            removes.append(time.perf_counter() - started)
+        store.close()
+    return {
+        "full_seconds": full,
+        "incremental_all": all(kinds),
+        "add_p50_ms": statistics.median(adds) * 1000,
+        "add_p95_ms": _p95(adds) * 1000,
+        "remove_p50_ms": statistics.median(removes) * 1000,
+        "remove_p95_ms": _p95(removes) * 1000,
+        "samples": len(adds),
+    }
+
+
+def child_owlready2(size: str) -> dict:
+    import rdflib
+
+    from relmark.reasoning.owl import classify_with_owl
+    from relmark.vocab import CONFIG_FILE, ONTOLOGY_DIR, ontology_paths
+
+    graph = rdflib.Graph()
+    for path in ontology_paths():
+        graph.parse(path, format="turtle")
+    graph.parse(data_file(size), format="nt")
+    config = rdflib.Graph().parse(ONTOLOGY_DIR / CONFIG_FILE, format="turtle")
+    started = time.perf_counter()
+    found = classify_with_owl(graph, config)
+    return {"seconds": time.perf_counter() - started, "members": sum(map(len, found.values()))}
+
+
+def child_owlrl(size: str) -> dict:
+    import owlrl
+    import rdflib
+
+    from relmark.vocab import ontology_paths
+
+    graph = rdflib.Graph()
+    for path in ontology_paths():
+        graph.parse(path, format="turtle")
+    graph.parse(data_file(size), format="nt")
+    before = len(graph)
+    started = time.perf_counter()
+    owlrl.DeductiveClosure(owlrl.OWLRL_Semantics).expand(graph)
+    return {"seconds": time.perf_counter() - started, "added": len(graph) - before}
+
+
+XSD = "http://www.w3.org/2001/XMLSchema#"
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def run_child(kind: str, size: str, timeout: float, repeat: int) -> dict:
+    """One measurement in a fresh process; its peak RSS from the kernel's accounting."""
+    command = [sys.executable, __file__, "--child", kind, "--sizes", size]
+    command += ["--repeat", str(repeat)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"did not finish in {timeout:.0f} s"}
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result["peak_rss_mb"] = peak / 1024 if peak > before else None
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100k")
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--owl-timeout", type=float, default=600)
+    parser.add_argument("--skip", default="", help="comma-separated: owlready2,owlrl")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        size = args.sizes
+        work = {
+            "full": lambda: child_full(size),
+            "incremental": lambda: child_incremental(size, args.repeat),
+            "owlready2": lambda: child_owlready2(size),
+            "owlrl": lambda: child_owlrl(size),
+        }[args.child]
+        print(json.dumps(work()))
+        return
+    skip = set(filter(None, args.skip.split(",")))
+    results = {}
+    for size in args.sizes.split(","):
+        data_file(size)
+        row = {"full": run_child("full", size, 3600, args.repeat)}
+        row["incremental"] = run_child("incremental", size, 7200, args.repeat)
+        for kind in ("owlready2", "owlrl"):
+            if kind not in skip:
+                row[kind] = run_child(kind, size, args.owl_timeout, args.repeat)
+        results[size] = row
+        print_row(size, row)
+    (OUT / "rules.json").write_text(json.dumps(results, indent=2))
+
+
+def print_row(size: str, row: dict) -> None:
+    full, inc = row["full"], row["incremental"]
+    print(f"\n== {size} ==")
+    if "error" in full:
+        print(f"full materialisation: {full['error']}")
+    else:
+        print(
+            f"full materialisation: {full['seconds']:.1f} s, peak RSS {full['peak_rss_mb']:.0f} MB,"
+            f" {full['inferred']} inferred triples, {full['derivations']} derivations,"
+            f" {full['provenance']} provenance triples"
+        )
+    if "error" in inc:
+        print(f"incremental: {inc['error']}")
+    else:
+        ratio = inc["add_p95_ms"] / 1000 / full.get("seconds", float("nan"))
+        print(
+            f"incremental, add one purchase ({inc['samples']} samples, all incremental:"
+            f" {inc['incremental_all']}): p50 {inc['add_p50_ms']:.1f} ms,"
+            f" p95 {inc['add_p95_ms']:.1f} ms ({ratio:.5f} of a full run);"
+            f" remove it: p50 {inc['remove_p50_ms']:.1f} ms, p95 {inc['remove_p95_ms']:.1f} ms"
+        )
+    for kind in ("owlready2", "owlrl"):
+        if kind in row:
+            other = row[kind]
+            if "error" in other:
+                print(f"{kind}: {other['error']}")
+            else:
+                speedup = other["seconds"] / full["seconds"] if "seconds" in full else float("nan")
+                print(
+                    f"{kind}: {other['seconds']:.1f} s, peak RSS {other['peak_rss_mb'] or 0:.0f} MB"
+                    f" (relmark full run {speedup:.1f}x faster)"
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,330 @@
+"""Incremental maintenance: after a write, re-derive only what the changed quads can reach.
+
+Every rule classifies one resource, its *focus* (the subject of its conclusions). A
+changed triple can only change the conclusions of the foci it reaches:
+
+- it matches a rule's conclusion (an asserted fact now shadows or no longer shadows an
+  inferred one): the focus is the triple's subject;
+- it was a premise of a recorded derivation: that derivation's focus;
+- it matches a triple pattern of the rule, a pattern of a ``FILTER NOT EXISTS`` or of a
+  sub-select: the foci the rule's triple patterns reach from the variables it binds.
+
+For each (rule, focus) reached, the rule is evaluated again with the focus bound (the
+same ``rules.evaluate`` as a full run), the old derivations are replaced by the new ones,
+and each conclusion either of them names is inferred exactly when some derivation still
+supports it and no input graph asserts it. The inferred triples that changed are the
+next round's changes, until nothing changes: rules that read other rules' conclusions
+are reached that way. Each round is one SPARQL update, so readers never see half of one;
+the result is the graph a full run would write (a test compares them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+
+import pyoxigraph as ox
+
+from relmark.reasoning.provenance import (
+    PROV,
+    RDF,
+    STATEMENT_IRI_PREFIX,
+    Derivation,
+    derivation_triples,
+    statement_iri,
+)
+from relmark.reasoning.rules import (
+    NOT_RULE_INPUT,
+    ONE_RUN_AT_A_TIME,
+    VALUES_SLOT,
+    Pattern,
+    Rule,
+    RuleError,
+    RunSummary,
+    bind_values,
+    evaluate,
+    keep_inferred,
+)
+from relmark.store import INFERRED_GRAPH, PROVENANCE_GRAPH, Changes, Store
+
+#: A rule set whose consequences still change after this many rounds is not stratified.
+MAX_ROUNDS = 50
+
+Located = tuple[ox.Triple, str | None]
+
+
+def update_inferences(store: Store, rules: list[Rule], changes: Changes) -> RunSummary:
+    """Bring the inferred and provenance graphs up to date with ``changes`` (already written)."""
+    with ONE_RUN_AT_A_TIME:
+        started = time.perf_counter()
+        session = _Session(store, rules)
+        changed: list[Located] = [
+            (ox.Triple(q.subject, q.predicate, q.object), _graph(q.graph_name))
+            for q in [*changes.added, *changes.removed]
+        ]
+        rounds = derivations = added = removed = 0
+        by_rule: dict[str, int] = {}
+        while changed:
+            rounds += 1
+            if rounds > MAX_ROUNDS:
+                raise RuleError(f"inferences still change after {MAX_ROUNDS} rounds")
+            result = session.round(changed)
+            derivations += result.derivations
+            added += len(result.added)
+            removed += len(result.removed)
+            for name, count in result.by_rule.items():
+                by_rule[name] = by_rule.get(name, 0) + count
+            changed = [(t, INFERRED_GRAPH) for t in [*result.added, *result.removed]]
+        return RunSummary(
+            rules=len(rules),
+            rounds=rounds,
+            inferred=store.graph_size(INFERRED_GRAPH) if store.has_graph(INFERRED_GRAPH) else 0,
+            derivations=derivations,
+            provenance=0,
+            added=added,
+            removed=removed,
+            written=rounds > 0,
+            seconds=time.perf_counter() - started,
+            by_rule=by_rule,
+            incremental=True,
+        )
+
+
+class _Round:
+    def __init__(self) -> None:
+        self.added: list[ox.Triple] = []
+        self.removed: list[ox.Triple] = []
+        self.derivations = 0
+        self.by_rule: dict[str, int] = {}
+
+
+class _Session:
+    """The rule inputs of one store, and the queries one update needs."""
+
+    def __init__(self, store: Store, rules: list[Rule]) -> None:
+        self.store = store
+        self.rules = rules
+        self.by_name = {rule.name: rule for rule in rules}
+        self.inputs: list[str | None] = [None]
+        self.inputs += [g for g in store.graph_names() if g not in NOT_RULE_INPUT]
+        self.readable = [*self.inputs, INFERRED_GRAPH]
+
+    # --- queries ----------------------------------------------------------------------
+    def query(self, sparql: str, bound: Mapping[ox.Variable, object]) -> object:
+        sparql, rest = bind_values(sparql, bound)
+        return self.store.query(
+            sparql,
+            default_graph=self.readable,
+            substitutions={v.value: t for v, t in rest.items()},
+        )
+
+    def provenance(self, sparql: str, bound: Mapping[ox.Variable, object]) -> object:
+        sparql, rest = bind_values(sparql, bound)
+        return self.store.query(
+            sparql,
+            default_graph=[PROVENANCE_GRAPH],
+            substitutions={v.value: t for v, t in rest.items()},
+        )
+
+    def locate(self, triple: ox.Triple) -> list[str | None]:
+        """The input graphs holding ``triple``; [] if only inferred (or nowhere)."""
+        found: list[str | None] = []
+        terms = {"s": triple.subject, "p": triple.predicate, "o": triple.object}
+        for graph in self.inputs:
+            if self.store.query("ASK { ?s ?p ?o }", default_graph=[graph], substitutions=terms):
+                found.append(graph)
+        return found
+
+    # --- one round ----------------------------------------------------------------------
+    def round(self, changed: list[Located]) -> _Round:
+        result = _Round()
+        foci = self.reached(changed)
+        if not foci:
+            return result
+        old = {pair: self.recorded(*pair) for pair in foci}
+        new: dict[tuple[str, ox.NamedNode], list[Derivation]] = {}
+        for name, focus in foci:
+            new[(name, focus)] = evaluate(self.query, self.by_name[name], focus)
+        touched = {c for records in old.values() for _, c in records}
+        touched |= {c for ds in new.values() for d in ds for c in d.conclusions}
+        inferred_after = {c for c in touched if self.supported(c, foci, new)}
+        inferred_before = {c for c in touched if self.is_inferred(c)}
+        result.added = sorted(inferred_after - inferred_before, key=str)
+        result.removed = sorted(inferred_before - inferred_after, key=str)
+        kept = keep_inferred([d for ds in new.values() for d in ds], inferred_after)
+        for derivation in kept:
+            result.by_rule[derivation.rule.name] = result.by_rule.get(derivation.rule.name, 0) + 1
+        result.derivations = len(kept)
+        old_iris = {d for records in old.values() for d, _ in records}
+        self.write(old_iris, kept, result)
+        return result
+
+    def reached(self, changed: Iterable[Located]) -> set[tuple[str, ox.NamedNode]]:
+        """The (rule, focus) pairs whose conclusions the changed triples may alter."""
+        pairs: set[tuple[str, ox.NamedNode]] = set()
+        for triple, graph in changed:
+            pairs |= self.recorded_users(triple, graph)
+            for rule in self.rules:
+                for pattern in rule.conclusions:
+                    binding = _unify(pattern, triple)
+                    if binding is not None and isinstance(triple.subject, ox.NamedNode):
+                        pairs.add((rule.name, triple.subject))
+                outer = _outer_variables(rule)
+                for pattern in _patterns_read(rule):
+                    binding = _unify(pattern, triple)
+                    if binding is None:
+                        continue
+                    bound = {k: v for k, v in binding.items() if k in outer}
+                    if rule.focus in bound:
+                        if isinstance(bound[rule.focus], ox.NamedNode):
+                            pairs.add((rule.name, bound[rule.focus]))
+                        continue
+                    if not bound:
+                        continue  # only system facts (thresholds) change that way
+                    for solution in self.query(
+                        rule.reach_sparql, {ox.Variable(k): v for k, v in bound.items()}
+                    ):
+                        focus = solution[rule.focus]
+                        if isinstance(focus, ox.NamedNode):
+                            pairs.add((rule.name, focus))
+        return pairs
+
+    def recorded_users(self, triple: ox.Triple, graph: str | None) -> set[tuple[str, object]]:
+        """The (rule, focus) of every recorded derivation that used ``triple`` from ``graph``."""
+        sparql = _PROV + (
+            "SELECT ?rule ?focus ?statement WHERE {" + VALUES_SLOT + "?d prov:used ?statement ;"
+            " prov:used ?rule ; prov:generated ?c . ?rule a prov:Plan ."
+            " ?c rdf:subject ?focus . }"
+        )
+        found = set()
+        for solution in self.provenance(
+            sparql, {ox.Variable("statement"): statement_iri(triple, graph)}
+        ):
+            name = solution["rule"].value.rsplit(":", 1)[-1]
+            if name in self.by_name:
+                found.add((name, solution["focus"]))
+        return found
+
+    def recorded(self, name: str, focus: ox.NamedNode) -> list[tuple[ox.NamedNode, ox.Triple]]:
+        """The recorded derivations of a rule for one focus, each with a conclusion."""
+        sparql = _PROV + (
+            "SELECT ?d ?p ?o ?rule ?focus WHERE {" + VALUES_SLOT + "?d prov:used ?rule ;"
+            " prov:generated ?c . ?c rdf:subject ?focus ; rdf:predicate ?p ; rdf:object ?o . }"
+        )
+        bound = {
+            ox.Variable("rule"): ox.NamedNode(self.by_name[name].iri),
+            ox.Variable("focus"): focus,
+        }
+        return [(s["d"], ox.Triple(focus, s["p"], s["o"])) for s in self.provenance(sparql, bound)]
+
+    def supported(
+        self,
+        triple: ox.Triple,
+        foci: set[tuple[str, ox.NamedNode]],
+        new: Mapping[tuple[str, ox.NamedNode], list[Derivation]],
+    ) -> bool:
+        """Inferred after this round: some derivation concludes it and no input asserts it."""
+        if self.locate(triple):
+            return False
+        if any(triple in d.conclusions for ds in new.values() for d in ds):
+            return True
+        sparql = _PROV + (
+            "SELECT ?rule ?statement WHERE {" + VALUES_SLOT + "?d prov:generated ?statement ;"
+            " prov:used ?rule . ?rule a prov:Plan . }"
+        )
+        statement = statement_iri(triple, INFERRED_GRAPH)
+        for solution in self.provenance(sparql, {ox.Variable("statement"): statement}):
+            name = solution["rule"].value.rsplit(":", 1)[-1]
+            if (name, triple.subject) not in foci:
+                return True
+        return False
+
+    def is_inferred(self, triple: ox.Triple) -> bool:
+        terms = {"s": triple.subject, "p": triple.predicate, "o": triple.object}
+        return bool(
+            self.store.query(
+                "ASK { ?s ?p ?o }", default_graph=[INFERRED_GRAPH], substitutions=terms
+            )
+        )
+
+    def write(self, old: set[ox.NamedNode], new: list[Derivation], result: _Round) -> None:
+        """One update: old derivations out, new ones in, the inferred delta, unused statements
+        collected."""
+        locations = {p: self.locate(p) for d in new for p in d.premises}
+        triples: set[ox.Triple] = set()
+        for derivation in new:
+            triples.update(derivation_triples(derivation, locations))
+        derivations = " ".join(str(d) for d in sorted(old, key=str))
+        candidates = ""
+        parts = []
+        if old:
+            used = self.store.query(
+                f"SELECT DISTINCT ?st WHERE {{ VALUES ?d {{ {derivations} }} ?d ?p ?st"
+                f' FILTER (isIRI(?st) && STRSTARTS(STR(?st), "{STATEMENT_IRI_PREFIX}")) }}',
+                default_graph=[PROVENANCE_GRAPH],
+            )
+            candidates = " ".join(str(s["st"]) for s in used)
+            parts.append(
+                f"DELETE {{ GRAPH <{PROVENANCE_GRAPH}> {{ ?d ?p ?o }} }} WHERE {{"
+                f" GRAPH <{PROVENANCE_GRAPH}> {{ VALUES ?d {{ {derivations} }} ?d ?p ?o }} }}"
+            )
+        if result.removed:
+            parts.append(f"DELETE DATA {{ GRAPH <{INFERRED_GRAPH}> {{ {_nt(result.removed)} }} }}")
+        if result.added:
+            parts.append(f"INSERT DATA {{ GRAPH <{INFERRED_GRAPH}> {{ {_nt(result.added)} }} }}")
+        if triples:
+            parts.append(f"INSERT DATA {{ GRAPH <{PROVENANCE_GRAPH}> {{ {_nt(triples)} }} }}")
+        if candidates:
+            # the old derivations' statement nodes that nothing points to any more
+            parts.append(
+                f"DELETE {{ GRAPH <{PROVENANCE_GRAPH}> {{ ?st ?p ?o }} }} WHERE {{"
+                f" GRAPH <{PROVENANCE_GRAPH}> {{ VALUES ?st {{ {candidates} }} ?st ?p ?o"
+                f" FILTER NOT EXISTS {{ ?any ?used ?st }} }} }}"
+            )
+        if parts:
+            self.store.update(" ;\n".join(parts), system=True)
+
+
+_PROV = f"PREFIX prov: <{PROV}>\nPREFIX rdf: <{RDF}>\n"
+
+
+def _graph(name: ox.NamedNode | ox.DefaultGraph) -> str | None:
+    return name.value if isinstance(name, ox.NamedNode) else None
+
+
+def _nt(triples: Iterable[ox.Triple]) -> str:
+    return ox.serialize(sorted(triples, key=str), format=ox.RdfFormat.N_TRIPLES).decode("utf-8")
+
+
+def _unify(pattern: Pattern, triple: ox.Triple) -> dict[str, object] | None:
+    """The variable bindings that make ``pattern`` match ``triple``, or None."""
+    binding: dict[str, object] = {}
+    for term, value in (
+        (pattern.subject, triple.subject),
+        (pattern.predicate, triple.predicate),
+        (pattern.object, triple.object),
+    ):
+        if isinstance(term, ox.Variable):
+            if binding.setdefault(term.value, value) != value:
+                return None
+        elif term != value:
+            return None
+    return binding
+
+
+def _patterns_read(rule: Rule) -> list[Pattern]:
+    patterns = list(rule.premises)
+    for guard in rule.guards:
+        patterns += guard.patterns
+    for subselect in rule.subselects:
+        patterns += subselect.patterns
+    return patterns
+
+
+def _outer_variables(rule: Rule) -> set[str]:
+    return {
+        term.value
+        for pattern in rule.premises
+        for term in (pattern.subject, pattern.predicate, pattern.object)
+        if isinstance(term, ox.Variable)
+    }
