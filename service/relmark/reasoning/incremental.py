@@ -44,6 +44,7 @@ from relmark.reasoning.rules import (
     bind_values,
     evaluate,
     keep_inferred,
+    patterns_read,
 )
 from relmark.store import INFERRED_GRAPH, PROVENANCE_GRAPH, Changes, Store
 
@@ -170,7 +171,7 @@ class _Session:
                     if binding is not None and isinstance(triple.subject, ox.NamedNode):
                         pairs.add((rule.name, triple.subject))
                 outer = _outer_variables(rule)
-                for pattern in _patterns_read(rule):
+                for pattern in patterns_read(rule):
                     binding = _unify(pattern, triple)
                     if binding is None:
                         continue
@@ -310,15 +311,6 @@ def _unify(pattern: Pattern, triple: ox.Triple) -> dict[str, object] | None:
         elif term != value:
             return None
     return binding
-
-
-def _patterns_read(rule: Rule) -> list[Pattern]:
-    patterns = list(rule.premises)
-    for guard in rule.guards:
-        patterns += guard.patterns
-    for subselect in rule.subselects:
-        patterns += subselect.patterns
-    return patterns
 
 
 def _outer_variables(rule: Rule) -> set[str]:

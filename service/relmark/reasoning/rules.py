@@ -594,6 +594,7 @@ def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Deri
     solutions = query(rule.match_sparql, bound)
     names = [v.value for v in solutions.variables]
     best: dict[tuple[ox.Triple, ...], tuple[str, dict]] = {}
+    seen: dict[tuple, bool] = {}
     for solution in solutions:
         row = {name: solution[name] for name in names if solution[name] is not None}
         if focus is not None:
@@ -606,7 +607,7 @@ def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Deri
         order = "\n".join(f"{name}={row[name]}" for name in sorted(row))
         if conclusions in best and best[conclusions][0] <= order:
             continue
-        if _blocked(query, rule, row):
+        if _blocked(query, rule, row, seen):
             continue
         best[conclusions] = (order, row)
     derivations = []
@@ -622,11 +623,21 @@ def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Deri
     return derivations
 
 
-def _blocked(query: Query, rule: Rule, row: Mapping[str, object]) -> bool:
-    """Whether one of the rule's FILTER NOT EXISTS finds a match for this solution."""
-    for guard in rule.guards:
-        bound = {ox.Variable(v): row[v] for v in guard.variables if v in row}
-        if next(iter(query(guard.ask_sparql, bound)), None) is not None:
+def _blocked(
+    query: Query, rule: Rule, row: Mapping[str, object], seen: dict[tuple, bool]
+) -> bool:
+    """Whether one of the rule's FILTER NOT EXISTS finds a match for this solution.
+
+    ``seen`` remembers answers by the values a guard reads: the solutions of one focus
+    (every pair of a customer's purchases, say) usually ask the same question.
+    """
+    for number, guard in enumerate(rule.guards):
+        values = tuple(row.get(v) for v in guard.variables)
+        key = (number, values)
+        if key not in seen:
+            bound = {ox.Variable(v): row[v] for v in guard.variables if v in row}
+            seen[key] = next(iter(query(guard.ask_sparql, bound)), None) is not None
+        if seen[key]:
             return True
     return False
 
@@ -698,17 +709,23 @@ def materialise(store: Store, rules: list[Rule]) -> RunSummary:
 
         inferred: set[ox.Triple] = set()
         asserted: set[ox.Triple] = set()
+        readers = _readers(rules)
+        latest: dict[str, list[Derivation]] = {}
+        due = list(rules)
         rounds = 0
-        while True:
+        while due:
             rounds += 1
-            derivations = [d for rule in rules for d in evaluate(query, rule)]
+            for rule in due:
+                latest[rule.name] = evaluate(query, rule)
+            derivations = [d for rule in rules for d in latest.get(rule.name, [])]
             candidates = {c for d in derivations for c in d.conclusions} - inferred - asserted
             asserted |= {t for t in candidates if _locate(work, t)}
             new = candidates - asserted
-            if not new:
-                break
             inferred |= new
             work.extend(ox.Quad(t.subject, t.predicate, t.object, INFERRED_NODE) for t in new)
+            # semi-naive: only the rules that read a conclusion that just appeared run again
+            grown = {d.rule.name for d in derivations if any(c in new for c in d.conclusions)}
+            due = [rule for rule in rules if readers[rule.name] & grown]
         _check_supported(inferred, derivations)
         derivations = keep_inferred(derivations, inferred)
         locations = {p: _locate(work, p) for d in derivations for p in d.premises}
@@ -731,13 +748,55 @@ def materialise(store: Store, rules: list[Rule]) -> RunSummary:
         )
 
 
+def _readers(rules: list[Rule]) -> dict[str, set[str]]:
+    """For each rule, the rules whose conclusions one of its patterns could match."""
+    return {
+        rule.name: {
+            other.name
+            for other in rules
+            if any(
+                _may_match(pattern, conclusion)
+                for pattern in patterns_read(rule)
+                for conclusion in other.conclusions
+            )
+        }
+        for rule in rules
+    }
+
+
+def patterns_read(rule: Rule) -> list[Pattern]:
+    """Every triple pattern a rule reads: its WHERE, its guards and its sub-selects."""
+    patterns = list(rule.premises)
+    for guard in rule.guards:
+        patterns += guard.patterns
+    for subselect in rule.subselects:
+        patterns += subselect.patterns
+    return patterns
+
+
+def _may_match(one: Pattern, other: Pattern) -> bool:
+    return all(
+        isinstance(a, ox.Variable) or isinstance(b, ox.Variable) or a == b
+        for a, b in (
+            (one.subject, other.subject),
+            (one.predicate, other.predicate),
+            (one.object, other.object),
+        )
+    )
+
+
 def _workspace(store: Store) -> ox.Store:
     """An in-memory copy of the rule inputs: every graph but the rules' own output."""
     work = ox.Store()
     graphs: list[str | None] = [None]
     graphs += [g for g in store.graph_names() if g not in NOT_RULE_INPUT]
+    export = getattr(store, "graph_bytes", None)
     for graph in graphs:
-        work.bulk_extend(store.triples(graph))
+        if export is None:
+            work.bulk_extend(store.triples(graph))
+        else:
+            target = ox.DefaultGraph() if graph is None else ox.NamedNode(graph)
+            work.bulk_load(export(graph), format=ox.RdfFormat.N_TRIPLES, to_graph=target)
     return work
 
 
