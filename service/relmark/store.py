@@ -348,7 +348,21 @@ class EmbeddedStore:
             finally:
                 shutil.rmtree(scratch_dir, ignore_errors=True)
             check(quads)
-            self.update(sparql)
+            # the quads the update may write are at hand before and after: note the
+            # difference, so the inferences follow incrementally (the check already
+            # paid for reading them)
+            scope = None if graphs is None else set(graphs) - SYSTEM_GRAPHS
+            with self._lock.read():
+                before = set(self._db.quads_for_pattern(None, None, None, ox.DefaultGraph()))
+                for node in self._db.named_graphs():
+                    if not isinstance(node, ox.NamedNode) or node.value in SYSTEM_GRAPHS:
+                        continue
+                    if scope is None or node.value in scope:
+                        before.update(self._db.quads_for_pattern(None, None, None, node))
+                self._db.update(sparql)
+                after = set(quads)
+                self._note(after - before, before - after)
+            self._written()
 
     def add_quads(self, quads: Iterable[ox.Quad]) -> None:
         """Add quads in one transaction."""
