@@ -20,6 +20,7 @@ the result is the graph a full run would write (a test compares them).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping
 
@@ -44,7 +45,6 @@ from relmark.reasoning.rules import (
     bind_values,
     evaluate,
     keep_inferred,
-    patterns_read,
 )
 from relmark.store import INFERRED_GRAPH, PROVENANCE_GRAPH, Changes, Store
 
@@ -160,9 +160,10 @@ class _Session:
         self.write(old_iris, kept, result)
         return result
 
-    def reached(self, changed: Iterable[Located]) -> set[tuple[str, ox.NamedNode]]:
+    def reached(self, changed: list[Located]) -> set[tuple[str, ox.NamedNode]]:
         """The (rule, focus) pairs whose conclusions the changed triples may alter."""
         pairs: set[tuple[str, ox.NamedNode]] = set()
+        neighbourhood = self.neighbourhood(changed)
         for triple, graph in changed:
             pairs |= self.recorded_users(triple, graph)
             for rule in self.rules:
@@ -170,25 +171,80 @@ class _Session:
                     binding = _unify(pattern, triple)
                     if binding is not None and isinstance(triple.subject, ox.NamedNode):
                         pairs.add((rule.name, triple.subject))
-                outer = _outer_variables(rule)
-                for pattern in patterns_read(rule):
-                    binding = _unify(pattern, triple)
-                    if binding is None:
-                        continue
-                    bound = {k: v for k, v in binding.items() if k in outer}
-                    if rule.focus in bound:
-                        if isinstance(bound[rule.focus], ox.NamedNode):
-                            pairs.add((rule.name, bound[rule.focus]))
-                        continue
-                    if not bound:
-                        continue  # only system facts (thresholds) change that way
-                    for solution in self.query(
-                        rule.reach_sparql, {ox.Variable(k): v for k, v in bound.items()}
-                    ):
-                        focus = solution[rule.focus]
-                        if isinstance(focus, ox.NamedNode):
-                            pairs.add((rule.name, focus))
+                for group, outer in _groups(rule):
+                    for pattern in group:
+                        binding = _unify(pattern, triple)
+                        if binding is None:
+                            continue
+                        for bound in self.widen(binding, group, outer, neighbourhood):
+                            pairs |= self.foci(rule, bound)
         return pairs
+
+    def neighbourhood(self, changed: list[Located]) -> ox.Store:
+        """The changed triples and everything now said about their subjects, in memory.
+
+        A changed triple often matches one pattern of a ``FILTER NOT EXISTS`` or of a
+        sub-select, whose other patterns bind the variables the rule shares with it (a new
+        purchase's seller only says which firm; its buyer says which relationship).
+        """
+        local = ox.Store()
+        local.extend(ox.Quad(t.subject, t.predicate, t.object) for t, _ in changed)
+        for subject in {t.subject for t, _ in changed}:
+            for solution in self.query("SELECT ?s ?p ?o WHERE { ?s ?p ?o }", {_S: subject}):
+                local.add(ox.Quad(subject, solution["p"], solution["o"]))
+        return local
+
+    def widen(
+        self,
+        binding: dict[str, object],
+        group: tuple[Pattern, ...],
+        outer: frozenset[str],
+        neighbourhood: ox.Store,
+    ) -> list[dict[str, object]]:
+        """The bindings of the rule's variables that a match of ``group`` implies.
+
+        Where the neighbourhood cannot tell, the partial binding stands: the rule's own
+        patterns then reach more resources than needed, never fewer.
+        """
+        bound = {k: v for k, v in binding.items() if k in outer}
+        variables = {
+            t.value for p in group for t in (p.subject, p.predicate, p.object) if _is_var(t)
+        }
+        missing = sorted((variables & outer) - bound.keys())
+        if not missing:
+            return [bound]
+        sparql = (
+            f"SELECT DISTINCT {' '.join('?' + m for m in missing)} WHERE {{{VALUES_SLOT}"
+            + " ".join(f"{p.subject} {p.predicate} {p.object} ." for p in group)
+            + " }"
+        )
+        text, rest = bind_values(sparql, {ox.Variable(k): v for k, v in binding.items()})
+        found = list(neighbourhood.query(text, substitutions=rest))
+        widened = [{**bound, **{m: s[m] for m in missing if s[m] is not None}} for s in found]
+        return widened or [bound]
+
+    def foci(self, rule: Rule, bound: Mapping[str, object]) -> set[tuple[str, ox.NamedNode]]:
+        """The resources the rule's triple patterns reach from ``bound``."""
+        if rule.focus in bound:
+            focus = bound[rule.focus]
+            return {(rule.name, focus)} if isinstance(focus, ox.NamedNode) else set()
+        if not bound:
+            return set()  # only system facts (thresholds) change that way: a full run
+        found = set()
+        chain = _reach(rule, frozenset(bound))
+        if chain is None:
+            solutions = self.query(rule.reach_sparql, {ox.Variable(k): v for k, v in bound.items()})
+        else:  # constants in the patterns: the planner then starts from the selective ones
+            body = " ".join(
+                " ".join(_term_text(t, bound) for t in (p.subject, p.predicate, p.object)) + " ."
+                for p in chain
+            )
+            solutions = self.query(f"SELECT DISTINCT ?{rule.focus} WHERE {{ {body} }}", {})
+        for solution in solutions:
+            focus = solution[rule.focus]
+            if isinstance(focus, ox.NamedNode):
+                found.add((rule.name, focus))
+        return found
 
     def recorded_users(self, triple: ox.Triple, graph: str | None) -> set[tuple[str, object]]:
         """The (rule, focus) of every recorded derivation that used ``triple`` from ``graph``."""
@@ -209,8 +265,8 @@ class _Session:
     def recorded(self, name: str, focus: ox.NamedNode) -> list[tuple[ox.NamedNode, ox.Triple]]:
         """The recorded derivations of a rule for one focus, each with a conclusion."""
         sparql = _PROV + (
-            "SELECT ?d ?p ?o ?rule ?focus WHERE {" + VALUES_SLOT + "?d prov:used ?rule ;"
-            " prov:generated ?c . ?c rdf:subject ?focus ; rdf:predicate ?p ; rdf:object ?o . }"
+            "SELECT ?d ?p ?o ?rule ?focus WHERE {" + VALUES_SLOT + "?c rdf:subject ?focus ;"
+            " rdf:predicate ?p ; rdf:object ?o . ?d prov:generated ?c ; prov:used ?rule . }"
         )
         bound = {
             ox.Variable("rule"): ox.NamedNode(self.by_name[name].iri),
@@ -286,6 +342,7 @@ class _Session:
             self.store.update(" ;\n".join(parts), system=True)
 
 
+_S = ox.Variable("s")
 _PROV = f"PREFIX prov: <{PROV}>\nPREFIX rdf: <{RDF}>\n"
 
 
@@ -313,10 +370,62 @@ def _unify(pattern: Pattern, triple: ox.Triple) -> dict[str, object] | None:
     return binding
 
 
-def _outer_variables(rule: Rule) -> set[str]:
-    return {
-        term.value
-        for pattern in rule.premises
-        for term in (pattern.subject, pattern.predicate, pattern.object)
-        if isinstance(term, ox.Variable)
-    }
+@functools.lru_cache(maxsize=1024)
+def _reach(rule: Rule, bound: frozenset[str]) -> tuple[Pattern, ...] | None:
+    """The patterns on the shortest chains from the bound variables to the rule's focus.
+
+    pyoxigraph plans a rule's whole WHERE poorly from a few bound values (20-100 ms where
+    the chain with constants takes well under 1 ms). The chain may reach more foci than
+    the full pattern would, never fewer; the rule itself then decides for each one.
+    """
+    chosen: list[Pattern] = []
+    for start in sorted(bound):
+        path = _chain(rule.premises, start, rule.focus)
+        if path is None:
+            return None
+        chosen += [p for p in path if p not in chosen]
+    return tuple(chosen)
+
+
+def _term_text(term: object, bound: Mapping[str, object]) -> str:
+    """A pattern position as SPARQL: a bound IRI or literal in its own N-Triples form."""
+    if isinstance(term, ox.Variable) and isinstance(
+        bound.get(term.value), ox.NamedNode | ox.Literal
+    ):
+        return str(bound[term.value])
+    return str(term)
+
+
+def _chain(patterns: tuple[Pattern, ...], start: str, goal: str) -> list[Pattern] | None:
+    """The fewest patterns linking variable ``start`` to variable ``goal`` (breadth first)."""
+    paths: dict[str, list[Pattern]] = {start: []}
+    frontier = [start]
+    while frontier and goal not in paths:
+        following = []
+        for variable in frontier:
+            for pattern in patterns:
+                names = [
+                    t.value for t in (pattern.subject, pattern.object) if isinstance(t, ox.Variable)
+                ]
+                if variable in names:
+                    for other in names:
+                        if other not in paths:
+                            paths[other] = [*paths[variable], pattern]
+                            following.append(other)
+        frontier = following
+    return paths.get(goal)
+
+
+def _is_var(term: object) -> bool:
+    return isinstance(term, ox.Variable)
+
+
+def _groups(rule: Rule) -> list[tuple[tuple[Pattern, ...], frozenset[str]]]:
+    """The rule's pattern groups, each with the variables it shares with the rule's WHERE."""
+    outer = frozenset(
+        t.value for p in rule.premises for t in (p.subject, p.predicate, p.object) if _is_var(t)
+    )
+    groups = [(rule.premises, outer)]
+    groups += [(guard.patterns, outer) for guard in rule.guards]
+    groups += [(sub.patterns, frozenset(sub.keys) & outer) for sub in rule.subselects]
+    return groups

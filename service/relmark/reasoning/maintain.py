@@ -108,7 +108,8 @@ def refresh_inferences(
     if changes is not None and _stored_fingerprint(store) == wanted:
         if not changes:
             return None
-        if len(changes) <= max(INCREMENTAL_FLOOR, store.count() // INCREMENTAL_RATIO):
+        small = len(changes) <= INCREMENTAL_FLOOR  # (counting a big store takes a while)
+        if small or len(changes) <= store.count() // INCREMENTAL_RATIO:
             return update_inferences(store, rules, changes)
     if getattr(store, "remote", False):  # a SPARQL server: the rules run there as updates
         from relmark.reasoning.remote_rules import materialise as materialise_remote
