@@ -623,9 +623,7 @@ def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Deri
     return derivations
 
 
-def _blocked(
-    query: Query, rule: Rule, row: Mapping[str, object], seen: dict[tuple, bool]
-) -> bool:
+def _blocked(query: Query, rule: Rule, row: Mapping[str, object], seen: dict[tuple, bool]) -> bool:
     """Whether one of the rule's FILTER NOT EXISTS finds a match for this solution.
 
     ``seen`` remembers answers by the values a guard reads: the solutions of one focus
