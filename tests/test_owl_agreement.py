@@ -18,7 +18,8 @@ import pytest
 import rdflib
 
 from relmark.reasoning.owl import EXPRESSIBLE, NOT_COMPARED, classify_with_owl
-from relmark.reasoning.rules import RDF, load_rules, materialise
+from relmark.reasoning.provenance import RDF
+from relmark.reasoning.rules import load_rules, materialise
 from relmark.store import (
     CONFIG_GRAPH,
     INFERRED_GRAPH,
