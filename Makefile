@@ -10,7 +10,7 @@ WORKERS ?= 2
 STORE   ?= data/store
 DEMO    := $(wildcard ontology/demo/*.ttl)
 
-.PHONY: install system-deps test lint pytest run load-demo bench clean
+.PHONY: install system-deps remote-deps browser-deps npm-deps test lint pytest run load-demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,40 @@ system-deps:
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends default-jre-headless; }
 
+# Virtuoso for the remote-store tests (tests/backends.py starts it on free ports; the
+# Oxigraph server comes from PyPI with the test extras).
+remote-deps:
+	@command -v virtuoso-t >/dev/null 2>&1 || { \
+	  echo "installing Virtuoso (the remote-store tests run against it)"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends virtuoso-opensource; }
+
+# Headless Chromium and its driver for the browser tests (tests/test_browser.py drives
+# Debian's /usr/bin/chromium with Playwright; Playwright never downloads a browser).
+browser-deps:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing Chromium (the browser tests need it)"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium chromium-driver; }
+
+# The pages' front-end libraries (CodeMirror, cytoscape.js) from the npm registry, served
+# from node_modules/ by /vendor/; re-installed only when package-lock.json changes.
+NPM_STAMP := node_modules/.installed-stamp
+$(NPM_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing npm (the pages' JavaScript libraries come from the npm registry)"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends nodejs npm; }
+	npm ci --no-audit --no-fund
+	touch $@
+
+npm-deps: $(NPM_STAMP)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-pytest: install system-deps
+pytest: install system-deps remote-deps browser-deps npm-deps
 	$(BIN)/pytest
 
 test: lint pytest
@@ -43,7 +72,7 @@ test: lint pytest
 load-demo: install
 	$(BIN)/relmark --store $(STORE) load $(DEMO)
 
-run: load-demo
+run: load-demo npm-deps
 	$(BIN)/relmark --store $(STORE) serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 bench: install
@@ -51,4 +80,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_http.py
 
 clean:
-	rm -rf data .pytest_cache .ruff_cache
+	rm -rf data .pytest_cache .ruff_cache tests/output

@@ -80,6 +80,12 @@ def serve(settings: Settings, host: str, port: int, threads: int, workers: int) 
     """Serve the SPARQL endpoint, Graph Store and API over HTTP (waitress)."""
     from relmark.web import serve as run_server
 
+    if workers > 1 and str(settings.store).startswith(("sparql+http://", "sparql+https://")):
+        fail(
+            "a remote store is served by one process (--workers 1) for now: the worker "
+            "model shares an embedded store's snapshots; add --threads instead",
+            2,
+        )
     try:
         run_server(settings, host=host, port=port, threads=threads, workers=workers)
     except StoreError as error:
@@ -190,16 +196,31 @@ def validate(settings: Settings, files: tuple[str, ...], fmt: str | None, report
 
 
 @main.command()
-@click.argument("sparql")
+@click.argument("sparql", required=False)
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", *RESULT_FORMATS, *GRAPH_FORMATS]),
     help="Output format; a table on a terminal, JSON (or Turtle) otherwise.",
 )
+@click.option("--named", help="Run a named question of queries/ instead (see /api/queries).")
+@click.option("--param", "params", multiple=True, help="A named question's parameter, k=v.")
 @click.pass_obj
-def query(settings: Settings, sparql: str, fmt: str | None) -> None:
-    """Run a SPARQL query against the store ('-' reads it from stdin)."""
+def query(
+    settings: Settings, sparql: str | None, fmt: str | None, named: str | None, params: tuple
+) -> None:
+    """Run a SPARQL query against the store ('-' reads it from stdin), or --named NAME."""
+    if named is not None:
+        from relmark.named_cli import print_named
+
+        store = _open_for_reasons(settings)
+        try:
+            print_named(store, named, params, fmt, fail)
+        finally:
+            store.close()
+        return
+    if sparql is None:
+        fail("give a SPARQL query (or '-' for stdin), or --named NAME", 2)
     if sparql == "-":
         sparql = sys.stdin.read()
     store = _open(settings)
@@ -318,8 +339,16 @@ def classify(settings: Settings, iri: str, lang: str) -> None:
 @click.argument("iri")
 @click.argument("class_iri", metavar="CLASS")
 @LANG_OPTION
+@click.option(
+    "--why-not",
+    is_flag=True,
+    help="For each rule concluding CLASS: which conditions hold and which do not.",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_obj
-def explain(settings: Settings, iri: str, class_iri: str, lang: str) -> None:
+def explain(
+    settings: Settings, iri: str, class_iri: str, lang: str, why_not: bool, fmt: str
+) -> None:
     """Why a resource is in a class (an IRI or rm:Name): a tree down to asserted facts."""
     from relmark.reasoning import explain as reasons
 
@@ -330,6 +359,19 @@ def explain(settings: Settings, iri: str, class_iri: str, lang: str) -> None:
             class_iri = reasons.check_class(store, class_iri)
         except (reasons.UnknownResource, reasons.NotAnOntologyClass) as error:
             fail(str(error), 2)
+        if why_not:
+            from relmark.reasoning.maintain import rules_for
+            from relmark.reasoning.whynot import why_not as why_not_answer
+            from relmark.reasoning.whynot import why_not_text
+
+            answer = why_not_answer(
+                store, rules_for(settings.ontology_dir)[1], iri, class_iri, lang
+            )
+            if fmt == "json":
+                click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+            else:
+                click.echo(why_not_text(answer))
+            return
         try:
             tree = reasons.explain(store, iri, class_iri, lang)
         except reasons.NotExplained:
@@ -337,6 +379,55 @@ def explain(settings: Settings, iri: str, class_iri: str, lang: str) -> None:
         click.echo(reasons.explanation_text(tree))
     finally:
         store.close()
+
+
+@main.command()
+@click.argument("files", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--reasoner", type=click.Choice(["hermit", "pellet"]), default="hermit", show_default=True
+)
+@click.option("--no-store", is_flag=True, help="Check the ontology and FILES only.")
+@click.pass_obj
+def check(
+    settings: Settings, files: tuple[str, ...], fmt: str, reasoner: str, no_store: bool
+) -> None:
+    """OWL consistency of the ontology with the store's data (and FILES), and empty classes.
+
+    Exit 0 when consistent and every class is satisfiable, 1 when not (with the clash and
+    the statements involved, confirmed by the reasoner), 2 for unreadable input.
+    """
+    from relmark.reasoning.consistency import diagnose, rdflib_graph
+    from relmark.store import SYSTEM_GRAPHS
+    from relmark.vocab import CONFIG_FILE, ontology_paths
+
+    try:
+        extra = [
+            q
+            for name in files
+            for q in loading.parse_quads(loading.read_source(name), "urn:relmark:check")
+        ]
+    except loading.LoadError as error:
+        fail(error.message, 2)
+    chunks = [ox.serialize((q.triple for q in extra), format=ox.RdfFormat.N_TRIPLES)]
+    if not no_store:
+        store = _open(settings)
+        try:
+            for graph in [None, *(g for g in store.graph_names() if g not in SYSTEM_GRAPHS)]:
+                triples = (q.triple for q in store.triples(graph))
+                chunks.append(ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES))
+        finally:
+            store.close()
+    directory = settings.ontology_dir
+    ontology = rdflib_graph(b"")
+    for path in [*ontology_paths(directory), directory / CONFIG_FILE]:
+        ontology.parse(path, format="turtle")
+    diagnosis = diagnose(ontology, rdflib_graph(chunks), reasoner)
+    if fmt == "json":
+        click.echo(json.dumps(diagnosis.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(diagnosis.text)
+    sys.exit(0 if diagnosis.ok else 1)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from flask import Flask
 
 from relmark.settings import Settings
 from relmark.store import Store
-from relmark.web import api, errors, graphs, health, sparql
+from relmark.web import api, errors, graphs, health, openapi, queries_api, sparql
+from relmark.web.browse import bp as browse_bp
 from relmark.web.extensions import close_app, get_settings, get_store, init_app
 
 
@@ -36,6 +37,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.register_blueprint(graphs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(queries_api.bp)  # named questions (issue 6)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(browse_bp)  # HTML pages (issue 7)
     atexit.register(_close_at_exit, weakref.ref(app))
     return app
 

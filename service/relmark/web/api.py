@@ -6,8 +6,10 @@ Reads only: both answer from the store's asserted, inferred and provenance graph
 
 from __future__ import annotations
 
+import pyoxigraph as ox
 from flask import Blueprint, Response, jsonify, request
 
+from relmark.loading import LoadError, Source, ValidationFailed, parse_quads, validate_quads
 from relmark.reasoning.explain import (
     NotAnOntologyClass,
     NotExplained,
@@ -17,11 +19,17 @@ from relmark.reasoning.explain import (
     classify,
     explain,
 )
+from relmark.reasoning.maintain import rules_for
+from relmark.reasoning.whatif import WHAT_IF_GRAPH, WhatIfUnsupported, record_subjects, what_if
+from relmark.reasoning.whynot import why_not
 from relmark.store import Store
-from relmark.web.errors import ApiError
-from relmark.web.extensions import get_store
+from relmark.web.errors import ApiError, load_error
+from relmark.web.extensions import get_settings, get_store
+from relmark.web.negotiation import Kind, format_for_content_type, formats_of
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+_BODY = "request body"
 
 LANGUAGES = ("en", "it")
 
@@ -32,22 +40,97 @@ def classify_view() -> Response:
     store = get_store()
     iri = known_resource(store, _required("iri"))
     lang = _language()
-    entries = []
-    for entry in classify(store, iri, lang):
+    return jsonify(iri=iri, lang=lang, classes=_with_first_rule(classify(store, iri, lang)))
+
+
+def _with_first_rule(entries: list[dict]) -> list[dict]:
+    """Inferred entries also carry their first rule's name and why at the top level."""
+    flattened = []
+    for entry in entries:
         if entry["status"] == "inferred":
             first = entry["rules"][0] if entry["rules"] else {"rule": None, "why": None}
             entry = {**entry, "rule": first["rule"], "why": first["why"]}
-        entries.append(entry)
-    return jsonify(iri=iri, lang=lang, classes=entries)
+        flattened.append(entry)
+    return flattened
+
+
+@bp.post("/classify")
+def what_if_view() -> Response:
+    """What if: classify a hypothetical record (RDF body) against the stored data.
+
+    Nothing is written (the record goes into a scratch copy of the store that is deleted
+    afterwards), so no write token is needed. ``?iri=`` names the resource to classify;
+    without it every subject of the record is. Each class is asserted (``graphs`` shows
+    ``urn:relmark:what-if`` for the record's own) or inferred with its rule and why;
+    ``gained`` and ``lost`` say how the answer differs from the stored data's. 400 for an
+    unparseable body (``where`` is line:column), 415 for a non-RDF one, 422 with the SHACL
+    report when the record does not conform to the shapes.
+    """
+    store = get_store()
+    lang = _language()
+    quads = _record()
+    settings = get_settings()
+    report = validate_quads(store, quads, ontology_dir=settings.ontology_dir)
+    if not report.conforms:
+        raise ValidationFailed(report)
+    iri = request.args.get("iri", "").strip() or None
+    subjects = record_subjects(quads)
+    if iri is not None and iri not in subjects:
+        iri = known_resource(store, iri)
+    if iri is None and not subjects:
+        raise ApiError(400, "the record is empty", detail="send at least one triple about an IRI")
+    try:
+        results = what_if(
+            store,
+            quads,
+            [iri] if iri else None,
+            ontology_dir=settings.ontology_dir,
+            lang=lang,
+        )
+    except WhatIfUnsupported as error:
+        raise ApiError(501, "what-if is not available on this store", detail=str(error)) from None
+    for result in results:
+        result["classes"] = _with_first_rule(result["classes"])
+    if iri is not None:
+        return jsonify(hypothetical=True, lang=lang, **results[0])
+    return jsonify(hypothetical=True, lang=lang, resources=results)
+
+
+def _record() -> list[ox.Quad]:
+    """The request body's statements (graphs ignored); 415/400 when it cannot be read."""
+    fmt = format_for_content_type(request.mimetype or "", Kind.RDF)
+    if fmt is None:
+        accepted = ", ".join(f.media_type for f in formats_of(Kind.RDF))
+        raise ApiError(
+            415,
+            "unsupported media type",
+            detail=f"send the record as one of: {accepted} "
+            f"(got {request.mimetype or 'no Content-Type'})",
+        )
+    source = Source(name=_BODY, data=request.get_data(), fmt=fmt.oxigraph)
+    try:
+        return parse_quads(source, WHAT_IF_GRAPH)
+    except LoadError as error:
+        raise load_error(error, _BODY) from None
 
 
 @bp.get("/explain")
 def explain_view() -> Response:
-    """Why ``iri`` is an instance of ``class``: a tree down to asserted facts and graphs."""
+    """Why ``iri`` is an instance of ``class``: a tree down to asserted facts and graphs.
+
+    With ``why=not``: for each rule concluding the class, its conditions met and unmet for
+    ``iri`` and the nearest unmet one in words (``reasoning.whynot``).
+    """
     store = get_store()
     iri = known_resource(store, _required("iri"))
     class_iri = ontology_class(store, _required("class"))
     lang = _language()
+    why = request.args.get("why")
+    if why is not None:
+        if why.strip().lower() != "not":
+            raise ApiError(400, "unsupported value of 'why'", detail="pass why=not or leave it out")
+        _, rules = rules_for(get_settings().ontology_dir)
+        return jsonify(why_not(store, rules, iri, class_iri, lang))
     try:
         tree = explain(store, iri, class_iri, lang)
     except NotExplained:
