@@ -9,13 +9,14 @@ that measurement's own):
   from an existing firm (5 quads, as a Graph Store POST would), time the re-classification
   (``refresh_inferences``), then remove it and time that; p50/p95, and the ratio to the
   full run;
-- ``owlready2``: the same classes as OWL definitions classified by HermiT through
-  owlready2 (``reasoning.owl.classify_with_owl``, the test oracle; Pellet's jars need a
-  newer Java than this machine's 17), given ``--owl-timeout`` seconds;
-- ``owlrl``: the OWL 2 RL closure of ontology + data with ``owlrl`` on rdflib (a different
-  job — generic RL entailment, not our rules — but the usual Python baseline).
+- ``owlready2`` (sizes up to ``--owl-max``): the same classes as OWL definitions classified
+  by HermiT through owlready2 (``reasoning.owl.classify_with_owl``, the test oracle;
+  Pellet's jars need a newer Java than this machine's 17), given ``--owl-timeout`` seconds;
+- ``owlrl`` (sizes up to ``--owl-max``): the OWL 2 RL closure of ontology + data with
+  ``owlrl`` on rdflib (a different job — generic RL entailment, not our rules — but the
+  usual Python baseline).
 
-    python benchmarks/bench_rules.py --sizes 100k,1m --repeat 30
+    python benchmarks/bench_rules.py --sizes 2k,10k,100k,1m --repeat 30 --owl-max 100k
 """
 
 from __future__ import annotations
@@ -35,7 +36,18 @@ OUT = HERE / "out"
 
 
 def data_file(size: str) -> Path:
+    """The generator's data set of that size, or ``demo``: the demo files as N-Triples."""
     path = OUT / f"data-{size.lower()}.nt"
+    if size == "demo" and not path.exists():
+        import pyoxigraph as ox
+
+        from relmark.vocab import demo_paths
+
+        OUT.mkdir(exist_ok=True)
+        triples = [
+            t for p in demo_paths() for t in ox.parse(path=str(p), format=ox.RdfFormat.TURTLE)
+        ]
+        ox.serialize(triples, str(path), format=ox.RdfFormat.N_TRIPLES)
     if not path.exists():
         OUT.mkdir(exist_ok=True)
         subprocess.run(
@@ -166,6 +178,13 @@ def child_owlrl(size: str) -> dict:
 XSD = "http://www.w3.org/2001/XMLSchema#"
 
 
+def _triples(size: str) -> float:
+    size = size.lower()
+    if size == "demo":
+        return 2e3
+    return float(size.rstrip("km")) * {"k": 1e3, "m": 1e6}.get(size[-1], 1)
+
+
 def _p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
@@ -175,17 +194,13 @@ def run_child(kind: str, size: str, timeout: float, repeat: int) -> dict:
     """One measurement in a fresh process; its peak RSS from the kernel's accounting."""
     command = [sys.executable, __file__, "--child", kind, "--sizes", size]
     command += ["--repeat", str(repeat)]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"did not finish in {timeout:.0f} s"}
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result["peak_rss_mb"] = peak / 1024 if peak > before else None
-    return result
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -194,6 +209,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--owl-timeout", type=float, default=600)
     parser.add_argument("--skip", default="", help="comma-separated: owlready2,owlrl")
+    parser.add_argument("--owl-max", default="100k", help="largest size given to the references")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -204,7 +220,12 @@ def main() -> None:
             "owlready2": lambda: child_owlready2(size),
             "owlrl": lambda: child_owlrl(size),
         }[args.child]
-        print(json.dumps(work()))
+        result = work()
+        # the child's own peak, plus its children's (HermiT runs in a Java process)
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        result["peak_rss_mb"] = (own + children) / 1024
+        print(json.dumps(result))
         return
     skip = set(filter(None, args.skip.split(",")))
     results = {}
@@ -213,7 +234,7 @@ def main() -> None:
         row = {"full": run_child("full", size, 3600, args.repeat)}
         row["incremental"] = run_child("incremental", size, 7200, args.repeat)
         for kind in ("owlready2", "owlrl"):
-            if kind not in skip:
+            if kind not in skip and _triples(size) <= _triples(args.owl_max):
                 row[kind] = run_child(kind, size, args.owl_timeout, args.repeat)
         results[size] = row
         print_row(size, row)

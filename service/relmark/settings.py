@@ -20,6 +20,14 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024
     max_result_rows: int = 100_000
     ontology_dir: Path = field(default=ONTOLOGY_DIR)
+    # A remote store (``store = sparql+http://…``): where updates and the Graph Store go
+    # (default: derived from the engine), credentials, and the engine's dialect.
+    update_url: str | None = None
+    gsp_url: str | None = None
+    remote_user: str | None = None
+    remote_password: str | None = None
+    remote_bearer: str | None = None
+    remote_engine: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -38,5 +46,15 @@ class Settings:
             values["max_result_rows"] = int(env["RELMARK_MAX_ROWS"])
         if "RELMARK_ONTOLOGY" in env:
             values["ontology_dir"] = Path(env["RELMARK_ONTOLOGY"])
+        for name, variable in (
+            ("update_url", "RELMARK_UPDATE_URL"),
+            ("gsp_url", "RELMARK_GSP_URL"),
+            ("remote_user", "RELMARK_REMOTE_USER"),
+            ("remote_password", "RELMARK_REMOTE_PASSWORD"),
+            ("remote_bearer", "RELMARK_REMOTE_BEARER"),
+            ("remote_engine", "RELMARK_REMOTE_ENGINE"),
+        ):
+            if env.get(variable):
+                values[name] = env[variable]
         settings = cls(**values)
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

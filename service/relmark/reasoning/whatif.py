@@ -70,6 +70,10 @@ def scratch_copy(store: Store, target: Path) -> None:
     if isinstance(store, EmbeddedStore):
         store.backup(target)
         return
+    copy_to = getattr(store, "copy_to", None)
+    if copy_to is not None:  # a remote store: its data, read into a local one
+        copy_to(target)
+        return
     raise WhatIfUnsupported(
         f"what-if needs a local store to copy; {type(store).__name__} cannot be copied"
     )

@@ -16,6 +16,7 @@ from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from relmark.loading import LoadError, ValidationFailed
+from relmark.remote_store import RemoteError, RemoteUnavailable
 
 
 class ApiError(Exception):
@@ -88,6 +89,19 @@ def load_error(error: LoadError, source_name: str) -> ApiError:
     return ApiError(400, "the request body does not parse", detail=message, where=where)
 
 
+def remote_failed(error: RemoteError) -> ApiError:
+    """503 when the remote SPARQL server is unreachable or too slow, 502 when it failed."""
+    if isinstance(error, RemoteUnavailable):
+        return ApiError(
+            503,
+            "the store's SPARQL server is unavailable",
+            detail=str(error),
+            where=error.backend,
+            headers={"Retry-After": "5"},
+        )
+    return ApiError(502, "the store's SPARQL server failed", detail=str(error), where=error.backend)
+
+
 def _http_exception(error: HTTPException) -> Response:
     """Werkzeug's errors in our JSON shape, keeping headers such as ``Allow`` on 405."""
     headers = {
@@ -107,3 +121,4 @@ def register(app: Flask) -> None:
     app.register_error_handler(ApiError, lambda e: e.to_response())
     app.register_error_handler(ValidationFailed, lambda e: validation_failed(e).to_response())
     app.register_error_handler(HTTPException, _http_exception)
+    app.register_error_handler(RemoteError, lambda e: remote_failed(e).to_response())

@@ -135,11 +135,12 @@ def sync_system_graphs(store: Store, settings: Settings) -> None:
 def after_write() -> None:
     """Bring the inferences up to date after a view wrote the store (DESIGN §5).
 
-    Only where this process owns the store: a ``SnapshotReplica``'s writes were applied
-    by the supervisor's ``StoreWriter``, which refreshed them before publishing.
+    Only where this process owns the store (embedded, or a remote SPARQL server): a
+    ``SnapshotReplica``'s writes were applied by the supervisor's ``StoreWriter``, which
+    refreshed them before publishing.
     """
     store = get_store()
-    if isinstance(store, EmbeddedStore):
+    if isinstance(store, EmbeddedStore) or getattr(store, "remote", False):
         refresh_inferences(store, get_settings().ontology_dir)
 
 

@@ -1,0 +1,831 @@
+"""The remote back end: the ``Store`` protocol over SPARQL 1.1 Protocol, Update and Graph Store.
+
+``RELMARK_STORE=sparql+http://host:port/path`` puts relmark in front of an existing SPARQL
+engine. Only the three W3C protocols are spoken (``requests`` sessions, pooled
+connections), so any engine works; what differs between engines is kept in one place,
+``Engine`` (detected from the ``Server`` header, or set with ``RELMARK_REMOTE_ENGINE``):
+
+- **Oxigraph server** has a real default graph and a ``union-default-graph`` parameter:
+  relmark's "default graph is the union of all graphs" maps onto it directly.
+- **Virtuoso** has no default graph of its own (``INSERT DATA`` without ``GRAPH`` fails,
+  and a query without a dataset sees every graph, its own system graphs included).
+  relmark's default graph is therefore the graph ``urn:relmark:default`` there, and the
+  union is passed explicitly as ``default-graph-uri``/``named-graph-uri`` lists of the
+  graphs relmark sees (Virtuoso's own ``virtrdf#``/``ldp#`` graphs are hidden). Virtuoso
+  also has no notion of an empty graph, so ``MOVE`` from an empty staging graph simply
+  empties the target (the standard says it is an error; we never rely on either).
+- **generic**: the standard only, union passed explicitly.
+
+Results come back as pyoxigraph objects (``parse_query_results`` for SELECT/ASK; a
+CONSTRUCT's triples are re-emitted from an in-memory store so they are a real
+``QueryTriples``), so the rest of relmark cannot tell the back ends apart.
+
+Loads are all-or-nothing: parsed locally first, written into staging graphs through the
+Graph Store Protocol, then moved into place with one update request (``MOVE``), the
+staging graphs dropped whatever happens. Reads are retried on connection errors (they are
+idempotent); writes never are. An unreachable engine raises ``RemoteUnavailable``, which
+the HTTP layer answers with 503 naming the back end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit, urlunsplit
+
+import pyoxigraph as ox
+import requests
+from requests.adapters import HTTPAdapter
+
+from relmark.store import (
+    CONTENT_HASH,
+    META_GRAPH,
+    SYSTEM_GRAPHS,
+    BulkPart,
+    QueryResult,
+    StoreError,
+    Term,
+)
+
+#: Where relmark keeps "its" default graph on an engine without one (Virtuoso).
+EMULATED_DEFAULT_GRAPH = "urn:relmark:default"
+#: Staging graphs of loads in progress; dropped when a load ends, however it ends.
+STAGING_PREFIX = "urn:relmark:staging:"
+#: Graphs an engine keeps for itself; relmark neither lists nor reads them.
+VIRTUOSO_SYSTEM_PREFIXES = (
+    "http://www.openlinksw.com/",
+    "http://www.w3.org/ns/ldp#",
+    "http://localuriqaserver/",
+)
+#: Triples per Graph Store request when staging a load (keeps request bodies moderate).
+CHUNK_TRIPLES = 100_000
+#: Read attempts on a connection error (reads only: a write is never sent twice).
+READ_ATTEMPTS = 3
+#: Writes (loads, MOVE, materialisation) may take much longer than a query.
+WRITE_TIMEOUT = 600.0
+#: How long the list of graphs is trusted between relmark's own writes.
+GRAPHS_TTL = 2.0
+
+RESULTS_JSON = "application/sparql-results+json"
+RESULTS_XML = "application/sparql-results+xml"
+N_TRIPLES = "application/n-triples"
+
+
+class RemoteError(StoreError):
+    """The remote engine refused or failed a request; ``backend`` names it."""
+
+    def __init__(self, message: str, backend: str) -> None:
+        super().__init__(message)
+        self.backend = backend
+
+
+class RemoteUnavailable(RemoteError):
+    """The remote engine cannot be reached (down, refusing, or slower than our timeout)."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What an engine does differently from the standard (see the module docstring)."""
+
+    name: str
+    native_default_graph: bool
+    union_parameter: str | None
+    hidden_prefixes: tuple[str, ...] = ()
+    #: Whether ``GRAPH ?g {}`` lists graphs (cheap) or ``?s ?p ?o`` must be matched.
+    empty_graph_pattern: bool = True
+
+
+ENGINES = {
+    "oxigraph": Engine("oxigraph", True, "union-default-graph"),
+    "virtuoso": Engine("virtuoso", False, None, VIRTUOSO_SYSTEM_PREFIXES, False),
+    "generic": Engine("generic", True, None, (), False),
+}
+
+
+@dataclass(frozen=True)
+class RemoteConfig:
+    """Endpoints, credentials and timeouts of a remote store."""
+
+    query_url: str
+    update_url: str | None = None
+    gsp_url: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in logs or tracebacks
+    bearer: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+    engine: str | None = None
+
+    @classmethod
+    def from_location(cls, location: str, **options: object) -> RemoteConfig:
+        """``sparql+http://host/path`` → query URL ``http://host/path`` (+ options)."""
+        if not location.startswith(("sparql+http://", "sparql+https://")):
+            raise StoreError(f"{location!r} is not a sparql+http(s):// location")
+        given = {k: v for k, v in options.items() if v is not None}
+        return cls(query_url=location[len("sparql+") :], **given)  # type: ignore[arg-type]
+
+
+def _sibling(url: str, path: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+class RemoteStore:
+    """relmark's store on a remote SPARQL 1.1 engine (query + update + Graph Store)."""
+
+    remote = True
+
+    def __init__(self, config: RemoteConfig) -> None:
+        self.config = config
+        # what /healthz and messages name (deliberately no ``path``: code that copies a
+        # local store's directory looks for one, and there is none here)
+        self.location = "sparql+" + config.query_url
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        if config.bearer:
+            self._session.headers["Authorization"] = f"Bearer {config.bearer}"
+        self._auth = (config.user, config.password or "") if config.user else None
+        self._graphs: tuple[float, list[str]] | None = None
+        self._count: tuple[float, int] | None = None
+        self._write_lock = threading.Lock()
+        self.engine = self._detect(config.engine)
+        self.update_url = config.update_url or self._default_update_url()
+        self.gsp_url = config.gsp_url or self._default_gsp_url()
+
+    # --- set-up -------------------------------------------------------------------------
+    def _detect(self, wanted: str | None) -> Engine:
+        """The engine named in the settings, else the one the ``Server`` header names."""
+        if wanted:
+            try:
+                return ENGINES[wanted.lower()]
+            except KeyError:
+                known = ", ".join(sorted(ENGINES))
+                raise StoreError(f"unknown remote engine {wanted!r}; use one of {known}") from None
+        response = self._read("GET", self.config.query_url, params={"query": "ASK {}"})
+        server = response.headers.get("Server", "").lower()
+        for name in ("oxigraph", "virtuoso"):
+            if name in server:
+                return ENGINES[name]
+        return ENGINES["generic"]
+
+    def _default_update_url(self) -> str:
+        url = self.config.query_url
+        if self.engine.name == "oxigraph" and url.endswith("/query"):
+            return url[: -len("/query")] + "/update"
+        return url
+
+    def _default_gsp_url(self) -> str:
+        url = self.config.query_url
+        if self.engine.name == "oxigraph":
+            return _sibling(url, "/store")
+        if self.engine.name == "virtuoso":
+            return _sibling(url, "/sparql-graph-crud")
+        return url
+
+    @property
+    def backend(self) -> str:
+        engine = getattr(self, "engine", None)  # unknown while the engine is being detected
+        name = engine.name if engine else "SPARQL server"
+        return f"{name} at {self.config.query_url}"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> RemoteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- HTTP ---------------------------------------------------------------------------
+    def _send(self, method: str, url: str, timeout: float, **kwargs: object) -> requests.Response:
+        try:
+            response = self._session.request(
+                method, url, auth=self._auth, timeout=(5.0, timeout), **kwargs
+            )
+        except requests.Timeout as error:
+            raise RemoteUnavailable(
+                f"the SPARQL server ({self.backend}) did not answer within {timeout:g} s",
+                self.backend,
+            ) from error
+        except requests.ConnectionError as error:
+            raise RemoteUnavailable(
+                f"cannot reach the SPARQL server ({self.backend}): {error}", self.backend
+            ) from error
+        return response
+
+    def _read(self, method: str, url: str, **kwargs: object) -> requests.Response:
+        """A read, retried on connection errors (never on timeouts: the query was slow)."""
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                response = self._send(method, url, self.config.timeout, **kwargs)
+            except RemoteUnavailable as error:
+                if attempt + 1 == READ_ATTEMPTS or isinstance(error.__cause__, requests.Timeout):
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            return response
+        raise AssertionError("unreachable")
+
+    def _write(self, method: str, url: str, **kwargs: object) -> requests.Response:
+        response = self._send(method, url, max(WRITE_TIMEOUT, self.config.timeout), **kwargs)
+        self._graphs = None
+        self._count = None
+        return response
+
+    def _check(self, response: requests.Response, what: str, text: str | None = None) -> None:
+        """Raise for an error response: 400 is the caller's syntax, the rest the engine's."""
+        if response.ok:
+            return
+        body = response.text.strip()
+        if response.status_code in (401, 403):
+            raise RemoteError(
+                f"the SPARQL server ({self.backend}) refused the {what} "
+                f"({response.status_code}): check RELMARK_REMOTE_USER/PASSWORD/BEARER",
+                self.backend,
+            )
+        if response.status_code == 400 or _looks_like_syntax(body):
+            raise SyntaxError(f"the SPARQL server rejected the {what}: {_first_lines(body)}")
+        if response.status_code in (502, 503, 504):
+            raise RemoteUnavailable(
+                f"the SPARQL server ({self.backend}) is unavailable ({response.status_code})",
+                self.backend,
+            )
+        raise RemoteError(
+            f"the SPARQL server ({self.backend}) failed the {what} "
+            f"({response.status_code}): {_first_lines(body)}",
+            self.backend,
+        )
+
+    # --- datasets -----------------------------------------------------------------------
+    def _graph_iri(self, graph: str | None) -> str | None:
+        """The remote graph standing for one of relmark's (None = the default graph)."""
+        if graph is None and not self.engine.native_default_graph:
+            return EMULATED_DEFAULT_GRAPH
+        return graph
+
+    def _visible(self, graph: str) -> bool:
+        return not graph.startswith((*self.engine.hidden_prefixes, STAGING_PREFIX)) and (
+            graph != EMULATED_DEFAULT_GRAPH
+        )
+
+    def _dataset(
+        self,
+        default_graph: list[str | None] | None,
+        named_graphs: list[str] | None,
+        sparql: str = "",
+    ) -> list[tuple[str, str]]:
+        """Protocol parameters for the dataset (the union of all graphs unless named).
+
+        As in the embedded store, naming only a default graph leaves every graph
+        available to ``GRAPH``; the protocol would make the named graphs empty then
+        (Virtuoso follows it for ``GRAPH <iri>``, not for ``GRAPH ?g``), so the graphs
+        relmark sees are named explicitly.
+        """
+        if default_graph is None and named_graphs is None:
+            if self.engine.union_parameter:
+                return [(self.engine.union_parameter, "")]
+            default_graph = [None, *self.graph_names()]
+        if default_graph == [None] and named_graphs is None and self.engine.native_default_graph:
+            return []  # the engine's own default graph, every graph named: no parameters
+        params: list[tuple[str, str]] = []
+        for graph in default_graph if default_graph is not None else [None]:
+            iri = self._graph_iri(graph)
+            if iri is not None:
+                params.append(("default-graph-uri", iri))
+            elif default_graph != [None] and default_graph is not None:
+                # the engine's real default graph has no IRI to name it in a list
+                params.append(("default-graph-uri", "urn:relmark:empty"))
+        if not params:
+            params.append(("default-graph-uri", "urn:relmark:empty"))
+        names = self.graph_names() if named_graphs is None else named_graphs
+        if named_graphs is None and not self.engine.native_default_graph and sparql:
+            # Virtuoso answers ASK { GRAPH <g> { … } } with true when <g> is not among
+            # the named graphs: list every IRI the query spells out as well
+            spelled = {m[1:-1] for m in _IRI.findall(_masked_keep_iris(sparql))}
+            names = sorted(set(names) | spelled)
+        params += [("named-graph-uri", g) for g in names] or [("named-graph-uri", "urn:x:none")]
+        return params
+
+    def _raw_query(self, sparql: str) -> QueryResult:
+        """A query on the engine's own dataset (no parameters): relmark's bookkeeping."""
+        return self._ask_engine(sparql, [])
+
+    def _ask_engine(self, sparql: str, dataset: list[tuple[str, str]]) -> QueryResult:
+        code = _masked(sparql)
+        form = _FORM.search(code)
+        graph_result = form is not None and form[1].upper() in ("CONSTRUCT", "DESCRIBE")
+        headers = {"Accept": N_TRIPLES if graph_result else RESULTS_JSON}
+        data = [("query", sparql), *dataset]
+        response = self._read("POST", self.config.query_url, data=data, headers=headers)
+        self._check(response, "query", sparql)
+        if "X-SPARQL-MaxRows" in response.headers:  # Virtuoso cut the answer short
+            raise self._truncated(response.headers["X-SPARQL-MaxRows"])
+        return _results(response, self.engine.name == "virtuoso")
+
+    def _truncated(self, limit: str) -> RemoteError:
+        """Virtuoso's answer stopped at ResultSetMaxRows (also sent for an answer of exactly
+        that many rows, which is refused too: the two cannot be told apart)."""
+        return RemoteError(
+            f"the SPARQL server ({self.backend}) cut its answer at {limit} rows; raise "
+            "ResultSetMaxRows in virtuoso.ini above the largest answer relmark needs",
+            self.backend,
+        )
+
+    # --- reads --------------------------------------------------------------------------
+    def query(
+        self,
+        sparql: str,
+        *,
+        default_graph: list[str] | None = None,
+        named_graphs: list[str] | None = None,
+        substitutions: Mapping[str, Term] | None = None,
+    ) -> QueryResult:
+        """Run a query on the engine; the answer as pyoxigraph results."""
+        if substitutions:
+            sparql = bind_values(sparql, substitutions)
+        return self._ask_engine(sparql, self._dataset(default_graph, named_graphs, sparql))
+
+    def _select(self, sparql: str, **options: object) -> list[ox.QuerySolution]:
+        return list(self.query(sparql, **options))  # type: ignore[arg-type]
+
+    def graph_names(self) -> list[str]:
+        """The named graphs relmark sees (the engine's own and staging graphs hidden)."""
+        now = time.monotonic()
+        if self._graphs is not None and now - self._graphs[0] < GRAPHS_TTL:
+            return list(self._graphs[1])
+        pattern = "{}" if self.engine.empty_graph_pattern else "{ ?s ?p ?o }"
+        # GROUP BY, not DISTINCT: Virtuoso 7.2 answers DISTINCT ?g in seconds, this in ms
+        rows = self._raw_query(f"SELECT ?g WHERE {{ GRAPH ?g {pattern} }} GROUP BY ?g")
+        names = sorted(
+            r["g"].value
+            for r in rows
+            if isinstance(r["g"], ox.NamedNode) and self._visible(r["g"].value)
+        )
+        self._graphs = (now, names)
+        return list(names)
+
+    def has_graph(self, graph: str) -> bool:
+        pattern = "{}" if self.engine.empty_graph_pattern else "{ ?s ?p ?o }"
+        return bool(self._raw_query(f"ASK {{ GRAPH <{graph}> {pattern} }}"))
+
+    def triples(self, graph: str | None) -> Iterator[ox.Quad]:
+        """The quads of one graph, fetched through the Graph Store Protocol."""
+        target = ox.DefaultGraph() if graph is None else ox.NamedNode(graph)
+        iri = self._graph_iri(graph)
+        body = self._get_graph(iri)
+        triples = list(ox.parse(body, format=ox.RdfFormat.N_TRIPLES))
+        if self.engine.name == "virtuoso" and iri is not None:
+            # Virtuoso's Graph Store GET stops at ResultSetMaxRows, without saying so
+            expected = self.graph_size(iri)
+            if len(triples) < expected:
+                raise self._truncated(f"{len(triples)} of {expected}")
+        for triple in triples:
+            yield ox.Quad(triple.subject, triple.predicate, triple.object, target)
+
+    def _get_graph(self, iri: str | None) -> bytes:
+        params = {"default": ""} if iri is None else {"graph": iri}
+        response = self._read("GET", self.gsp_url, params=params, headers={"Accept": N_TRIPLES})
+        if response.status_code == 404:
+            return b""
+        self._check(response, "graph read")
+        if self.engine.name == "virtuoso" and _BOOLEAN in response.content:
+            return _canonical_booleans(response.content, N_TRIPLES)
+        return response.content
+
+    def graph_size(self, graph: str) -> int:
+        rows = self._raw_query(
+            f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+        )
+        return int(next(iter(rows))["n"].value)
+
+    def count(self) -> int:
+        """Number of quads relmark sees (cached briefly: /healthz calls it often)."""
+        now = time.monotonic()
+        if self._count is not None and now - self._count[0] < GRAPHS_TTL:
+            return self._count[1]
+        graphs = self.graph_names()
+        total = 0
+        if graphs:
+            rows = self._select(
+                "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s ?p ?o } }",
+                default_graph=[],
+                named_graphs=graphs,
+            )
+            total = int(rows[0]["n"].value)
+        rows = self._select("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }", default_graph=[None])
+        total += int(rows[0]["n"].value)
+        self._count = (now, total)
+        return total
+
+    def ping(self) -> float:
+        """Seconds an ``ASK {}`` round trip takes; ``RemoteUnavailable`` when it fails."""
+        started = time.perf_counter()
+        response = self._send("GET", self.config.query_url, 5.0, params={"query": "ASK {}"})
+        self._check(response, "health check")
+        return time.perf_counter() - started
+
+    def dump(self, output: IO[bytes], fmt: ox.RdfFormat) -> None:
+        """Every graph relmark sees, in a dataset format (N-Quads or TriG)."""
+        if not fmt.supports_datasets:
+            raise StoreError(f"{fmt.name} cannot hold named graphs; dump as N-Quads or TriG")
+        quads = list(self.triples(None))
+        for graph in self.graph_names():
+            quads += self.triples(graph)
+        output.write(ox.serialize(quads, format=fmt))
+
+    def copy_to(self, target: Path) -> None:
+        """A local embedded store in ``target`` holding everything relmark sees here.
+
+        For work that needs a private writable copy (a what-if's scratch store). Costs a
+        full read of the remote data: fine for the demo and tests, heavy at millions.
+        """
+        from relmark.store import EmbeddedStore
+
+        buffer = io.BytesIO()
+        self.dump(buffer, ox.RdfFormat.N_QUADS)
+        copy = EmbeddedStore(target)
+        try:
+            copy.restore(buffer.getvalue(), ox.RdfFormat.N_QUADS)
+        finally:
+            copy.close()
+
+    # --- writes -------------------------------------------------------------------------
+    def update(self, sparql: str, *, system: bool = False) -> None:
+        """A SPARQL 1.1 Update; relmark's default graph is the engine's (or emulated).
+
+        ``system`` (relmark's own bookkeeping) changes nothing here: a remote store keeps
+        no record of changed data (another client may write the engine too), so its
+        inferences are always fully recomputed (``remote_rules.materialise``).
+        """
+        data = [("update", sparql)]
+        if not self.engine.native_default_graph:
+            # Virtuoso: default-graph-uri names the graph an update's GRAPH-less operations
+            # write and read (how relmark's default graph is emulated); it also hides every
+            # graph not listed in named-graph-uri from GRAPH <iri> patterns, so those are
+            # listed: the graphs relmark sees and every IRI the update spells out.
+            data.append(("default-graph-uri", EMULATED_DEFAULT_GRAPH))
+            spelled = {m[1:-1] for m in _IRI.findall(_masked_keep_iris(sparql))}
+            for graph in sorted(set(self.graph_names()) | spelled):
+                data.append(("named-graph-uri", graph))
+        response = self._write("POST", self.update_url, data=data)
+        self._check(response, "update", sparql)
+
+    def update_validated(
+        self,
+        sparql: str,
+        check: Callable[[list[ox.Quad]], None],
+        graphs: Iterable[str] | None = None,
+    ) -> None:
+        """Apply an update only if ``check`` accepts the graphs it writes, as they would be.
+
+        The update runs first on a local in-memory copy of the graphs it may touch (all of
+        relmark's non-system graphs when ``graphs`` is None) and the default graph;
+        ``check`` sees the result. Validated updates are serialised in this process.
+        """
+        with self._write_lock:
+            present = set(self.graph_names()) - SYSTEM_GRAPHS
+            wanted = present if graphs is None else present & set(graphs)
+            scratch = ox.Store()
+            scratch.bulk_extend(self.triples(None))
+            for graph in sorted(wanted):
+                scratch.bulk_extend(self.triples(graph))
+            scratch.update(sparql)
+            named = {g.value for g in scratch.named_graphs() if isinstance(g, ox.NamedNode)}
+            touched = named - SYSTEM_GRAPHS if graphs is None else named & set(graphs)
+            quads = list(scratch.quads_for_pattern(None, None, None, ox.DefaultGraph()))
+            for graph in sorted(touched):
+                quads += scratch.quads_for_pattern(None, None, None, ox.NamedNode(graph))
+            check(quads)
+            self.update(sparql)
+
+    def add_quads(self, quads: Iterable[ox.Quad]) -> None:
+        """Add quads with one ``INSERT DATA`` (one request: all or none)."""
+        body = self._quad_block(quads)
+        if body:
+            self.update(f"INSERT DATA {{\n{body}}}")
+
+    def _quad_block(self, quads: Iterable[ox.Quad | ox.Triple]) -> str:
+        by_graph: dict[str | None, list[ox.Triple]] = {}
+        for quad in quads:
+            graph = getattr(quad, "graph_name", ox.DefaultGraph())
+            name = None if isinstance(graph, ox.DefaultGraph) else graph.value
+            by_graph.setdefault(self._graph_iri(name), []).append(
+                ox.Triple(quad.subject, quad.predicate, quad.object)
+            )
+        parts = []
+        for graph, triples in by_graph.items():
+            text = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES).decode("utf-8")
+            parts.append(text if graph is None else f"GRAPH <{graph}> {{\n{text}}}\n")
+        return "".join(parts)
+
+    def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
+        """Replace a graph's content all or none (staged, then moved into place)."""
+        data = ox.serialize(
+            (ox.Triple(t.subject, t.predicate, t.object) for t in triples),
+            format=ox.RdfFormat.N_TRIPLES,
+        )
+        self.bulk_replace_graphs({graph: [(ox.RdfFormat.N_TRIPLES, data, graph)]})
+
+    def bulk_replace_graphs(self, writes: Mapping[str, list[BulkPart]]) -> None:
+        """Replace several graphs, all or none: stage each, then one ``MOVE`` request.
+
+        Every part is parsed here first, so a syntax error (``SyntaxError`` whose
+        ``filename`` is the part's label) stops the load before anything is sent.
+        """
+        staged = {graph: self._parsed(parts) for graph, parts in writes.items()}
+        run = uuid.uuid4().hex
+        staging = {graph: f"{STAGING_PREFIX}{run}:{n}" for n, graph in enumerate(sorted(staged))}
+        try:
+            for graph, chunks in staged.items():
+                for chunk in chunks:
+                    self._post_graph(staging[graph], chunk)
+            operations = []
+            for graph in sorted(staged):
+                if any(staged[graph]):
+                    operations.append(f"MOVE SILENT <{staging[graph]}> TO <{graph}>")
+                else:
+                    operations.append(f"DROP SILENT GRAPH <{graph}>")
+            self.update(" ;\n".join(operations))
+        finally:
+            self._drop_staging(staging.values())
+
+    def _parsed(self, parts: list[BulkPart]) -> list[bytes]:
+        """A graph's parts as N-Triples request bodies.
+
+        A blank node's label means the same node only within one request, so a part with
+        blank nodes (an OWL list, say) goes in one request whatever its size; a part
+        without goes in chunks of ``CHUNK_TRIPLES`` triples.
+        """
+        chunks: list[bytes] = []
+        for fmt, source, label in parts:
+            try:
+                if fmt == "quads":
+                    statements: Iterable = source  # type: ignore[assignment]
+                else:
+                    if not isinstance(source, bytes):
+                        source = source.read()  # type: ignore[union-attr]
+                    statements = ox.parse(source, format=fmt)  # type: ignore[arg-type]
+                triples = [ox.Triple(t.subject, t.predicate, t.object) for t in statements]
+            except SyntaxError as error:
+                error.filename = label
+                raise
+            blank = any(
+                isinstance(t.subject, ox.BlankNode) or isinstance(t.object, ox.BlankNode)
+                for t in triples
+            )
+            size = len(triples) if blank else CHUNK_TRIPLES
+            for start in range(0, len(triples), max(size, 1)):
+                batch = triples[start : start + size]
+                chunks.append(ox.serialize(batch, format=ox.RdfFormat.N_TRIPLES))
+        return chunks
+
+    def _post_graph(self, graph: str, body: bytes) -> None:
+        response = self._write(
+            "POST",
+            self.gsp_url,
+            params={"graph": graph},
+            data=body,
+            headers={"Content-Type": N_TRIPLES},
+        )
+        self._check(response, "graph write")
+
+    def _drop_staging(self, graphs: Iterable[str]) -> None:
+        """Drop staging graphs (already moved ones are gone: SILENT)."""
+        operations = [f"DROP SILENT GRAPH <{g}>" for g in graphs]
+        if operations:
+            with contextlib.suppress(StoreError):
+                self.update(" ;\n".join(operations))
+
+    def drop_graph(self, graph: str) -> bool:
+        """Remove a named graph; False when there was none."""
+        if not self.has_graph(graph):
+            return False
+        self.update(f"DROP SILENT GRAPH <{graph}>")  # Virtuoso: DROP fails on graphs never CREATEd
+        return True
+
+    def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None:
+        """Replace every graph relmark sees with a dump's, staged then moved, all or none."""
+        data = source if isinstance(source, bytes) else source.read()
+        by_graph: dict[str | None, list[ox.Triple]] = {}
+        for quad in ox.parse(data, format=fmt):
+            graph = None if isinstance(quad.graph_name, ox.DefaultGraph) else quad.graph_name.value
+            by_graph.setdefault(graph, []).append(
+                ox.Triple(quad.subject, quad.predicate, quad.object)
+            )
+        old = [*self.graph_names(), None]
+        writes: dict[str, list[BulkPart]] = {}
+        for graph in set(old) | set(by_graph):
+            iri = self._graph_iri(graph)
+            if iri is None:  # the engine's own default graph: not a graph MOVE can name
+                continue
+            triples = by_graph.get(graph, [])
+            body = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) if triples else b""
+            writes[iri] = [(ox.RdfFormat.N_TRIPLES, body, iri)] if body else []
+        self.bulk_replace_graphs(writes)
+        if self.engine.native_default_graph:
+            block = self._quad_block(
+                ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph())
+                for t in by_graph.get(None, [])
+            )
+            self.update("DROP SILENT DEFAULT" + (f" ;\nINSERT DATA {{\n{block}}}" if block else ""))
+
+    # --- the ontology, shapes and config graphs --------------------------------------
+    def sync_file_graph(self, graph: str, paths: list[Path]) -> bool:
+        """(Re)load a system graph from Turtle files when their content changed."""
+        digest = hashlib.sha256()
+        for path in paths:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        wanted = ox.Literal(digest.hexdigest())
+        rows = self._raw_query(
+            f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{CONTENT_HASH.value}> ?h }} }}"
+        )
+        if [r["h"] for r in rows] == [wanted]:
+            return False
+        triples: list[ox.Triple] = []
+        for path in paths:
+            triples.extend(ox.parse(path=str(path), format=ox.RdfFormat.TURTLE))
+        self.replace_graph(graph, triples)
+        hash_iri = CONTENT_HASH.value
+        self.update(
+            f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> ?h }} }} ;"
+            f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> {wanted} }} }}"
+        )
+        return True
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+def _results(response: requests.Response, virtuoso: bool = False) -> QueryResult:
+    """The engine's answer as pyoxigraph's objects, by the content type it sent."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    content = response.content
+    if virtuoso and _BOOLEAN in content:
+        content = _canonical_booleans(content, kind)
+    if kind in (RESULTS_JSON, "application/json"):
+        return ox.parse_query_results(content, format=ox.QueryResultsFormat.JSON)
+    if kind in (RESULTS_XML, "application/xml"):
+        return ox.parse_query_results(content, format=ox.QueryResultsFormat.XML)
+    fmt = ox.RdfFormat.from_media_type(kind) if kind else None
+    if fmt is None:
+        raise StoreError(f"the SPARQL server answered with an unexpected type {kind!r}")
+    graph = ox.Store()
+    graph.bulk_extend(
+        ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph())
+        for t in ox.parse(content, format=fmt)
+    )
+    return graph.query("CONSTRUCT WHERE { ?s ?p ?o }")
+
+
+_BOOLEAN = b"http://www.w3.org/2001/XMLSchema#boolean"
+_NT_BOOLEAN = re.compile(rb'"([01])"\^\^<http://www\.w3\.org/2001/XMLSchema#boolean>')
+
+
+def _canonical_booleans(content: bytes, kind: str) -> bytes:
+    """Virtuoso stores xsd:boolean as 0/1 and answers "0"^^xsd:boolean; use false/true.
+
+    Without this, a boolean fact would not equal the same fact read from the files (nor
+    the embedded store's), and explanations would lose track of where it is asserted.
+    """
+    words = {b"0": b"false", b"1": b"true"}
+    if kind in (RESULTS_JSON, "application/json"):
+        data = json.loads(content)
+        for row in data.get("results", {}).get("bindings", []):
+            for term in row.values():
+                if term.get("datatype") == _BOOLEAN.decode() and term.get("value") in ("0", "1"):
+                    term["value"] = words[term["value"].encode()].decode()
+        return json.dumps(data).encode()
+    if kind in (RESULTS_XML, "application/xml"):
+        return content  # relmark asks Virtuoso for JSON results only
+    return _NT_BOOLEAN.sub(lambda m: b'"' + words[m[1]] + b'"^^<' + _BOOLEAN + b">", content)
+
+
+_SYNTAX = re.compile(r"syntax|parse error|SP030|SP031|37000", re.IGNORECASE)
+
+
+def _looks_like_syntax(body: str) -> bool:
+    """Virtuoso answers a malformed query with 500 and an SQL state; others with 400."""
+    return bool(_SYNTAX.search(body[:500]))
+
+
+def _first_lines(text: str, lines: int = 3) -> str:
+    return " ".join(text.splitlines()[:lines])[:500]
+
+
+# --- binding substitutions -------------------------------------------------------------------
+
+_MASK = re.compile(
+    r"""(?P<iri><[^<>"{}|^`\\\s]*>)"""
+    r'''|"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^'\\]|\\.|'(?!''))*\'\'\''''
+    r"""|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'"""
+    r"|#[^\n]*",
+    re.DOTALL,
+)
+_IRI = re.compile(r"""<[^<>"{}|^`\\\s]*>""")
+
+
+def _masked_keep_iris(sparql: str) -> str:
+    """The text with strings and comments blanked, IRIs kept."""
+    return _MASK.sub(lambda m: m[0] if m.lastgroup == "iri" else " " * len(m[0]), sparql)
+
+
+_FORM = re.compile(r"\b(SELECT|ASK|CONSTRUCT|DESCRIBE)\b", re.IGNORECASE)
+_WHERE = re.compile(r"\bWHERE\b", re.IGNORECASE)
+
+
+def _masked(sparql: str) -> str:
+    """The text with IRIs, strings and comments blanked, so braces can be found safely."""
+    return _MASK.sub(lambda m: " " * len(m[0]), sparql)
+
+
+def bind_values(sparql: str, substitutions: Mapping[str, Term]) -> str:
+    """The query with its variables bound by a ``VALUES`` block at the top of its WHERE.
+
+    Terms are written in their N-Triples form (pyoxigraph's ``str``), never pasted as raw
+    text, so a value cannot change the query's structure. A VALUES block at the start of
+    the outer group binds the variables before the rest is evaluated, as pyoxigraph's
+    ``substitutions`` do (a trailing VALUES would join only after any aggregation).
+    """
+    names = sorted(substitutions)
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise StoreError(f"{name!r} is not a SPARQL variable name")
+        if isinstance(substitutions[name], ox.BlankNode):
+            raise StoreError("a blank node cannot be bound in a query sent to a SPARQL server")
+    variables = " ".join(f"?{n}" for n in names)
+    row = " ".join(_term_text(substitutions[n]) for n in names)
+    block = f" VALUES ({variables}) {{ ({row}) }} "
+    code = _masked(sparql)
+    form = _FORM.search(code)
+    if form is None:
+        raise SyntaxError("not a SPARQL query (no SELECT, ASK, CONSTRUCT or DESCRIBE)")
+    start = form.end()
+    if form[1].upper() == "CONSTRUCT":
+        where = _WHERE.search(code, start)
+        start = where.end() if where else start
+    brace = _outer_brace(code, start)
+    if brace is None:
+        return f"{sparql}\n{block.strip()}"
+    return sparql[: brace + 1] + block + sparql[brace + 1 :]
+
+
+def _term_text(term: object) -> str:
+    """A term in SPARQL syntax: its N-Triples form (an RDF 1.2 triple term as ``<<( … )>>``)."""
+    if isinstance(term, ox.Triple):
+        return f"<<( {term} )>>"
+    if not isinstance(term, ox.NamedNode | ox.Literal):
+        raise StoreError(f"cannot bind {term!r} in a query sent to a SPARQL server")
+    return str(term)
+
+
+def _outer_brace(code: str, start: int) -> int | None:
+    depth = 0
+    for position in range(start, len(code)):
+        char = code[position]
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "{" and depth == 0:
+            return position
+    return None
+
+
+def open_remote(location: str, settings: object | None = None) -> RemoteStore:
+    """A ``RemoteStore`` for ``sparql+http(s)://…``, configured from ``settings``."""
+    options: dict[str, object] = {}
+    if settings is not None:
+        for key, attribute in (
+            ("update_url", "update_url"),
+            ("gsp_url", "gsp_url"),
+            ("user", "remote_user"),
+            ("password", "remote_password"),
+            ("bearer", "remote_bearer"),
+            ("engine", "remote_engine"),
+            ("timeout", "query_timeout"),
+        ):
+            options[key] = getattr(settings, attribute, None)
+    return RemoteStore(RemoteConfig.from_location(location, **options))
+
+
+__all__ = [
+    "EMULATED_DEFAULT_GRAPH",
+    "RemoteConfig",
+    "RemoteError",
+    "RemoteStore",
+    "RemoteUnavailable",
+    "bind_values",
+    "open_remote",
+]

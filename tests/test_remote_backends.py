@@ -1,0 +1,647 @@
+"""The same service on three back ends: embedded, an Oxigraph server, Virtuoso.
+
+Each check runs against a real ``relmark serve`` in front of each back end (``backend``
+fixture, tests/backends.py), with the demo data loaded by ``relmark load``. Answers are
+compared with the demo files read by rdflib (an oracle independent of relmark) or, for
+classification and explanation, with the embedded back end's answers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyoxigraph as ox
+import pytest
+import rdflib
+import requests
+from backends import (
+    BACKENDS,
+    VENV_BIN,
+    Backend,
+    Engine,
+    load_demo,
+    oxigraph_engine,  # noqa: F401  (a fixture)
+    oxigraph_server,
+    relmark_cli,
+    relmark_env,
+    running_relmark_on,
+    virtuoso_engine,  # noqa: F401  (a fixture)
+    virtuoso_server,
+)
+
+from relmark.queries import load_catalogue
+from relmark.reasoning import explain
+from relmark.remote_store import RemoteConfig, RemoteError, RemoteStore
+from relmark.settings import Settings
+from relmark.store import EmbeddedStore, open_store
+from relmark.vocab import RM, demo_paths
+
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
+PREFIXES = f"PREFIX rm: <{RM}>\nPREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n"
+DEMO = "https://w3id.org/relmark/demo/"
+DATA = "urn:relmark:data:"
+RELATIONSHIPS = (
+    PREFIXES + "SELECT ?r ?g WHERE { GRAPH ?g { ?r a rm:CustomerRelationship } "
+    f'FILTER (STRSTARTS(STR(?g), "{DATA}")) }} ORDER BY ?r'
+)
+FOCAL_PARTIES = (
+    PREFIXES + "CONSTRUCT { ?r rm:focalParty ?f } WHERE { GRAPH ?g { "
+    f'?r a rm:CustomerRelationship ; rm:focalParty ?f }} FILTER (STRSTARTS(STR(?g), "{DATA}")) }}'
+)
+
+
+# --- the back ends, started once each ----------------------------------------------------
+
+
+class BackendPool:
+    """relmark in front of each back end, started on first use and stopped at the end."""
+
+    def __init__(self, request: pytest.FixtureRequest, factory: pytest.TempPathFactory) -> None:
+        self._request = request
+        self._factory = factory
+        self._running: dict[str, tuple[Backend, object]] = {}
+
+    def get(self, name: str) -> Backend:
+        if name not in self._running:
+            home = self._factory.mktemp(f"relmark-{name}")
+            engine: Engine | None = None
+            if name == "embedded":
+                store = str(home / "store")
+            else:
+                engine = self._request.getfixturevalue(f"{name}_engine")
+                store = engine.location
+            load_demo(store, engine)
+            context = running_relmark_on(store, engine, home)
+            server = context.__enter__()
+            self._running[name] = (Backend(name, server, store, engine), context)
+        return self._running[name][0]
+
+    def close(self) -> None:
+        for _, context in self._running.values():
+            context.__exit__(None, None, None)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def pool(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BackendPool]:
+    backends = BackendPool(request, tmp_path_factory)
+    try:
+        yield backends
+    finally:
+        backends.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, pool: BackendPool) -> Backend:
+    return pool.get(request.param)
+
+
+@pytest.fixture(params=[b for b in BACKENDS if b != "embedded"])
+def remote(request: pytest.FixtureRequest, pool: BackendPool) -> Backend:
+    return pool.get(request.param)
+
+
+@pytest.fixture
+def reference(pool: BackendPool) -> Backend:
+    return pool.get("embedded")
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def sparql(backend: Backend, query: str, accept: str, **params: str) -> requests.Response:
+    response = requests.post(
+        backend.server.sparql,
+        data={"query": query, **params},
+        headers={"Accept": accept},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+def expected_relationships(demo_graph: rdflib.Graph) -> list[str]:
+    cls = rdflib.URIRef(RM + "CustomerRelationship")
+    return sorted(str(s) for s in demo_graph.subjects(rdflib.RDF.type, cls))
+
+
+def everything(backend: Backend) -> set[tuple[str, ...]]:
+    """Every quad of every named graph: straight from the engine when there is one, else
+    relmark's whole-dataset Graph Store read (N-Quads)."""
+    if backend.engine is not None:
+        return backend.engine.graph_triples()
+    response = requests.get(
+        backend.server.data, headers={"Accept": "application/n-quads"}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    return {
+        (q.graph_name.value, str(q.subject), str(q.predicate), str(q.object))
+        for q in ox.parse(response.content, format=ox.RdfFormat.N_QUADS)
+        if isinstance(q.graph_name, ox.NamedNode)
+    }
+
+
+def data_quads(backend: Backend) -> set[tuple[str, ...]]:
+    """The quads outside relmark's own graphs."""
+    return {q for q in everything(backend) if not q[0].startswith("urn:relmark:")}
+
+
+# --- the SPARQL protocol -------------------------------------------------------------------
+
+
+def test_select_json(backend: Backend, demo_graph: rdflib.Graph) -> None:
+    rows = sparql(backend, RELATIONSHIPS, "application/sparql-results+json").json()
+    found = [b["r"]["value"] for b in rows["results"]["bindings"]]
+    assert found == expected_relationships(demo_graph)
+    graphs = {b["g"]["value"] for b in rows["results"]["bindings"]}
+    assert graphs == {DATA + "bank", DATA + "b2b", DATA + "brand"} & graphs
+    assert graphs
+
+
+def test_select_xml(backend: Backend, demo_graph: rdflib.Graph) -> None:
+    body = sparql(backend, RELATIONSHIPS, "application/sparql-results+xml").content
+    ns = {"r": "http://www.w3.org/2005/sparql-results#"}
+    found = [uri.text for uri in ET.fromstring(body).findall(".//r:binding[@name='r']/r:uri", ns)]
+    assert found == expected_relationships(demo_graph)
+
+
+def test_select_csv(backend: Backend, demo_graph: rdflib.Graph) -> None:
+    text = sparql(backend, RELATIONSHIPS, "text/csv").text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [row["r"] for row in rows] == expected_relationships(demo_graph)
+
+
+def test_ask(backend: Backend) -> None:
+    yes = PREFIXES + f"ASK {{ <{DEMO}banca-lariana> ?p ?o }}"
+    no = PREFIXES + f"ASK {{ <{DEMO}no-such-thing> ?p ?o }}"
+    assert sparql(backend, yes, "application/sparql-results+json").json()["boolean"] is True
+    assert sparql(backend, no, "application/sparql-results+json").json()["boolean"] is False
+
+
+@pytest.mark.parametrize(
+    "media_type,parser",
+    [
+        ("text/turtle", "turtle"),
+        ("application/n-triples", "nt"),
+        ("application/ld+json", "json-ld"),
+    ],
+)
+def test_construct(
+    backend: Backend, demo_graph: rdflib.Graph, media_type: str, parser: str
+) -> None:
+    body = sparql(backend, FOCAL_PARTIES, media_type).content
+    got = {(str(s), str(o)) for s, _, o in rdflib.Graph().parse(data=body, format=parser)}
+    focal = rdflib.URIRef(RM + "focalParty")
+    wanted = {
+        (str(r), str(f))
+        for r in expected_relationships(demo_graph)
+        for f in demo_graph.objects(rdflib.URIRef(r), focal)
+    }
+    assert got == wanted
+
+
+def test_default_graph_uri_narrows(backend: Backend, demo_graph: rdflib.Graph) -> None:
+    query = PREFIXES + "SELECT ?r WHERE { ?r a rm:CustomerRelationship }"
+    union = sparql(backend, query, "application/sparql-results+json").json()
+    bank = sparql(
+        backend, query, "application/sparql-results+json", **{"default-graph-uri": DATA + "bank"}
+    ).json()
+    bank_graph = rdflib.Graph().parse(demo_paths()[1], format="turtle")  # bank.ttl
+    assert demo_paths()[1].name == "bank.ttl"
+    cls = rdflib.URIRef(RM + "CustomerRelationship")
+    assert {b["r"]["value"] for b in bank["results"]["bindings"]} == {
+        str(s) for s in bank_graph.subjects(rdflib.RDF.type, cls)
+    }
+    assert {b["r"]["value"] for b in union["results"]["bindings"]} >= set(
+        expected_relationships(demo_graph)
+    )
+
+
+# --- writes --------------------------------------------------------------------------------
+
+
+def person_update(iri: str, label: str | None, graph: str, verb: str = "INSERT") -> str:
+    label_triple = f'; rdfs:label "{label}"' if label else ""
+    return PREFIXES + f"{verb} DATA {{ GRAPH <{graph}> {{ <{iri}> a rm:Person {label_triple} }} }}"
+
+
+def test_update_with_token_round_trip(backend: Backend) -> None:
+    iri, graph = DEMO + f"remote-update-{backend.name}", DATA + "remote-updates"
+    ask = PREFIXES + f'ASK {{ GRAPH <{graph}> {{ <{iri}> rdfs:label "Remote Ü" }} }}'
+    refused = requests.post(
+        backend.server.sparql, data={"update": person_update(iri, "Remote Ü", graph)}, timeout=60
+    )
+    assert refused.status_code == 401
+    response = requests.post(
+        backend.server.sparql,
+        data={"update": person_update(iri, "Remote Ü", graph)},
+        headers=backend.server.auth,
+        timeout=60,
+    )
+    assert response.status_code == 204, response.text
+    assert sparql(backend, ask, "application/sparql-results+json").json()["boolean"] is True
+    if backend.engine is not None:  # really on the engine, in that graph
+        rows = backend.engine.select(
+            f"SELECT ?l WHERE {{ GRAPH <{graph}> {{ <{iri}> <{RDFS_LABEL}> ?l }} }}"
+        )
+        assert [r["l"] for r in rows] == ["Remote Ü"]
+    delete = person_update(iri, "Remote Ü", graph, verb="DELETE")
+    response = requests.post(
+        backend.server.sparql, data={"update": delete}, headers=backend.server.auth, timeout=60
+    )
+    assert response.status_code == 204, response.text
+    assert sparql(backend, ask, "application/sparql-results+json").json()["boolean"] is False
+
+
+def test_violating_update_is_refused_and_changes_nothing(backend: Backend) -> None:
+    before = data_quads(backend)
+    update = person_update(DEMO + "nameless", None, DATA + "bank")
+    response = requests.post(
+        backend.server.sparql, data={"update": update}, headers=backend.server.auth, timeout=60
+    )
+    assert response.status_code == 422, response.text
+    assert data_quads(backend) == before
+
+
+def test_graph_store_round_trip(backend: Backend) -> None:
+    graph = DATA + f"gsp-{backend.name}"
+    turtle = (
+        f"@prefix rm: <{RM}> . @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
+        f'<{DEMO}gsp-person> a rm:Person ; rdfs:label "Gràzia \\"GSP\\""@it .\n'
+    )
+    put = requests.put(
+        backend.server.data,
+        params={"graph": graph},
+        data=turtle.encode(),
+        headers={"Content-Type": "text/turtle", **backend.server.auth},
+        timeout=60,
+    )
+    assert put.status_code == 201, put.text
+    got = requests.get(
+        backend.server.data,
+        params={"graph": graph},
+        headers={"Accept": "application/n-triples"},
+        timeout=60,
+    )
+    assert got.status_code == 200, got.text
+    sent = rdflib.Graph().parse(data=turtle, format="turtle")
+    back = rdflib.Graph().parse(data=got.content, format="nt")
+    assert set(back) == set(sent)
+    gone = requests.delete(
+        backend.server.data, params={"graph": graph}, headers=backend.server.auth, timeout=60
+    )
+    assert gone.status_code == 204, gone.text
+    again = requests.get(backend.server.data, params={"graph": graph}, timeout=60)
+    assert again.status_code == 404
+
+
+def test_violating_put_leaves_the_store_unchanged(backend: Backend) -> None:
+    before = everything(backend)
+    nameless = f"@prefix rm: <{RM}> .\n<{DEMO}nameless> a rm:Person .\n"
+    response = requests.put(
+        backend.server.data,
+        params={"graph": DATA + "bank"},
+        data=nameless.encode(),
+        headers={"Content-Type": "text/turtle", **backend.server.auth},
+        timeout=60,
+    )
+    assert response.status_code == 422, response.text
+    assert everything(backend) == before
+
+
+def test_cli_load_is_all_or_nothing(remote: Backend, tmp_path: Path) -> None:
+    """A SHACL-violating file, or a syntax error in the second file: nothing is written,
+    and no staging graph is left behind on the engine."""
+    good = tmp_path / "good.ttl"
+    good.write_text(f'@prefix rm: <{RM}> .\n<{DEMO}cli-good> a rm:Person ; <{RDFS_LABEL}> "G" .\n')
+    nameless = tmp_path / "nameless.ttl"
+    nameless.write_text(f"@prefix rm: <{RM}> .\n<{DEMO}cli-nameless> a rm:Person .\n")
+    broken = tmp_path / "broken.ttl"
+    broken.write_text(f"<{DEMO}x> <{RDFS_LABEL}> .\n")
+    before = everything(remote)
+    for files in ([good, nameless], [good, broken]):
+        result = relmark_cli(remote.store, remote.engine, "load", *map(str, files))
+        assert result.returncode == 2, result.stderr
+        assert "nothing was loaded" in result.stderr
+        assert everything(remote) == before
+
+
+# --- classification and explanations ------------------------------------------------------
+
+
+def inferred_classes(backend: Backend) -> set[tuple[str, str]]:
+    query = "SELECT ?s ?c WHERE { GRAPH <urn:relmark:inferred> { ?s a ?c } }"
+    rows = sparql(backend, query, "application/sparql-results+json").json()
+    return {(b["s"]["value"], b["c"]["value"]) for b in rows["results"]["bindings"]}
+
+
+def test_the_same_inferences_as_embedded(remote: Backend, reference: Backend) -> None:
+    wanted = inferred_classes(reference)
+    assert len(wanted) > 100  # the demo data's 251 inferred triples are classifications
+    assert inferred_classes(remote) == wanted
+
+
+def test_classify_and_explain_answer_as_embedded(remote: Backend, reference: Backend) -> None:
+    pairs = sorted(inferred_classes(reference))
+    subjects = sorted({s for s, _ in pairs})
+    for iri in subjects[:: max(1, len(subjects) // 25)]:  # 25 resources across the data
+        for lang in ("en", "it"):
+            params = {"iri": iri, "lang": lang}
+            a = requests.get(reference.server.url + "/api/classify", params=params, timeout=60)
+            b = requests.get(remote.server.url + "/api/classify", params=params, timeout=60)
+            assert a.status_code == b.status_code == 200, b.text
+            assert b.json() == a.json()
+    for iri, cls in pairs[:: max(1, len(pairs) // 30)]:  # 30 explanations
+        params = {"iri": iri, "class": cls, "lang": "en"}
+        a = requests.get(reference.server.url + "/api/explain", params=params, timeout=60)
+        b = requests.get(remote.server.url + "/api/explain", params=params, timeout=60)
+        assert a.status_code == b.status_code == 200, b.text
+        assert b.json() == a.json()
+
+
+def test_named_queries_answer_as_embedded(
+    remote: Backend, reference: Backend, request: pytest.FixtureRequest
+) -> None:
+    if remote.name == "virtuoso":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="the catalogue and queries.labels() use SPARQL 1.2 LATERAL, and "
+                "closed-without-follow-up casts to xsd:dayTimeDuration: Virtuoso 7.2 has "
+                "neither (reported to the lead; the queries module is not this issue's)",
+            )
+        )
+    catalogue = requests.get(reference.server.url + "/api/queries", timeout=60)
+    if catalogue.status_code == 404:
+        pytest.skip("the named-query API is not part of this build yet")
+    assert len(catalogue.json()["queries"]) >= 10
+    differ = {}
+    for query in load_catalogue():
+        examples = {
+            p.name: DEMO + p.example[5:] if p.example.startswith("demo:") else p.example
+            for p in query.parameters
+            if p.example
+        }
+        required = {p.name: examples[p.name] for p in query.parameters if p.required}
+        for params in (required, examples):
+            url = f"/api/queries/{query.name}"
+            a = requests.get(reference.server.url + url, params=params, timeout=60)
+            b = requests.get(remote.server.url + url, params=params, timeout=60)
+            assert a.status_code == 200, (query.name, a.text)
+            if b.status_code != 200:
+                differ[query.name] = b.json().get("detail", b.text)[:300]
+            elif _rows(b) != _rows(a):
+                differ[query.name] = f"{len(_rows(b))} rows instead of {len(_rows(a))}"
+    assert differ == {}
+
+
+def _rows(response: requests.Response) -> list[str]:
+    return sorted(json.dumps(row, sort_keys=True) for row in response.json()["rows"])
+
+
+def test_inferences_follow_a_graph_store_write(backend: Backend) -> None:
+    """A write through relmark's HTTP API brings the inferences up to date on every back end."""
+    graph = DATA + f"inference-{backend.name}"
+    iri = DEMO + f"new-customer-{backend.name}"
+    turtle = (
+        f"@prefix rm: <{RM}> . @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
+        f'<{iri}> a rm:Person ; rdfs:label "New" ; rm:inCustomerMarketOf <{DEMO}banca-lariana> .\n'
+    )
+    before = inferred_classes(backend)
+    put = requests.put(
+        backend.server.data,
+        params={"graph": graph},
+        data=turtle.encode(),
+        headers={"Content-Type": "text/turtle", **backend.server.auth},
+        timeout=60,
+    )
+    assert put.status_code == 201, put.text
+    try:
+        assert (iri, RM + "Customer") in inferred_classes(backend) - before
+    finally:
+        requests.delete(
+            backend.server.data, params={"graph": graph}, headers=backend.server.auth, timeout=60
+        )
+    assert inferred_classes(backend) == before
+
+
+def test_check_reads_the_remote_like_the_embedded_store(remote: Backend, tmp_path: Path) -> None:
+    """``relmark check`` (OWL consistency, HermiT) sees the same statements on both."""
+    load_demo(str(tmp_path / "store"), None)
+    embedded = relmark_cli(str(tmp_path / "store"), None, "check")
+    result = relmark_cli(remote.store, remote.engine, "check")
+    assert embedded.returncode == 0, embedded.stdout + embedded.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    counted = re.compile(r"consistent, every class satisfiable \(([\d,]+) statements")
+    assert counted.search(result.stdout)[1] == counted.search(embedded.stdout)[1]
+
+
+def test_what_if_answers_as_embedded(remote: Backend, reference: Backend) -> None:
+    record = (
+        f"@prefix rm: <{RM}> . @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
+        f'<{DEMO}what-if-person> a rm:Person ; rdfs:label "W" ; '
+        f"rm:inCustomerMarketOf <{DEMO}banca-lariana> .\n"
+    )
+    answers = []
+    for backend in (reference, remote):
+        response = requests.post(
+            backend.server.url + "/api/classify",
+            params={"iri": DEMO + "what-if-person"},
+            data=record.encode(),
+            headers={"Content-Type": "text/turtle"},
+            timeout=120,
+        )
+        assert response.status_code == 200, response.text
+        answers.append(response.json())
+    assert RM + "Customer" in answers[0]["gained"]
+    assert answers[1] == answers[0]
+
+
+def test_copy_to_gives_an_embedded_copy(remote: Backend, tmp_path: Path) -> None:
+    """``RemoteStore.copy_to``: what a what-if on a remote store would classify on."""
+    assert remote.engine is not None
+    store = open_store(remote.store, Settings.from_env(remote.engine.env))
+    try:
+        store.copy_to(tmp_path / "copy")
+        copy = EmbeddedStore(tmp_path / "copy")
+        try:
+            assert copy.count() == store.count()
+            non_empty = [g for g in store.graph_names() if store.graph_size(g)]  # (a dump
+            assert copy.graph_names() == non_empty  # holds quads, so no empty graphs)
+            iri = DEMO + "agrimac"
+            assert explain.classify(copy, iri) == explain.classify(store, iri)
+        finally:
+            copy.close()
+    finally:
+        store.close()
+
+
+def test_bearer_credentials_and_the_generic_engine(reference: Backend) -> None:
+    """relmark's own endpoint as the remote: a standard-only engine that wants a Bearer
+    token for updates. With the token an update lands; without it, a clear refusal."""
+    server = reference.server
+    config = RemoteConfig(server.sparql, gsp_url=server.data, bearer=server.token)
+    graph, iri = DATA + "bearer", DEMO + "bearer-person"
+    insert = person_update(iri, "Bearer", graph)
+    ask = PREFIXES + f'ASK {{ <{iri}> rdfs:label "Bearer" }}'
+    with RemoteStore(config) as store, RemoteStore(RemoteConfig(server.sparql)) as anonymous:
+        assert store.engine.name == "generic"
+        with pytest.raises(RemoteError, match="refused the update"):
+            anonymous.update(insert)
+        assert not store.query(ask)
+        store.update(insert)
+        try:
+            assert store.query(ask)
+            assert graph in store.graph_names()
+            assert {str(q.object) for q in store.triples(graph)} >= {'"Bearer"'}
+        finally:
+            store.update(person_update(iri, "Bearer", graph, verb="DELETE"))
+        assert not store.query(ask)
+
+
+def test_bound_values_are_terms_not_text(remote: Backend, demo_graph: rdflib.Graph) -> None:
+    """Substitutions reach the engine as a VALUES block of N-Triples terms: a hostile
+    literal matches nothing and changes nothing; a bound variable is bound before an
+    aggregate groups, as pyoxigraph's own substitutions are."""
+    assert remote.engine is not None
+    store = open_store(remote.store, Settings.from_env(remote.engine.env))
+    try:
+        before = everything(remote)
+        hostile = ox.Literal('x" } } ; DROP ALL ; INSERT DATA { <urn:x> <urn:y> "z')
+        assert not store.query("ASK { ?s ?p ?o }", substitutions={"o": hostile})
+        assert everything(remote) == before
+        firm = DEMO + "banca-lariana"
+        counted = store.query(
+            PREFIXES + "SELECT (COUNT(DISTINCT ?r) AS ?n) WHERE { ?r a rm:CustomerRelationship ; "
+            "rm:focalParty ?firm }",
+            substitutions={"firm": ox.NamedNode(firm)},
+        )
+        cls, focal = rdflib.URIRef(RM + "CustomerRelationship"), rdflib.URIRef(RM + "focalParty")
+        wanted = {
+            r
+            for r in demo_graph.subjects(rdflib.RDF.type, cls)
+            if (r, focal, rdflib.URIRef(firm)) in demo_graph
+        }
+        assert int(next(iter(counted))["n"].value) == len(wanted) > 0
+    finally:
+        store.close()
+
+
+# --- failures --------------------------------------------------------------------------------
+
+
+def test_healthz_reports_the_remote(remote: Backend) -> None:
+    body = requests.get(remote.server.url + "/healthz", timeout=30).json()
+    assert body["status"] == "ok"
+    assert body["remote"]["reachable"] is True
+    assert body["remote"]["engine"] == remote.name
+    assert body["store"] == remote.store
+    assert body["triples"] > 1889
+
+
+def test_remote_down_is_503(tmp_path: Path) -> None:
+    """Its own Oxigraph server, so stopping it disturbs no other test."""
+    with (
+        oxigraph_server(tmp_path) as engine,
+        running_relmark_on(engine.location, engine, tmp_path) as server,
+    ):
+        slow = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }"
+        started = time.monotonic()
+        response = requests.get(server.sparql, params={"query": slow}, timeout=60)
+        assert response.status_code == 503, response.text
+        assert time.monotonic() - started < 10  # our 2 s timeout, not the engine's
+        assert engine.process is not None
+        engine.process.terminate()
+        engine.process.wait(timeout=30)
+        response = requests.get(server.sparql, params={"query": "ASK {}"}, timeout=60)
+        assert response.status_code == 503, response.text
+        body = response.json()
+        assert body["error"] == "the store's SPARQL server is unavailable"
+        assert body["where"] == f"oxigraph at {engine.query_url}"
+        assert "Traceback" not in response.text
+        health = requests.get(server.url + "/healthz", timeout=30)
+        assert health.status_code == 503
+        assert health.json()["remote"]["reachable"] is False
+
+
+def test_remote_store_without_server_fails_cleanly() -> None:
+    result = relmark_cli("sparql+http://127.0.0.1:9/query", None, "query", "ASK {}")
+    assert result.returncode == 1
+    assert "cannot reach the SPARQL server" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_dump_and_restore_round_trip(remote: Backend) -> None:
+    """``relmark dump`` then ``relmark restore`` of that dump leaves the engine as it was."""
+    before = everything(remote)
+    dump = subprocess.run(
+        [str(VENV_BIN / "relmark"), "--store", remote.store, "dump"],
+        env=relmark_env(remote.engine),
+        capture_output=True,
+        timeout=300,
+    )
+    assert dump.returncode == 0, dump.stderr.decode()
+    quads = list(ox.parse(dump.stdout, format=ox.RdfFormat.N_QUADS))
+    graphs = {q.graph_name.value for q in quads if isinstance(q.graph_name, ox.NamedNode)}
+    assert {DATA + "bank", DATA + "b2b", DATA + "brand", "urn:relmark:inferred"} <= graphs
+    assert _without_blank_nodes(_values(quads), quads) == _without_blank_nodes(before, quads)
+    assert len(_values(quads)) == len(before)
+    result = subprocess.run(
+        [str(VENV_BIN / "relmark"), "--store", remote.store, "restore", "-"],
+        input=dump.stdout,
+        env=relmark_env(remote.engine),
+        capture_output=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    after = everything(remote)
+    assert _without_blank_nodes(after, quads) == _without_blank_nodes(before, quads)
+    assert len(after) == len(before)  # blank nodes come back with new labels, same number
+
+
+def _values(quads: list[ox.Quad]) -> set[tuple[str, ...]]:
+    """Named-graph quads as values, as ``everything`` reads them from an engine."""
+    return {
+        (q.graph_name.value, q.subject.value, q.predicate.value, q.object.value)
+        for q in quads
+        if isinstance(q.graph_name, ox.NamedNode)
+    }
+
+
+def _without_blank_nodes(rows: set[tuple[str, ...]], quads: list[ox.Quad]) -> set[tuple[str, ...]]:
+    """Rows whose subject and object are not blank nodes (their labels vary per read):
+    a subject or object counts as blank when no IRI or literal in ``quads`` has it."""
+    named = {
+        t.value for q in quads for t in (q.subject, q.object) if not isinstance(t, ox.BlankNode)
+    }
+    return {r for r in rows if r[1] in named and r[3] in named}
+
+
+def test_virtuoso_cutting_an_answer_short_is_an_error(tmp_path: Path) -> None:
+    """Virtuoso stops at ResultSetMaxRows (a header says so on queries, nothing does on
+    Graph Store reads): relmark refuses the short answer instead of using it."""
+    with virtuoso_server(tmp_path, max_rows=5) as engine:
+        store = open_store(engine.location, Settings.from_env(engine.env))
+        try:
+            objects = ", ".join(str(n) for n in range(10))
+            store.update(f"INSERT DATA {{ GRAPH <{DATA}ten> {{ <urn:a> <urn:p> {objects} }} }}")
+            assert store.graph_size(DATA + "ten") == 10
+            with pytest.raises(RemoteError, match="cut its answer at 5 rows"):
+                store.query(f"SELECT ?o WHERE {{ GRAPH <{DATA}ten> {{ ?s ?p ?o }} }}")
+            with pytest.raises(RemoteError, match="cut its answer"):
+                list(store.triples(DATA + "ten"))
+            # (an answer of exactly ResultSetMaxRows rows carries the header too: refused)
+            rows = store.query(f"SELECT ?o WHERE {{ GRAPH <{DATA}ten> {{ ?s ?p ?o }} }} LIMIT 4")
+            assert len(list(rows)) == 4
+        finally:
+            store.close()
