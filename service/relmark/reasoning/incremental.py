@@ -31,7 +31,7 @@ from relmark.reasoning.provenance import (
     RDF,
     STATEMENT_IRI_PREFIX,
     Derivation,
-    derivation_triples,
+    derivation_lines,
     statement_iri,
 )
 from relmark.reasoning.rules import (
@@ -52,6 +52,8 @@ from relmark.store import INFERRED_GRAPH, PROVENANCE_GRAPH, Changes, Store
 MAX_ROUNDS = 50
 
 Located = tuple[ox.Triple, str | None]
+#: A pattern a rule reads or concludes (group None), its group and the variables it shares.
+_Reader = tuple[Rule, Pattern, "tuple[Pattern, ...] | None", frozenset[str]]
 
 
 def update_inferences(store: Store, rules: list[Rule], changes: Changes) -> RunSummary:
@@ -109,6 +111,15 @@ class _Session:
         self.inputs: list[str | None] = [None]
         self.inputs += [g for g in store.graph_names() if g not in NOT_RULE_INPUT]
         self.readable = [*self.inputs, INFERRED_GRAPH]
+        self.by_predicate: dict[object, list[_Reader]] = {}
+        for rule in rules:
+            entries: list[_Reader] = [(rule, p, None, frozenset()) for p in rule.conclusions]
+            for group, outer in _groups(rule):
+                entries += [(rule, p, group, outer) for p in group]
+            for entry in entries:
+                predicate = entry[1].predicate
+                key = None if isinstance(predicate, ox.Variable) else predicate
+                self.by_predicate.setdefault(key, []).append(entry)
 
     # --- queries ----------------------------------------------------------------------
     def query(self, sparql: str, bound: Mapping[ox.Variable, object]) -> object:
@@ -129,12 +140,15 @@ class _Session:
 
     def locate(self, triple: ox.Triple) -> list[str | None]:
         """The input graphs holding ``triple``; [] if only inferred (or nowhere)."""
-        found: list[str | None] = []
         terms = {"s": triple.subject, "p": triple.predicate, "o": triple.object}
-        for graph in self.inputs:
-            if self.store.query("ASK { ?s ?p ?o }", default_graph=[graph], substitutions=terms):
-                found.append(graph)
-        return found
+        found: list[str | None] = []
+        if self.store.query("ASK { ?s ?p ?o }", default_graph=[None], substitutions=terms):
+            found.append(None)
+        holding = self.store.query(
+            "SELECT ?g ?s ?p ?o WHERE { GRAPH ?g { ?s ?p ?o } }", substitutions=terms
+        )
+        named = {s["g"].value for s in holding} & set(self.inputs[1:])
+        return found + sorted(named)
 
     # --- one round ----------------------------------------------------------------------
     def round(self, changed: list[Located]) -> _Round:
@@ -166,19 +180,21 @@ class _Session:
         neighbourhood = self.neighbourhood(changed)
         for triple, graph in changed:
             pairs |= self.recorded_users(triple, graph)
-            for rule in self.rules:
-                for pattern in rule.conclusions:
-                    binding = _unify(pattern, triple)
-                    if binding is not None and isinstance(triple.subject, ox.NamedNode):
+            for rule, pattern, group, outer in self.readers(triple.predicate):
+                binding = _unify(pattern, triple)
+                if binding is None:
+                    continue
+                if group is None:  # a conclusion: an assertion may shadow it or stop doing so
+                    if isinstance(triple.subject, ox.NamedNode):
                         pairs.add((rule.name, triple.subject))
-                for group, outer in _groups(rule):
-                    for pattern in group:
-                        binding = _unify(pattern, triple)
-                        if binding is None:
-                            continue
-                        for bound in self.widen(binding, group, outer, neighbourhood):
-                            pairs |= self.foci(rule, bound)
+                    continue
+                for bound in self.widen(binding, group, outer, neighbourhood):
+                    pairs |= self.foci(rule, bound)
         return pairs
+
+    def readers(self, predicate: object) -> list[_Reader]:
+        """The patterns (conclusions first) whose predicate is ``predicate`` or a variable."""
+        return self.by_predicate.get(predicate, []) + self.by_predicate.get(None, [])
 
     def neighbourhood(self, changed: list[Located]) -> ox.Store:
         """The changed triples and everything now said about their subjects, in memory.
@@ -308,9 +324,9 @@ class _Session:
         """One update: old derivations out, new ones in, the inferred delta, unused statements
         collected."""
         locations = {p: self.locate(p) for d in new for p in d.premises}
-        triples: set[ox.Triple] = set()
+        lines: set[str] = set()
         for derivation in new:
-            triples.update(derivation_triples(derivation, locations))
+            lines.update(derivation_lines(derivation, locations))
         derivations = " ".join(str(d) for d in sorted(old, key=str))
         candidates = ""
         parts = []
@@ -329,8 +345,9 @@ class _Session:
             parts.append(f"DELETE DATA {{ GRAPH <{INFERRED_GRAPH}> {{ {_nt(result.removed)} }} }}")
         if result.added:
             parts.append(f"INSERT DATA {{ GRAPH <{INFERRED_GRAPH}> {{ {_nt(result.added)} }} }}")
-        if triples:
-            parts.append(f"INSERT DATA {{ GRAPH <{PROVENANCE_GRAPH}> {{ {_nt(triples)} }} }}")
+        if lines:
+            body = "\n".join(sorted(lines))
+            parts.append(f"INSERT DATA {{ GRAPH <{PROVENANCE_GRAPH}> {{ {body} }} }}")
         if candidates:
             # the old derivations' statement nodes that nothing points to any more
             parts.append(

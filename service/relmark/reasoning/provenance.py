@@ -37,16 +37,10 @@ PROV = "http://www.w3.org/ns/prov#"
 DCTERMS = "http://purl.org/dc/terms/"
 
 RDF_TYPE = ox.NamedNode(RDF + "type")
-RDF_SUBJECT = ox.NamedNode(RDF + "subject")
-RDF_PREDICATE = ox.NamedNode(RDF + "predicate")
-RDF_OBJECT = ox.NamedNode(RDF + "object")
 RDFS_LABEL = ox.NamedNode(RDFS + "label")
 RDFS_COMMENT = ox.NamedNode(RDFS + "comment")
 DCTERMS_SOURCE = ox.NamedNode(DCTERMS + "source")
 PROV_PLAN = ox.NamedNode(PROV + "Plan")
-PROV_USED = ox.NamedNode(PROV + "used")
-PROV_GENERATED = ox.NamedNode(PROV + "generated")
-PROV_AT_LOCATION = ox.NamedNode(PROV + "atLocation")
 
 RULE_IRI_PREFIX = "urn:relmark:rule:"
 DERIVATION_IRI_PREFIX = "urn:relmark:derivation:"
@@ -82,19 +76,32 @@ def statement_iri(triple: ox.Triple, graph: str | None) -> ox.NamedNode:
     return ox.NamedNode(STATEMENT_IRI_PREFIX + digest(f"{graph or ''}\n{triple}"))
 
 
-def statement_triples(triple: ox.Triple, graph: str | None) -> list[ox.Triple]:
-    node = statement_iri(triple, graph)
-    triples = [
-        ox.Triple(node, RDF_SUBJECT, triple.subject),
-        ox.Triple(node, RDF_PREDICATE, triple.predicate),
-        ox.Triple(node, RDF_OBJECT, triple.object),
+# The record is built as N-Triples lines (pyoxigraph writes every term in that form with
+# ``str``): a million-derivation run writes millions of them, and lines cost a fraction of
+# Python term objects to make, compare and hand to pyoxigraph's bulk loader.
+
+RDF_SUBJECT = f"<{RDF}subject>"
+RDF_PREDICATE = f"<{RDF}predicate>"
+RDF_OBJECT = f"<{RDF}object>"
+PROV_USED = f"<{PROV}used>"
+PROV_GENERATED = f"<{PROV}generated>"
+PROV_AT_LOCATION = f"<{PROV}atLocation>"
+
+
+def statement_lines(triple: ox.Triple, graph: str | None) -> tuple[str, list[str]]:
+    """The statement node (as N-Triples) and its lines."""
+    node = f"<{statement_iri(triple, graph).value}>"
+    lines = [
+        f"{node} {RDF_SUBJECT} {triple.subject} .",
+        f"{node} {RDF_PREDICATE} {triple.predicate} .",
+        f"{node} {RDF_OBJECT} {triple.object} .",
     ]
     if graph is not None:
-        triples.append(ox.Triple(node, PROV_AT_LOCATION, ox.NamedNode(graph)))
-    return triples
+        lines.append(f"{node} {PROV_AT_LOCATION} <{graph}> .")
+    return node, lines
 
 
-def rule_triples(rule: Rule) -> list[ox.Triple]:
+def rule_lines(rule: Rule) -> list[str]:
     """The rule as a prov:Plan with what an explanation shows of it."""
     node = ox.NamedNode(rule.iri)
     triples = [
@@ -106,40 +113,42 @@ def rule_triples(rule: Rule) -> list[ox.Triple]:
     ]
     if rule.why_it:
         triples.append(ox.Triple(node, RDFS_COMMENT, ox.Literal(rule.why_it, language="it")))
-    return triples
+    return [f"{t} ." for t in triples]
 
 
-def derivation_triples(
+def derivation_lines(
     derivation: Derivation, locations: Mapping[ox.Triple, list[str | None]]
-) -> list[ox.Triple]:
+) -> list[str]:
     """A derivation's record with the statement nodes it points to.
 
     ``locations`` gives the input graphs holding each premise; a premise found in none of
     them was inferred itself.
     """
-    node = ox.NamedNode(derivation.iri)
-    triples = [ox.Triple(node, PROV_USED, ox.NamedNode(derivation.rule.iri))]
+    node = f"<{derivation.iri}>"
+    lines = [f"{node} {PROV_USED} <{derivation.rule.iri}> ."]
     for conclusion in derivation.conclusions:
-        triples.append(ox.Triple(node, PROV_GENERATED, statement_iri(conclusion, INFERRED_GRAPH)))
-        triples += statement_triples(conclusion, INFERRED_GRAPH)
+        statement, statement_record = statement_lines(conclusion, INFERRED_GRAPH)
+        lines.append(f"{node} {PROV_GENERATED} {statement} .")
+        lines += statement_record
     for premise in derivation.premises:
         for graph in locations.get(premise) or [INFERRED_GRAPH]:
-            triples.append(ox.Triple(node, PROV_USED, statement_iri(premise, graph)))
-            triples += statement_triples(premise, graph)
+            statement, statement_record = statement_lines(premise, graph)
+            lines.append(f"{node} {PROV_USED} {statement} .")
+            lines += statement_record
     for name, value in derivation.bindings:
-        triples.append(ox.Triple(node, ox.NamedNode(VARIABLE_IRI_PREFIX + name), value))
-    return triples
+        lines.append(f"{node} <{VARIABLE_IRI_PREFIX}{name}> {value} .")
+    return lines
 
 
 def provenance_graph(
     rules: Iterable[Rule],
     derivations: Iterable[Derivation],
     locations: Mapping[ox.Triple, list[str | None]],
-) -> set[ox.Triple]:
-    """The whole provenance graph of a full run."""
-    triples: set[ox.Triple] = set()
+) -> set[str]:
+    """The whole provenance graph of a full run, as N-Triples lines."""
+    lines: set[str] = set()
     for rule in rules:
-        triples.update(rule_triples(rule))
+        lines.update(rule_lines(rule))
     for derivation in derivations:
-        triples.update(derivation_triples(derivation, locations))
-    return triples
+        lines.update(derivation_lines(derivation, locations))
+    return lines

@@ -30,7 +30,7 @@ import pyoxigraph as ox
 
 from relmark.reasoning import provenance as records
 from relmark.reasoning import rules as engine
-from relmark.reasoning.rules import NOT_RULE_INPUT, Rule, RunSummary
+from relmark.reasoning.rules import NOT_RULE_INPUT, Rule, RunSummary, stored_lines
 from relmark.remote_store import CHUNK_TRIPLES, STAGING_PREFIX, RemoteStore
 from relmark.store import INFERRED_GRAPH, PROVENANCE_GRAPH, StoreError
 
@@ -77,24 +77,10 @@ def materialise(store: RemoteStore, rules: list[Rule]) -> RunSummary:
             premises = {p for d in derivations for p in d.premises}
             locations = _locate(store, premises, inputs, default_copy)
             provenance = records.provenance_graph(rules, derivations, locations)
-            added, removed, written = _write(store, staging, provenance_graph, inferred, provenance)
+            written = _write(store, staging, provenance_graph, inferred, provenance)
         finally:
             store._drop_staging([staging, default_copy, provenance_graph])
-        by_rule: dict[str, int] = {rule.name: 0 for rule in rules}
-        for derivation in derivations:
-            by_rule[derivation.rule.name] += 1
-        return RunSummary(
-            rules=len(rules),
-            rounds=rounds,
-            inferred=len(inferred),
-            derivations=len(derivations),
-            provenance=len(provenance),
-            added=added,
-            removed=removed,
-            written=written,
-            seconds=time.perf_counter() - started,
-            by_rule=by_rule,
-        )
+        return RunSummary.of_run(rules, rounds, inferred, derivations, provenance, written, started)
 
 
 def _inputs(store: RemoteStore, default_copy: str) -> list[str]:
@@ -245,17 +231,19 @@ def _write(
     staging: str,
     provenance_graph: str,
     inferred: set[ox.Triple],
-    provenance: set[ox.Triple],
+    provenance: set[str],
 ) -> tuple[int, int, bool]:
-    """Move the staged graphs into place in one update, only if they changed."""
+    """Move the staged graphs into place in one update, only if they changed.
+
+    ``provenance`` is N-Triples lines, as ``provenance.provenance_graph`` makes them.
+    """
     old_inferred = {_triple(q) for q in store.triples(INFERRED_GRAPH)}
-    old_provenance = {_triple(q) for q in store.triples(PROVENANCE_GRAPH)}
-    if old_inferred == inferred and old_provenance == provenance:
+    if old_inferred == inferred and stored_lines(store, PROVENANCE_GRAPH) == provenance:
         return 0, 0, False
-    ordered = sorted(provenance, key=str)
+    ordered = sorted(provenance)
     for start in range(0, len(ordered), CHUNK_TRIPLES):
         chunk = ordered[start : start + CHUNK_TRIPLES]
-        store._post_graph(provenance_graph, ox.serialize(chunk, format=ox.RdfFormat.N_TRIPLES))
+        store._post_graph(provenance_graph, ("\n".join(chunk) + "\n").encode("utf-8"))
     operations = []
     for source, target, triples in (
         (staging, INFERRED_GRAPH, inferred),

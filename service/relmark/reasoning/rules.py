@@ -670,6 +670,35 @@ class RunSummary:
     by_rule: dict[str, int] = field(default_factory=dict)
     incremental: bool = False
 
+    @classmethod
+    def of_run(
+        cls,
+        rules: list[Rule],
+        rounds: int,
+        inferred: set[ox.Triple],
+        derivations: list[Derivation],
+        provenance: set[str],
+        written: tuple[int, int, bool],
+        started: float,
+    ) -> RunSummary:
+        """The summary of a full run that started at ``started`` (``time.perf_counter``)."""
+        by_rule: dict[str, int] = {rule.name: 0 for rule in rules}
+        for derivation in derivations:
+            by_rule[derivation.rule.name] += 1
+        added, removed, changed = written
+        return cls(
+            rules=len(rules),
+            rounds=rounds,
+            inferred=len(inferred),
+            derivations=len(derivations),
+            provenance=len(provenance),
+            added=added,
+            removed=removed,
+            written=changed,
+            seconds=time.perf_counter() - started,
+            by_rule=by_rule,
+        )
+
     @property
     def text(self) -> str:
         kind = "incremental update" if self.incremental else f"{self.rules} rules"
@@ -728,22 +757,8 @@ def materialise(store: Store, rules: list[Rule]) -> RunSummary:
         derivations = keep_inferred(derivations, inferred)
         locations = {p: _locate(work, p) for d in derivations for p in d.premises}
         provenance = provenance_graph(rules, derivations, locations)
-        added, removed, written = _write(store, inferred, provenance)
-        by_rule: dict[str, int] = {rule.name: 0 for rule in rules}
-        for derivation in derivations:
-            by_rule[derivation.rule.name] += 1
-        return RunSummary(
-            rules=len(rules),
-            rounds=rounds,
-            inferred=len(inferred),
-            derivations=len(derivations),
-            provenance=len(provenance),
-            added=added,
-            removed=removed,
-            written=written,
-            seconds=time.perf_counter() - started,
-            by_rule=by_rule,
-        )
+        written = _write(store, inferred, provenance)
+        return RunSummary.of_run(rules, rounds, inferred, derivations, provenance, written, started)
 
 
 def _readers(rules: list[Rule]) -> dict[str, set[str]]:
@@ -833,24 +848,34 @@ def keep_inferred(derivations: list[Derivation], inferred: set[ox.Triple]) -> li
     return [kept[iri] for iri in sorted(kept)]
 
 
-def _write(
-    store: Store, inferred: set[ox.Triple], provenance: set[ox.Triple]
-) -> tuple[int, int, bool]:
+def _write(store: Store, inferred: set[ox.Triple], provenance: set[str]) -> tuple[int, int, bool]:
     """Replace the inferred and provenance graphs, all or none, only if they changed.
 
-    Returns the inferred triples added and removed, and whether anything was written.
+    ``provenance`` is N-Triples lines (``provenance.py``), compared with the stored graph
+    as lines and loaded by pyoxigraph's bulk loader. Returns the inferred triples added
+    and removed, and whether anything was written.
     """
     old_inferred = {_triple(q) for q in store.triples(INFERRED_GRAPH)}
-    old_provenance = {_triple(q) for q in store.triples(PROVENANCE_GRAPH)}
-    if old_inferred == inferred and old_provenance == provenance:
+    if old_inferred == inferred and stored_lines(store, PROVENANCE_GRAPH) == provenance:
         return 0, 0, False
-    writes = {}
-    for graph, triples in ((INFERRED_GRAPH, inferred), (PROVENANCE_GRAPH, provenance)):
-        node = ox.NamedNode(graph)
-        quads = [ox.Quad(t.subject, t.predicate, t.object, node) for t in triples]
-        writes[graph] = [("quads", quads, graph)] if quads else []
-    store.bulk_replace_graphs(writes)
+    node = ox.NamedNode(INFERRED_GRAPH)
+    quads = [ox.Quad(t.subject, t.predicate, t.object, node) for t in inferred]
+    body = "\n".join(sorted(provenance)).encode("utf-8")
+    store.bulk_replace_graphs(
+        {
+            INFERRED_GRAPH: [("quads", quads, INFERRED_GRAPH)] if quads else [],
+            PROVENANCE_GRAPH: [(ox.RdfFormat.N_TRIPLES, body, PROVENANCE_GRAPH)] if body else [],
+        }
+    )
     return len(inferred - old_inferred), len(old_inferred - inferred), True
+
+
+def stored_lines(store: Store, graph: str) -> set[str]:
+    """A stored graph as N-Triples lines (serialised in Rust where the store can)."""
+    export = getattr(store, "graph_bytes", None)
+    if export is not None:
+        return set(filter(None, export(graph).decode("utf-8").split("\n")))
+    return {f"{q.subject} {q.predicate} {q.object} ." for q in store.triples(graph)}
 
 
 def _triple(quad: ox.Quad) -> ox.Triple:
