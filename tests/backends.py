@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from conftest import (
     SERVER_TOKEN,
     RelmarkServer,
     _free_port,
+    wait_until_ready,
 )
 
 from relmark.vocab import demo_paths
@@ -99,18 +99,7 @@ class Engine:
 
 
 def _wait_for(url: str, process: subprocess.Popen, log: Path, what: str) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"{what} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url, params={"query": "ASK {}"}, timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not answer at {url}:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
+    wait_until_ready(process, url, log, what, 90, params={"query": "ASK {}"})
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -312,18 +301,7 @@ def running_relmark_on(store: str, engine: Engine | None, home: Path) -> Iterato
         )
     server = RelmarkServer(f"http://127.0.0.1:{port}", SERVER_TOKEN, home, log, process.pid)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"relmark serve exited ({process.returncode}):\n{log.read_text()}")
-            try:
-                if requests.get(server.url + "/healthz", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"relmark serve did not answer /healthz:\n{log.read_text()}")
-            time.sleep(0.2)
+        wait_until_ready(process, server.url + "/healthz", log, "relmark serve", 120)
         yield server
     finally:
         _stop(process)

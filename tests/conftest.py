@@ -118,18 +118,7 @@ def running_relmark(home: Path, workers: int = 1) -> Iterator[RelmarkServer]:
         f"http://127.0.0.1:{port}", SERVER_TOKEN, home / "store", log, process.pid, workers
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"relmark serve exited ({process.returncode}):\n{log.read_text()}")
-            try:
-                if requests.get(server.url + "/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"relmark serve did not answer /healthz:\n{log.read_text()}")
-            time.sleep(0.1)
+        wait_until_ready(process, server.url + "/healthz", log, "relmark serve", 60)
         yield server
     finally:
         process.terminate()
@@ -138,6 +127,29 @@ def running_relmark(home: Path, workers: int = 1) -> Iterator[RelmarkServer]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_until_ready(
+    process: subprocess.Popen,
+    url: str,
+    log: Path,
+    what: str,
+    seconds: float,
+    params: dict[str, str] | None = None,
+) -> None:
+    """Poll ``url`` until it answers 2xx; fail with the log's tail if the process dies first."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            if requests.get(url, params=params, timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not answer at {url}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
 
 
 def put_demo_data(server: RelmarkServer) -> None:

@@ -23,9 +23,9 @@ from relmark.reasoning.maintain import rules_for
 from relmark.reasoning.whatif import WHAT_IF_GRAPH, WhatIfUnsupported, record_subjects, what_if
 from relmark.reasoning.whynot import why_not
 from relmark.store import Store
-from relmark.web.errors import ApiError, load_error
+from relmark.web.errors import ApiError, load_error, not_rdf
 from relmark.web.extensions import get_settings, get_store
-from relmark.web.negotiation import Kind, format_for_content_type, formats_of
+from relmark.web.negotiation import Kind, format_for_content_type
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -100,13 +100,7 @@ def _record() -> list[ox.Quad]:
     """The request body's statements (graphs ignored); 415/400 when it cannot be read."""
     fmt = format_for_content_type(request.mimetype or "", Kind.RDF)
     if fmt is None:
-        accepted = ", ".join(f.media_type for f in formats_of(Kind.RDF))
-        raise ApiError(
-            415,
-            "unsupported media type",
-            detail=f"send the record as one of: {accepted} "
-            f"(got {request.mimetype or 'no Content-Type'})",
-        )
+        raise not_rdf("the record", request.mimetype)
     source = Source(name=_BODY, data=request.get_data(), fmt=fmt.oxigraph)
     try:
         return parse_quads(source, WHAT_IF_GRAPH)

@@ -102,6 +102,28 @@ def remote_failed(error: RemoteError) -> ApiError:
     return ApiError(502, "the store's SPARQL server failed", detail=str(error), where=error.backend)
 
 
+def query_timeout(error: Exception, seconds: float, advice: str) -> ApiError:
+    """503 for a query that did not answer within RELMARK_QUERY_TIMEOUT."""
+    return ApiError(
+        503,
+        "query timeout",
+        detail=f"{error}: no answer within {seconds:g} s (RELMARK_QUERY_TIMEOUT); {advice}",
+        headers={"Retry-After": str(max(1, round(seconds)))},
+    )
+
+
+def not_rdf(what: str, mimetype: str | None) -> ApiError:
+    """415 for a body that should be RDF; names the formats relmark reads."""
+    from relmark.web.negotiation import Kind, formats_of
+
+    accepted = ", ".join(f.media_type for f in formats_of(Kind.RDF))
+    return ApiError(
+        415,
+        "unsupported media type",
+        detail=f"send {what} as one of: {accepted} (got {mimetype or 'no Content-Type'})",
+    )
+
+
 def _http_exception(error: HTTPException) -> Response:
     """Werkzeug's errors in our JSON shape, keeping headers such as ``Allow`` on 405."""
     headers = {

@@ -22,7 +22,7 @@ from relmark.loading import LoadError, Source, ValidationFailed, parse_quads, va
 from relmark.store import DATA_GRAPH_PREFIX, SYSTEM_GRAPHS
 from relmark.web.auth import require_token
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
-from relmark.web.errors import ApiError, load_error
+from relmark.web.errors import ApiError, load_error, not_rdf
 from relmark.web.extensions import after_write, get_settings, get_store
 from relmark.web.negotiation import (
     Format,
@@ -195,13 +195,7 @@ def _parsed_body(target: Target) -> list[ox.Quad]:
     """The body's statements as quads of the target graph; 415/400 when it cannot be read."""
     fmt = format_for_content_type(request.mimetype, Kind.RDF)
     if fmt is None:
-        accepted = ", ".join(f.media_type for f in formats_of(Kind.RDF))
-        raise ApiError(
-            415,
-            "unsupported media type",
-            detail=f"send the graph as one of: {accepted} "
-            f"(got {request.mimetype or 'no Content-Type'})",
-        )
+        raise not_rdf("the graph", request.mimetype)
     graph = target.iri or _DEFAULT_PLACEHOLDER
     source = Source(name=BODY, data=request.get_data(), fmt=fmt.oxigraph)
     try:

@@ -21,7 +21,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from relmark import queries
 from relmark.queries import NamedQuery, NamedResult, ParameterError
 from relmark.web.cors import allow_cross_origin_reads, mark_read
-from relmark.web.errors import ApiError
+from relmark.web.errors import ApiError, query_timeout
 from relmark.web.extensions import QueryTimeout, get_query_runner, get_settings, get_store
 from relmark.web.negotiation import parse_accept, quality
 
@@ -113,13 +113,8 @@ def run_query(name: str) -> Response:
     except ParameterError as error:
         raise parameter_error(error) from None
     except QueryTimeout as error:
-        raise ApiError(
-            503,
-            "query timeout",
-            detail=f"{error}: no answer within {settings.query_timeout:g} s "
-            "(RELMARK_QUERY_TIMEOUT); narrow the parameters or page with a smaller limit",
-            headers={"Retry-After": str(max(1, round(settings.query_timeout)))},
-        ) from None
+        advice = "narrow the parameters or page with a smaller limit"
+        raise query_timeout(error, settings.query_timeout, advice) from None
     next_url = _next_url(query, result) if result.has_more else None
     response = _render(query, result, names, output, next_url, lang)
     if next_url:

@@ -16,7 +16,7 @@ import pyoxigraph as ox
 from flask import Blueprint, render_template, request
 
 from relmark.vocab import DEMO, RM
-from relmark.web.errors import ApiError, syntax_error
+from relmark.web.errors import ApiError, query_timeout, syntax_error
 from relmark.web.extensions import QueryTimeout, get_query_runner, get_settings, get_store
 from relmark.web.i18n import page_language, words
 from relmark.web.ontology_view import bound, labels, local_name
@@ -109,7 +109,8 @@ def _run_editor_query(sparql: str) -> dict:
     except SyntaxError as error:
         raise syntax_error(error, "query") from None
     except QueryTimeout as error:
-        raise ApiError(503, "query timeout", detail=str(error)) from None
+        advice = "narrow the query or add a LIMIT"
+        raise query_timeout(error, settings.query_timeout, advice) from None
 
 
 def _table(columns: list[str], rows: list[dict], lang: str) -> dict:

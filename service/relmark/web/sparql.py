@@ -21,7 +21,7 @@ from relmark.loading import ShapesCheck
 from relmark.store import SYSTEM_GRAPHS
 from relmark.web.auth import require_token
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
-from relmark.web.errors import ApiError, syntax_error
+from relmark.web.errors import ApiError, query_timeout, syntax_error
 from relmark.web.extensions import (
     QueryTimeout,
     after_write,
@@ -119,13 +119,8 @@ def run_query(sparql: str, params: MultiDict) -> Response:
     except SyntaxError as error:
         raise syntax_error(error, "query") from None
     except QueryTimeout as error:
-        raise ApiError(
-            503,
-            "query timeout",
-            detail=f"{error}: no answer within {settings.query_timeout:g} s "
-            "(RELMARK_QUERY_TIMEOUT); narrow the query or add a LIMIT",
-            headers={"Retry-After": str(max(1, round(settings.query_timeout)))},
-        ) from None
+        advice = "narrow the query or add a LIMIT"
+        raise query_timeout(error, settings.query_timeout, advice) from None
     except OSError as error:  # pyoxigraph's evaluation errors (e.g. a failing SERVICE)
         raise ApiError(500, "query evaluation failed", detail=str(error)) from error
     response = Response(body, content_type=fmt.content_type)
