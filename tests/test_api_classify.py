@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import RelmarkServer
+from test_rules import RULE_CASES
 
 from relmark.reasoning.explain import leaves
-from relmark.store import CONFIG_GRAPH
+from relmark.reasoning.provenance import PROV, RDF
+from relmark.store import CONFIG_GRAPH, PROVENANCE_GRAPH
 from relmark.vocab import DEMO, RM, demo_paths
 
 DEMO_BANK = "urn:relmark:data:demo-bank"
@@ -21,6 +23,7 @@ SUPPORTER = DEMO + "cr-elisa-mariani"
 ADVOCATE = DEMO + "cr-laura-colombo"
 MARKET_MEMBER = DEMO + "giovanni-sala"
 RELMARK = Path(sys.executable).with_name("relmark")
+RDF_TYPE = RDF + "type"
 
 
 def classify(server: RelmarkServer, iri: str, **params: str) -> requests.Response:
@@ -229,3 +232,41 @@ def test_cli_errors_exit_2(loaded_store: Path, args: tuple[str, ...], message: s
     result = run("--store", str(loaded_store), *args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+# --- every rule through HTTP: its positive case and its near-miss ----------------------------
+
+
+def _expand(term: str) -> str:
+    prefix, _, local = term.partition(":")
+    return {"demo": DEMO, "rm": RM}[prefix] + local
+
+
+@pytest.mark.parametrize("name", sorted(RULE_CASES))
+def test_every_rule_through_the_api(relmark_server: RelmarkServer, name: str):
+    """Each rule's positive case and near-miss over HTTP: whether the rule's own derivation
+    of the triple is on record (/sparql over the provenance graph; a positive case the data
+    asserts needs none), and for inferred classes that /api/classify names the rule."""
+    for (s, p, o), expected in zip(RULE_CASES[name], (True, False), strict=True):
+        subject, predicate = _expand(s), RDF_TYPE if p == "a" else _expand(p)
+        ask = (
+            f"ASK {{ GRAPH <{PROVENANCE_GRAPH}> {{ ?d <{PROV}used> <urn:relmark:rule:{name}> ;"
+            f" <{PROV}generated> ?st . ?st <{RDF}subject> <{subject}> ;"
+            f" <{RDF}predicate> <{predicate}> ; <{RDF}object> <{_expand(o)}> }} }}"
+        )
+        response = requests.get(
+            relmark_server.sparql,
+            params={"query": ask},
+            headers={"Accept": "application/sparql-results+json"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        recorded = response.json()["boolean"]
+        if expected and not recorded:  # the data asserts it already (the role rules' cases)
+            entry = classes(classify(relmark_server, subject)).get(_expand(o), {})
+            assert p == "a" and entry.get("status") == "asserted", (name, s, p, o)
+            continue
+        assert recorded is expected, (name, s, p, o)
+        if p == "a" and expected:
+            entry = classes(classify(relmark_server, subject))[_expand(o)]
+            assert name in {r["rule"] for r in entry["rules"]}
