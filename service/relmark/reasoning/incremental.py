@@ -50,6 +50,8 @@ from relmark.store import INFERRED_GRAPH, PROVENANCE_GRAPH, Changes, Store
 
 #: A rule set whose consequences still change after this many rounds is not stratified.
 MAX_ROUNDS = 50
+#: A chain reaching more resources than this is not used alone to find what a change touches.
+FOCI_LIMIT = 200
 
 Located = tuple[ox.Triple, str | None]
 #: A pattern a rule reads or concludes (group None), its group and the variables it shares.
@@ -81,7 +83,7 @@ def update_inferences(store: Store, rules: list[Rule], changes: Changes) -> RunS
         return RunSummary(
             rules=len(rules),
             rounds=rounds,
-            inferred=store.graph_size(INFERRED_GRAPH) if store.has_graph(INFERRED_GRAPH) else 0,
+            inferred=added - removed,  # the change (counting a large graph takes a while)
             derivations=derivations,
             provenance=0,
             added=added,
@@ -189,7 +191,7 @@ class _Session:
                         pairs.add((rule.name, triple.subject))
                     continue
                 for bound in self.widen(binding, group, outer, neighbourhood):
-                    pairs |= self.foci(rule, bound)
+                    pairs |= self.foci(rule, bound, triple.subject)
         return pairs
 
     def readers(self, predicate: object) -> list[_Reader]:
@@ -239,28 +241,58 @@ class _Session:
         widened = [{**bound, **{m: s[m] for m in missing if s[m] is not None}} for s in found]
         return widened or [bound]
 
-    def foci(self, rule: Rule, bound: Mapping[str, object]) -> set[tuple[str, ox.NamedNode]]:
-        """The resources the rule's triple patterns reach from ``bound``."""
+    def foci(
+        self, rule: Rule, bound: Mapping[str, object], changed_subject: object
+    ) -> set[tuple[str, ox.NamedNode]]:
+        """The resources the rule's triple patterns reach from ``bound`` (a superset).
+
+        The changed triple's subject (a new purchase, say) is first followed alone along
+        its chain of patterns to the focus: a query with one constant is one the planner
+        starts from it, while with several (the purchase and its firm) it may start from
+        the firm and join its 20,000 relationships at 1M triples. The answer may hold
+        more foci than the full pattern would (the rule decides each one itself); when it
+        holds more than ``FOCI_LIMIT``, all bound values go in together.
+        """
         if rule.focus in bound:
             focus = bound[rule.focus]
             return {(rule.name, focus)} if isinstance(focus, ox.NamedNode) else set()
         if not bound:
             return set()  # only system facts (thresholds) change that way: a full run
-        found = set()
+        for name in sorted(bound):
+            if bound[name] != changed_subject:
+                continue
+            chain = _reach(rule, frozenset([name]))
+            if chain is not None:
+                found = self.reach(rule, chain, {name: bound[name]}, FOCI_LIMIT + 1)
+                if len(found) <= FOCI_LIMIT:
+                    return found
         chain = _reach(rule, frozenset(bound))
         if chain is None:
             solutions = self.query(rule.reach_sparql, {ox.Variable(k): v for k, v in bound.items()})
-        else:  # constants in the patterns: the planner then starts from the selective ones
-            body = " ".join(
-                " ".join(_term_text(t, bound) for t in (p.subject, p.predicate, p.object)) + " ."
-                for p in chain
-            )
-            solutions = self.query(f"SELECT DISTINCT ?{rule.focus} WHERE {{ {body} }}", {})
-        for solution in solutions:
-            focus = solution[rule.focus]
-            if isinstance(focus, ox.NamedNode):
-                found.add((rule.name, focus))
-        return found
+            foci = (s[rule.focus] for s in solutions)
+            return {(rule.name, f) for f in foci if isinstance(f, ox.NamedNode)}
+        return self.reach(rule, chain, bound, None)
+
+    def reach(
+        self,
+        rule: Rule,
+        chain: tuple[Pattern, ...],
+        bound: Mapping[str, object],
+        limit: int | None,
+    ) -> set[tuple[str, ox.NamedNode]]:
+        """The foci the chain reaches with the bound values written in as constants."""
+        body = " ".join(
+            " ".join(_term_text(t, bound) for t in (p.subject, p.predicate, p.object)) + " ."
+            for p in chain
+        )
+        sparql = f"SELECT DISTINCT ?{rule.focus} WHERE {{ {body} }}"
+        if limit is not None:
+            sparql += f" LIMIT {limit}"
+        return {
+            (rule.name, s[rule.focus])
+            for s in self.query(sparql, {})
+            if isinstance(s[rule.focus], ox.NamedNode)
+        }
 
     def recorded_users(self, triple: ox.Triple, graph: str | None) -> set[tuple[str, object]]:
         """The (rule, focus) of every recorded derivation that used ``triple`` from ``graph``."""

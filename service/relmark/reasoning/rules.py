@@ -701,13 +701,20 @@ class RunSummary:
 
     @property
     def text(self) -> str:
-        kind = "incremental update" if self.incremental else f"{self.rules} rules"
-        lines = [
-            f"{kind}, {self.rounds} rounds, {self.seconds:.2f} s: "
-            f"{self.inferred} inferred triples from {self.derivations} derivations "
-            f"(+{self.added} −{self.removed} since the last run"
-            f"{'' if self.written else ', nothing written'})",
-        ]
+        if self.incremental:
+            head = (
+                f"incremental update, {self.rounds} rounds, {self.seconds:.2f} s: "
+                f"+{self.added} −{self.removed} inferred triples, "
+                f"{self.derivations} derivations re-evaluated"
+            )
+        else:
+            head = (
+                f"{self.rules} rules, {self.rounds} rounds, {self.seconds:.2f} s: "
+                f"{self.inferred} inferred triples from {self.derivations} derivations "
+                f"(+{self.added} −{self.removed} since the last run"
+                f"{'' if self.written else ', nothing written'})"
+            )
+        lines = [head]
         for name, count in sorted(self.by_rule.items()):
             lines.append(f"  {name}: {count}")
         return "\n".join(lines)
