@@ -154,3 +154,25 @@ def test_a_validated_sparql_update_is_followed_incrementally(store: EmbeddedStor
     assert summary is not None and summary.incremental
     assert stage(store, ELISA_CR) == {"Supporter"}
     assert_same_as_full_run(store)
+
+
+def test_a_write_whose_refresh_never_ran_is_repaired_at_start_up(tmp_path: Path):
+    """A process that dies between a data write and its refresh leaves a mark on disk."""
+    with EmbeddedStore(tmp_path / "store") as store:
+        ensure_inferences(store)
+        store.bulk_replace_graphs(
+            {
+                data_graph("demo-" + p.stem): [(ox.RdfFormat.TURTLE, p.read_bytes(), p.name)]
+                for p in demo_paths()
+            }
+        )
+        refresh_inferences(store)
+        assert not store.inferences_stale()
+        store.add_quads(referral(SCRATCH))  # ... and the process dies before refreshing
+        assert store.inferences_stale()
+    with EmbeddedStore(tmp_path / "store") as store:
+        assert store.inferences_stale() and stage(store, ELISA_CR) == {"Supporter"}
+        summary = ensure_inferences(store)
+        assert summary is not None and not summary.incremental
+        assert stage(store, ELISA_CR) == {"Advocate"} and not store.inferences_stale()
+        assert ensure_inferences(store) is None

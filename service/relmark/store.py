@@ -167,6 +167,8 @@ class EmbeddedStore:
         self._lock = _ReadWriteLock()
         self._count: int | None = None
         self._changes: Changes | None = Changes()
+        self._stale = self.path.with_name(self.path.name + ".inferences-stale")
+        self._data_writes = 0
         self._recover()
         self._db = self._open()
 
@@ -263,6 +265,27 @@ class EmbeddedStore:
             self._db.backup(str(target))
 
     # --- what the writes changed ---------------------------------------------------------
+    def _data_write(self) -> None:
+        """Before a write to data: mark the inferences stale on disk, so a crash between this
+        write and the refresh that follows it is repaired at the next start-up."""
+        self._data_writes += 1
+        if not self._stale.exists():
+            self._stale.write_text("the inferences do not reflect the last data write yet\n")
+            _fsync(self._stale)
+
+    def inferences_stale(self) -> bool:
+        """Whether data was written since the inferences were last brought up to date."""
+        return self._stale.exists()
+
+    def data_writes(self) -> int:
+        """Data writes since the store was opened (a refresh notes it before it starts)."""
+        return self._data_writes
+
+    def inferences_current(self, as_of: int) -> None:
+        """The inferences reflect every data write up to ``as_of`` (a ``data_writes()``)."""
+        if self._data_writes == as_of:
+            self._stale.unlink(missing_ok=True)
+
     def take_changes(self) -> Changes | None:
         """The data quads written since the last call; None when unknown (a SPARQL update,
         a restore, or more than ``CHANGE_LIMIT`` quads). Writes to relmark's own graphs
@@ -309,6 +332,8 @@ class EmbeddedStore:
         ``system=True`` marks relmark's own bookkeeping (inferences, meta): it leaves the
         record of changed data alone; any other update makes the changes unknown.
         """
+        if not system:
+            self._data_write()
         with self._lock.read():
             self._db.update(sparql)
             if not system:
@@ -352,6 +377,7 @@ class EmbeddedStore:
             # difference, so the inferences follow incrementally (the check already
             # paid for reading them)
             scope = None if graphs is None else set(graphs) - SYSTEM_GRAPHS
+            self._data_write()
             with self._lock.read():
                 before = set(self._db.quads_for_pattern(None, None, None, ox.DefaultGraph()))
                 for node in self._db.named_graphs():
@@ -367,6 +393,8 @@ class EmbeddedStore:
     def add_quads(self, quads: Iterable[ox.Quad]) -> None:
         """Add quads in one transaction."""
         quads = list(quads)
+        if not all(_is_system(q.graph_name) for q in quads):
+            self._data_write()
         with self._lock.read():
             new = [q for q in dict.fromkeys(quads) if q not in self._db]
             self._db.extend(quads)
@@ -378,6 +406,8 @@ class EmbeddedStore:
         plain = [ox.Triple(t.subject, t.predicate, t.object) for t in triples]
         body = ox.serialize(plain, format=ox.RdfFormat.N_TRIPLES).decode("utf-8")
         node = ox.NamedNode(graph)
+        if graph not in SYSTEM_GRAPHS:
+            self._data_write()
         with self._lock.read():
             old = self._content(graph)
             self._db.update(
@@ -393,6 +423,8 @@ class EmbeddedStore:
         Each part is ``(format, bytes or binary file, label)`` or ``("quads", quads, label)``;
         a parse error comes back as ``SyntaxError`` whose ``filename`` is the part's label.
         """
+        if any(graph not in SYSTEM_GRAPHS for graph in writes):
+            self._data_write()
         with self._journaled():
             for graph, parts in writes.items():
                 target = ox.NamedNode(graph)
@@ -422,6 +454,8 @@ class EmbeddedStore:
             if not self._db.contains_named_graph(ox.NamedNode(graph)):
                 return False
             old = None if graph in SYSTEM_GRAPHS else self._content(graph)
+            if old is not None or graph not in SYSTEM_GRAPHS:
+                self._data_write()
             self._db.update(f"DROP GRAPH <{graph}>")
             self._note_replaced(graph, old, [])
         self._written()
@@ -429,6 +463,7 @@ class EmbeddedStore:
 
     def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None:
         """Replace the whole store with a dump (N-Quads or TriG), crash-safely."""
+        self._data_write()
         with self._journaled():
             self._changes = None
             self._db.clear()

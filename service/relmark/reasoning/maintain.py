@@ -8,7 +8,8 @@ in the supervisor's ``StoreWriter`` after each forwarded write, before it publis
 snapshot, so a worker never reads data without its inferences.
 
 ``ensure_inferences`` runs at start-up: it syncs the system graphs and refreshes only when
-the inferred graph is missing or the rules, ontology or config changed since the last run.
+the inferred graph is missing, the rules, ontology or config changed since the last run, or
+the store says a data write was never followed by its refresh (a crash in between).
 """
 
 from __future__ import annotations
@@ -88,7 +89,11 @@ def _stored_fingerprint(store: Store) -> str | None:
 
 
 def refresh_inferences(
-    store: Store, ontology_dir: Path | None = None, changes: Changes | None = None
+    store: Store,
+    ontology_dir: Path | None = None,
+    changes: Changes | None = None,
+    *,
+    full: bool = False,
 ) -> RunSummary | None:
     """Bring ``urn:relmark:inferred`` and its provenance up to date with the store.
 
@@ -101,16 +106,20 @@ def refresh_inferences(
     if not store.has_graph(ONTOLOGY_GRAPH):
         return None
     rules_hash, rules = rules_for(ontology_dir)
+    as_of = store.data_writes() if hasattr(store, "data_writes") else 0
     take = getattr(store, "take_changes", None)
     tracked = take() if take is not None else None
-    changes = changes if changes is not None else tracked
+    changes = None if full else changes if changes is not None else tracked
     wanted = _fingerprint(store, rules_hash)
     if changes is not None and _stored_fingerprint(store) == wanted:
         if not changes:
+            _current(store, as_of)
             return None
         small = len(changes) <= INCREMENTAL_FLOOR  # (counting a big store takes a while)
         if small or len(changes) <= store.count() // INCREMENTAL_RATIO:
-            return update_inferences(store, rules, changes)
+            summary = update_inferences(store, rules, changes)
+            _current(store, as_of)
+            return summary
     if getattr(store, "remote", False):  # a SPARQL server: the rules run there as updates
         from relmark.reasoning.remote_rules import materialise as materialise_remote
 
@@ -124,7 +133,14 @@ def refresh_inferences(
             f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ {key} {ox.Literal(wanted)} }} }}",
             system=True,
         )
+    _current(store, as_of)
     return summary
+
+
+def _current(store: Store, as_of: int) -> None:
+    mark = getattr(store, "inferences_current", None)
+    if mark is not None:
+        mark(as_of)
 
 
 def ensure_inferences(store: Store, ontology_dir: Path | None = None) -> RunSummary | None:
@@ -134,6 +150,9 @@ def ensure_inferences(store: Store, ontology_dir: Path | None = None) -> RunSumm
     """
     sync_system_graphs(store, ontology_dir)
     rules_hash, _ = rules_for(ontology_dir)
+    stale = getattr(store, "inferences_stale", lambda: False)()
+    if stale:  # a data write whose refresh never finished (the process died in between)
+        return refresh_inferences(store, ontology_dir, full=True)
     current = _stored_fingerprint(store) == _fingerprint(store, rules_hash)
     if current and store.has_graph(INFERRED_GRAPH):
         return None
