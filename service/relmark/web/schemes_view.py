@@ -90,18 +90,7 @@ def selling_steps(store: Store, lang: str) -> list[dict]:
         "SELECT ?step (COUNT(DISTINCT ?o) AS ?n) WHERE { ?o rm:currentStep ?step } GROUP BY ?step"
     )
     at_step = {row["step"].value: int(row["n"].value) for row in store.query(usage)}
-    iris = [iri for _, iri in steps]
-    names, definitions = labels(store, iris, lang), _definitions(store, iris, lang)
-    return [
-        {
-            "iri": iri,
-            "number": number,
-            "label": names[iri],
-            "definition": definitions[iri],
-            "count": at_step.get(iri, 0),
-        }
-        for number, iri in steps
-    ]
+    return _in_order(store, steps, "number", at_step, lang)
 
 
 def focal_firms(store: Store, lang: str) -> list[dict]:
@@ -126,17 +115,24 @@ def loyalty_ladder(store: Store, lang: str, firm: str | None = None) -> list[dic
     if firm:
         count = bound(count, firm=ox.NamedNode(firm))
     counts = {row["stage"].value: int(row["n"].value) for row in store.query(count)}
-    iris = [iri for _, iri in stages]
+    return _in_order(store, stages, "rank", counts, lang)
+
+
+def _in_order(
+    store: Store, ordered: list[tuple[int, str]], key: str, counts: dict[str, int], lang: str
+) -> list[dict]:
+    """Numbered scheme members (steps, ladder stages) with label, definition and count."""
+    iris = [iri for _, iri in ordered]
     names, definitions = labels(store, iris, lang), _definitions(store, iris, lang)
     return [
         {
             "iri": iri,
-            "rank": rank,
+            key: number,
             "label": names[iri],
             "definition": definitions[iri],
             "count": counts.get(iri, 0),
         }
-        for rank, iri in stages
+        for number, iri in ordered
     ]
 
 
