@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import shutil
 import signal
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,9 +299,27 @@ def relmark_server(nt: Path, workdir: Path, ready_timeout: float = 1800.0) -> It
         cmd = [exe, "--store", str(store), "serve", "--host", "127.0.0.1", "--port", str(port)]
         cmd += ["--workers", str(os.cpu_count() or 1)]  # the production setting
         with serving("relmark", cmd, port, log, ready_timeout) as ep:
+            waited = wait_for_memory_copies(ep, ready_timeout)
+            print(f"  relmark: every worker reads from memory after {waited:.1f} s", flush=True)
             yield ep
     finally:
         shutil.rmtree(store, ignore_errors=True)
+
+
+def wait_for_memory_copies(ep: Endpoint, timeout: float, in_a_row: int = 20) -> float:
+    """Seconds until /healthz says ``reads: memory`` ``in_a_row`` times running (each answer
+    comes from whichever worker accepted it), so no run measures a worker still on disk."""
+    started = time.monotonic()
+    url = f"http://127.0.0.1:{ep.port}/healthz"
+    streak = 0
+    while streak < in_a_row:
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"relmark's workers still read from disk after {timeout:.0f} s")
+        with urllib.request.urlopen(url, timeout=10) as response:
+            streak = streak + 1 if json.load(response).get("reads") == "memory" else 0
+        if streak == 0:
+            time.sleep(0.2)
+    return time.monotonic() - started
 
 
 ENGINES = {

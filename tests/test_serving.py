@@ -30,6 +30,7 @@ from conftest import (
 )
 
 from relmark.loading import ShapesCheck, ValidationFailed
+from relmark.memory_copy import MemoryCopy
 from relmark.serving import (
     KEEP_SNAPSHOTS,
     SnapshotPublisher,
@@ -170,6 +171,70 @@ def test_a_write_is_visible_at_once_to_every_worker(server: RelmarkServer) -> No
     )
     assert response.status_code == 204
     assert not ask(server, f"ASK {{ GRAPH <{SCRATCH_GRAPH}> {{ ?s ?p ?o }} }}")
+
+
+def test_workers_read_from_memory_copies_of_the_newest_snapshot(server: RelmarkServer) -> None:
+    def every_worker_reads_memory() -> bool:  # new connections: either worker may answer
+        return all(health(server)["reads"] == "memory" for _ in range(8))
+
+    assert wait_for(every_worker_reads_memory, 60)
+    before = health(server)["generation"]
+    turtle = f'<urn:relmark:test:copy> <{RDFS_COMMENT}> "fresh" .'
+    response = requests.put(
+        server.data,
+        params={"graph": SCRATCH_GRAPH},
+        data=turtle.encode(),
+        headers={"Content-Type": "text/turtle", **server.auth},
+        timeout=30,
+    )
+    assert response.status_code in (201, 204), response.text
+    # the copies hold the old generation now: reads go to the new snapshot at once
+    rows = select(server, f"SELECT ?c {{ GRAPH <{SCRATCH_GRAPH}> {{ ?s ?p ?c }} }}")
+    assert [r["c"]["value"] for r in rows] == ["fresh"]
+    assert wait_for(every_worker_reads_memory, 60)
+    assert health(server)["generation"] > before
+    rows = select(server, f"SELECT ?c {{ GRAPH <{SCRATCH_GRAPH}> {{ ?s ?p ?c }} }}")
+    assert [r["c"]["value"] for r in rows] == ["fresh"]
+    requests.delete(server.data, params={"graph": SCRATCH_GRAPH}, headers=server.auth, timeout=30)
+
+
+def test_a_memory_copy_holds_exactly_its_version_and_respects_the_budget(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "store")
+    scratch = ox.NamedNode(SCRATCH_GRAPH)
+    store.add_quads(
+        ox.Quad(t.subject, t.predicate, t.object, scratch)
+        for t in ox.parse(path=str(demo_paths()[0]))
+    )
+    store.backup(tmp_path / "1")
+    one = ox.Store.read_only(str(tmp_path / "1"))
+    copies = MemoryCopy(max_quads=1_000_000)
+    copies.want(1, one)
+    assert wait_for(lambda: copies.get(1) is not None, 30)
+    assert set(copies.get(1).quads_for_pattern(None, None, None, None)) == set(
+        one.quads_for_pattern(None, None, None, None)
+    )
+    assert copies.get(2) is None
+    note = ox.Quad(
+        ox.NamedNode("urn:relmark:test:copy"),
+        ox.NamedNode(RDFS_COMMENT),
+        ox.Literal("two"),
+        ox.NamedNode(SCRATCH_GRAPH),
+    )
+    store.add_quads([note])
+    store.backup(tmp_path / "2")
+    two = ox.Store.read_only(str(tmp_path / "2"))
+    copies.want(2, two)
+    assert copies.get(1) is None  # dropped at once: never two copies in memory
+    assert wait_for(lambda: copies.get(2) is not None, 30)
+    assert note in copies.get(2)
+    small = MemoryCopy(max_quads=10)  # the store is larger: it stays on disk
+    small.want(1, one)
+    assert wait_for(lambda: not small.building, 30)
+    assert small.get(1) is None and small.version is None
+    off = MemoryCopy(max_quads=0)
+    off.want(1, one)
+    assert not off.building and off.get(1) is None
+    store.close()
 
 
 def test_supervisor_errors_keep_their_status(server: RelmarkServer) -> None:

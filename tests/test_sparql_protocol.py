@@ -32,7 +32,7 @@ from SPARQLWrapper import CSV, JSON, JSONLD, N3, POST, RDFXML, TSV, TURTLE, XML,
 from relmark.settings import Settings
 from relmark.vocab import DEMO, RM
 from relmark.web import close_app, create_app
-from relmark.web.sparql_text import dataset_of, iris_in, may_write_any_graph
+from relmark.web.sparql_text import dataset_of, iris_in, is_single_lookup, may_write_any_graph
 
 #: rdflib's parsers and SPARQLWrapper use rdflib's deprecated ConjunctiveGraph internally.
 pytestmark = [
@@ -601,11 +601,28 @@ def test_request_body_too_large_is_413(relmark_server: RelmarkServer) -> None:
         assert "RELMARK_MAX_BODY" in response.json()["detail"]
 
 
-def test_result_too_large_is_413(relmark_server: RelmarkServer) -> None:
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/sparql-results+json",
+        "application/sparql-results+xml",
+        "text/csv",
+        "text/tab-separated-values",
+    ],
+)
+def test_result_too_large_is_413_in_every_format(
+    relmark_server: RelmarkServer, accept: str
+) -> None:
     assert count_quads(relmark_server) > SERVER_MAX_ROWS
-    response = get(relmark_server, "SELECT * WHERE { ?s ?p ?o }")
+    response = get(relmark_server, "SELECT * WHERE { ?s ?p ?o }", accept)
     assert response.status_code == 413
     assert "LIMIT" in response.json()["detail"]
+    # exactly the limit passes, however few bytes the format spends per row
+    limited = get(relmark_server, f"SELECT ?s WHERE {{ ?s ?p ?o }} LIMIT {SERVER_MAX_ROWS}", accept)
+    assert limited.status_code == 200, limited.text
+
+
+def test_graph_result_too_large_is_413(relmark_server: RelmarkServer) -> None:
     response = get(relmark_server, "CONSTRUCT WHERE { ?s ?p ?o }")
     assert response.status_code == 413
     limited = get(relmark_server, f"SELECT * WHERE {{ ?s ?p ?o }} LIMIT {SERVER_MAX_ROWS}")
@@ -717,6 +734,26 @@ def test_dataset_of_reads_from_clauses_not_strings_or_comments() -> None:
     WHERE { ?x ?p "FROM <urn:in-a-string>" FILTER(?x<3) }"""
     assert dataset_of(query) == (["urn:relmark:data:bank"], ["urn:relmark:data:brand"])
     assert dataset_of("SELECT * WHERE { ?s ?p ?o }") is None
+
+
+@pytest.mark.parametrize(
+    ("query", "lookup"),
+    [
+        ("SELECT ?p ?o WHERE { <urn:x:anna> ?p ?o }", True),
+        ("PREFIX rm: <urn:rm#>\nSELECT DISTINCT ?s { ?s a rm:Purchase . } LIMIT 5 OFFSET 2", True),
+        ("select * { ?s <urn:p> <urn:o> }", True),
+        ("SELECT * { ?s ?p ?o }", False),  # a full scan: through the timeout
+        ("SELECT ?s { ?s a <urn:C> . ?s ?p ?o }", False),
+        ("SELECT ?s { ?s a <urn:C> } ORDER BY ?s", False),
+        ("SELECT (COUNT(*) AS ?n) { <urn:x> ?p ?o }", False),
+        ("SELECT ?o { <urn:x> ?p ?o # }\n ?o ?q ?r }", False),
+        ("SELECT ?o { <urn:x> <urn:p>+ ?o }", False),
+        ("SELECT ?o { GRAPH ?g { <urn:x> ?p ?o } }", False),
+        ("ASK { <urn:x> ?p ?o }", False),
+    ],
+)
+def test_only_bounded_single_lookups_skip_the_timeout_hand_off(query: str, lookup: bool) -> None:
+    assert is_single_lookup(query) is lookup
 
 
 def test_iris_in_expands_prefixed_names() -> None:

@@ -6,6 +6,7 @@ violation, bad query). Errors go to stderr as one readable message naming what a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -75,10 +76,29 @@ def main(ctx: click.Context, store: str | None) -> None:
     "supervisor process owns the store and applies every write, and a worker whose query "
     "times out is replaced (which stops the query).",
 )
+@click.option(
+    "--memory-copy",
+    "memory_copy",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --workers > 1: each worker reads from an in-memory copy of the store when "
+    "it holds at most this many quads (default 5,000,000, env RELMARK_MEMORY_COPY; 0: "
+    "always read from disk). About 400 bytes per quad per worker; 4-5x faster joins.",
+)
 @click.pass_obj
-def serve(settings: Settings, host: str, port: int, threads: int, workers: int) -> None:
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    threads: int,
+    workers: int,
+    memory_copy: int | None,
+) -> None:
     """Serve the SPARQL endpoint, Graph Store and API over HTTP (waitress)."""
     from relmark.web import serve as run_server
+
+    if memory_copy is not None:
+        settings = dataclasses.replace(settings, memory_copy_quads=memory_copy)
 
     if workers > 1 and str(settings.store).startswith(("sparql+http://", "sparql+https://")):
         fail(

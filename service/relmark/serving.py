@@ -52,6 +52,7 @@ import pyoxigraph as ox
 import waitress
 
 from relmark import loading
+from relmark.memory_copy import MemoryCopy
 from relmark.reasoning.maintain import refresh_inferences
 from relmark.settings import Settings
 from relmark.store import EmbeddedStore, SnapshotReplica, StoreError, open_store
@@ -379,6 +380,7 @@ class Supervisor:
         http: socket.socket | None = None
         try:
             sync_system_graphs(store, self.settings)
+            store.optimize()
             # compiled once here, inherited by every forked worker
             loading.compiled_shapes(self.settings.ontology_dir / SHAPES_FILE)
             publisher.start()
@@ -612,8 +614,9 @@ def _run_worker(plan: WorkerPlan) -> None:
     """A worker process: waitress on the inherited socket, reads from snapshots."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
     writer = WriteClient(plan.writer_address, plan.authkey)
+    memory = MemoryCopy(plan.settings.memory_copy_quads, log)
     replica = SnapshotReplica(
-        plan.store_path, plan.snapshots, lambda: plan.generation.value, writer
+        plan.store_path, plan.snapshots, lambda: plan.generation.value, writer, memory
     )
     app = create_app(plan.settings, store=replica)
     server = waitress.create_server(
@@ -621,7 +624,14 @@ def _run_worker(plan: WorkerPlan) -> None:
     )
     retirement = Retirement(server, writer, plan.supervisor_pid)
     set_query_timeout_hook(app, retirement.after_timeout)
-    set_serving_details(app, lambda: {"workers": plan.workers, "generation": replica.generation})
+    set_serving_details(
+        app,
+        lambda: {
+            "workers": plan.workers,
+            "generation": replica.generation,
+            "reads": replica.reads_from,
+        },
+    )
     signal.signal(signal.SIGTERM, retirement.on_sigterm)
     threading.Thread(target=retirement.watch_supervisor, name="relmark-watch", daemon=True).start()
     server.run()

@@ -20,6 +20,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024
     max_result_rows: int = 100_000
     ontology_dir: Path = field(default=ONTOLOGY_DIR)
+    # Serving workers read from an in-memory copy of the store up to this many quads
+    # (``relmark.memory_copy``; 0: always from disk).
+    memory_copy_quads: int = 5_000_000
     # A remote store (``store = sparql+http://…``): where updates and the Graph Store go
     # (default: derived from the engine), credentials, and the engine's dialect.
     update_url: str | None = None
@@ -44,6 +47,8 @@ class Settings:
             values["max_body_bytes"] = int(env["RELMARK_MAX_BODY"])
         if "RELMARK_MAX_ROWS" in env:
             values["max_result_rows"] = int(env["RELMARK_MAX_ROWS"])
+        if "RELMARK_MEMORY_COPY" in env:
+            values["memory_copy_quads"] = int(env["RELMARK_MEMORY_COPY"])
         if "RELMARK_ONTOLOGY" in env:
             values["ontology_dir"] = Path(env["RELMARK_ONTOLOGY"])
         for name, variable in (

@@ -24,9 +24,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 import pyoxigraph as ox
+
+if TYPE_CHECKING:
+    from relmark.memory_copy import MemoryCopy
 
 # --- the named-graph layout (DESIGN.md §4) -------------------------------------------------
 ONTOLOGY_GRAPH = "urn:relmark:ontology"
@@ -127,7 +130,7 @@ def _node(graph: str | None) -> ox.NamedNode | ox.DefaultGraph:
     return ox.DefaultGraph() if graph is None else ox.NamedNode(graph)
 
 
-def _count_quads(db: ox.Store) -> int:
+def count_quads(db: ox.Store) -> int:
     result = db.query("SELECT (COUNT(*) AS ?n) { GRAPH ?g { ?s ?p ?o } }")
     named = int(next(iter(result))["n"].value)
     result = db.query("SELECT (COUNT(*) AS ?n) { ?s ?p ?o }")
@@ -238,7 +241,7 @@ class EmbeddedStore:
         """Number of quads in the store (cached between writes: /healthz calls it often)."""
         if self._count is None:
             with self._lock.read():
-                self._count = _count_quads(self._db)
+                self._count = count_quads(self._db)
         return self._count
 
     def dump(self, output: IO[bytes], fmt: ox.RdfFormat) -> None:
@@ -255,6 +258,17 @@ class EmbeddedStore:
         with self._lock.read():
             self._db.dump(output, format=ox.RdfFormat.N_TRIPLES, from_graph=_node(graph))
         return output.getvalue()
+
+    def optimize(self) -> None:
+        """Compact RocksDB's files into one sorted run per index.
+
+        Bulk loads and graph replaces leave many overlapping files behind, and every read
+        then looks in each: on the 100k benchmark store with inferences, a join took 15.1 ms
+        before and 10.6 ms after (0.8 s to compact), as fast as a freshly bulk-loaded store.
+        ``relmark serve`` compacts once at start-up.
+        """
+        with self._lock.read():
+            self._db.optimize()
 
     def backup(self, target: Path | str) -> None:
         """A consistent copy of the store in ``target`` (a new directory; hard links, ms).
@@ -605,6 +619,7 @@ class SnapshotReplica:
         snapshots: Path | str,
         generation: Callable[[], int],
         writer: WriteForwarder,
+        memory: MemoryCopy | None = None,
     ) -> None:
         self.path = Path(path).resolve()  # the live store, as /healthz names it
         self._snapshots = Path(snapshots)
@@ -614,6 +629,7 @@ class SnapshotReplica:
         self._db: ox.Store | None = None
         self._generation = 0
         self._count: tuple[int, int] | None = None  # (generation, quads)
+        self._memory = memory
         self._advance(generation())
 
     @property
@@ -644,8 +660,22 @@ class SnapshotReplica:
                     continue
                 self._db = db  # before the number, so a reader never pairs new number, old db
                 self._generation = wanted
+                if self._memory is not None:
+                    self._memory.want(wanted, db)
                 return
             raise StoreError(f"cannot open snapshot {wanted} in {self._snapshots}: {failure}")
+
+    def _reader(self) -> ox.Store:
+        """What reads use: the in-memory copy of the current snapshot once it is built."""
+        db = self._current()
+        copy = None if self._memory is None else self._memory.get(self._generation)
+        return db if copy is None else copy
+
+    @property
+    def reads_from(self) -> str:
+        """Where reads go now: ``memory`` or ``disk`` (for /healthz)."""
+        memory = self._memory
+        return "memory" if memory is not None and memory.get(self._generation) else "disk"
 
     def close(self) -> None:
         self._db = None
@@ -660,17 +690,17 @@ class SnapshotReplica:
         substitutions: Mapping[str, Term] | None = None,
     ) -> QueryResult:
         options = _query_options(default_graph, named_graphs, substitutions)
-        return self._current().query(sparql, **options)
+        return self._reader().query(sparql, **options)
 
     def graph_names(self) -> list[str]:
-        db = self._current()
+        db = self._reader()
         return sorted(g.value for g in db.named_graphs() if isinstance(g, ox.NamedNode))
 
     def has_graph(self, graph: str) -> bool:
-        return self._current().contains_named_graph(ox.NamedNode(graph))
+        return self._reader().contains_named_graph(ox.NamedNode(graph))
 
     def triples(self, graph: str | None) -> Iterator[ox.Quad]:
-        yield from self._current().quads_for_pattern(None, None, None, _node(graph))
+        yield from self._reader().quads_for_pattern(None, None, None, _node(graph))
 
     def graph_size(self, graph: str) -> int:
         result = self.query(f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
@@ -680,13 +710,13 @@ class SnapshotReplica:
         """Number of quads (counted once per generation)."""
         db, generation = self._current(), self._generation
         if self._count is None or self._count[0] != generation:
-            self._count = (generation, _count_quads(db))
+            self._count = (generation, count_quads(db))
         return self._count[1]
 
     def dump(self, output: IO[bytes], fmt: ox.RdfFormat) -> None:
         if not fmt.supports_datasets:
             raise StoreError(f"{fmt.name} cannot hold named graphs; dump as N-Quads or TriG")
-        self._current().dump(output, format=fmt)
+        self._reader().dump(output, format=fmt)
 
     # --- writes: forwarded to the writer process ----------------------------------------
     def _forward(self, method: str, *args: object) -> object:

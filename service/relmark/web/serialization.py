@@ -1,12 +1,13 @@
 """Query results and graphs to bytes, in the negotiated format, within the row limit.
 
-SELECT results are written by pyoxigraph as SPARQL TSV first (one line per row, terms in
-N-Triples syntax, so lossless): the line count enforces the row limit, and pyoxigraph's
-own writers turn the TSV into the negotiated format, exactly to its spec.
+Everything is written by pyoxigraph's own writers, exactly to each format's spec, in one
+pass; only a result large enough to break the row limit has its rows counted.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
 from collections.abc import Iterable
 from typing import IO
@@ -64,15 +65,26 @@ def serialize_result(
             if len(triples) > max_rows:
                 raise _too_large(max_rows, "triples")
         return serialize_rdf(triples, fmt)
-    # pyoxigraph writes the rows as TSV in Rust; TSV escapes newlines inside terms, so the
-    # row count is the line count. Counting rows in Python cost more than the lookup itself.
-    tsv = result.serialize(format=ox.QueryResultsFormat.TSV)
-    if tsv.count(b"\n") - 1 > max_rows:
+    body = result.serialize(format=fmt.oxigraph)
+    if len(body) > max_rows and _rows(body, fmt) > max_rows:
         raise _too_large(max_rows, "rows")
-    if fmt.oxigraph == ox.QueryResultsFormat.TSV:
-        return tsv
-    solutions = ox.parse_query_results(tsv, format=ox.QueryResultsFormat.TSV)
-    return solutions.serialize(format=fmt.oxigraph)
+    return body
+
+
+def _rows(body: bytes, fmt: Format) -> int:
+    """The rows of a serialised result (only asked of large ones: every format spends at
+    least a byte per row, so a body of at most ``max_rows`` bytes is within the limit).
+
+    Counted as lines of SPARQL TSV, written by pyoxigraph (TSV escapes newlines inside
+    terms): counting rows in Python cost more than a point lookup itself.
+    """
+    if fmt.oxigraph == ox.QueryResultsFormat.CSV:  # lossy, so pyoxigraph cannot read it
+        return sum(1 for _ in csv.reader(io.StringIO(body.decode("utf-8"), newline=""))) - 1
+    tsv = body
+    if fmt.oxigraph != ox.QueryResultsFormat.TSV:
+        parsed = ox.parse_query_results(body, format=fmt.oxigraph)
+        tsv = parsed.serialize(format=ox.QueryResultsFormat.TSV)
+    return tsv.count(b"\n") - 1
 
 
 def serialize_rdf(

@@ -38,7 +38,13 @@ from relmark.web.negotiation import (
     not_acceptable,
 )
 from relmark.web.serialization import serialize_rdf, serialize_result
-from relmark.web.sparql_text import dataset_of, drops_everything, iris_in, may_write_any_graph
+from relmark.web.sparql_text import (
+    dataset_of,
+    drops_everything,
+    iris_in,
+    is_single_lookup,
+    may_write_any_graph,
+)
 
 bp = Blueprint("sparql", __name__)
 bp.after_request(allow_cross_origin_reads)
@@ -94,7 +100,8 @@ def run_query(sparql: str, params: MultiDict) -> Response:
 
     pyoxigraph cannot cancel an evaluation: on timeout the client gets 503 at once and its
     waitress thread is free, but the evaluation runs on in the background until it ends
-    (a query that yields rows stops at the next row).
+    (a query that yields rows stops at the next row). A single-pattern lookup, whose cost
+    is bounded by its rows, runs on the request thread instead.
     """
     mark_read()
     dataset = _dataset(sparql, params)
@@ -115,7 +122,10 @@ def run_query(sparql: str, params: MultiDict) -> Response:
         return fmt, serialize_result(result, fmt, settings.max_result_rows, cancelled)
 
     try:
-        fmt, body = get_query_runner().run(evaluate, settings.query_timeout)
+        if is_single_lookup(sparql):
+            fmt, body = evaluate(threading.Event())  # bounded: no hand-off (sparql_text.py)
+        else:
+            fmt, body = get_query_runner().run(evaluate, settings.query_timeout)
     except SyntaxError as error:
         raise syntax_error(error, "query") from None
     except QueryTimeout as error:
