@@ -593,7 +593,9 @@ def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Deri
     bound = {} if focus is None else {ox.Variable(rule.focus): focus}
     solutions = query(rule.match_sparql, bound)
     names = [v.value for v in solutions.variables]
-    best: dict[tuple[ox.Triple, ...], tuple[str, dict]] = {}
+    # conclusions -> [its least bindings as text, or None while only one row concluded it;
+    # that row] (most conclusions have one row: the text is made only when a second comes)
+    best: dict[tuple[ox.Triple, ...], list] = {}
     seen: dict[tuple, bool] = {}
     for solution in solutions:
         row = {name: solution[name] for name in names if solution[name] is not None}
@@ -604,12 +606,17 @@ def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Deri
         )
         if not conclusions:
             continue
-        order = "\n".join(f"{name}={row[name]}" for name in sorted(row))
-        if conclusions in best and best[conclusions][0] <= order:
-            continue
+        entry = best.get(conclusions)
+        order = None
+        if entry is not None:
+            if entry[0] is None:
+                entry[0] = _order(entry[1])
+            order = _order(row)
+            if entry[0] <= order:
+                continue
         if _blocked(query, rule, row, seen):
             continue
-        best[conclusions] = (order, row)
+        best[conclusions] = [order, row]
     derivations = []
     for conclusions, (_, row) in best.items():
         premises = [p.instantiate(row) for p in rule.premises]
@@ -621,6 +628,10 @@ def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Deri
             bindings = tuple(sorted(row.items()))
             derivations.append(Derivation(rule, bindings, premise_set, kept))
     return derivations
+
+
+def _order(row: Mapping[str, object]) -> str:
+    return "\n".join(f"{name}={row[name]}" for name in sorted(row))
 
 
 def _blocked(query: Query, rule: Rule, row: Mapping[str, object], seen: dict[tuple, bool]) -> bool:
