@@ -117,6 +117,24 @@ class Guard:
     ask_sparql: str
     patterns: tuple[Pattern, ...]
     variables: tuple[str, ...]
+    prologue: str = ""
+    body: str = ""  # the group inside NOT EXISTS { … }
+
+    def matches_sparql(self, names: tuple[str, ...], rows: list[tuple[object, ...]]) -> str:
+        """A query for the positions of the rows (values of ``names``) this guard matches.
+
+        The values go in as a VALUES block written by pyoxigraph (``str`` of a term is
+        its N-Triples form), each row with its position, so the guard is checked for many
+        solutions in one query and each answer names its row exactly.
+        """
+        variables = " ".join(f"?{name}" for name in names)
+        values = " ".join(
+            f"({number} {' '.join(str(v) for v in row)})" for number, row in enumerate(rows)
+        )
+        return (
+            f"{self.prologue}\nSELECT DISTINCT ?{ROW_VARIABLE} WHERE "
+            f"{{ VALUES (?{ROW_VARIABLE} {variables}) {{ {values} }}\n{self.body}}}"
+        )
 
 
 @dataclass(frozen=True)
@@ -273,6 +291,8 @@ def _parse_guard(
         ),
         patterns=tuple(_patterns(path, text, masked, prologue, spans)),
         variables=variables,
+        prologue=prologue,
+        body=text[start:end],
     )
 
 
@@ -593,10 +613,7 @@ def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Deri
     bound = {} if focus is None else {ox.Variable(rule.focus): focus}
     solutions = query(rule.match_sparql, bound)
     names = [v.value for v in solutions.variables]
-    # conclusions -> [its least bindings as text, or None while only one row concluded it;
-    # that row] (most conclusions have one row: the text is made only when a second comes)
-    best: dict[tuple[ox.Triple, ...], list] = {}
-    seen: dict[tuple, bool] = {}
+    rows: list[tuple[tuple[ox.Triple, ...], dict]] = []
     for solution in solutions:
         row = {name: solution[name] for name in names if solution[name] is not None}
         if focus is not None:
@@ -604,19 +621,24 @@ def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Deri
         conclusions = tuple(
             dict.fromkeys(c for c in (p.instantiate(row) for p in rule.conclusions) if c)
         )
-        if not conclusions:
+        if conclusions:
+            rows.append((conclusions, row))
+    blocked = _blocked(query, rule, [row for _, row in rows])
+    # conclusions -> [its least bindings as text, or None while only one row concluded it;
+    # that row] (most conclusions have one row: the text is made only when a second comes)
+    best: dict[tuple[ox.Triple, ...], list] = {}
+    for number, (conclusions, row) in enumerate(rows):
+        if number in blocked:
             continue
         entry = best.get(conclusions)
-        order = None
-        if entry is not None:
-            if entry[0] is None:
-                entry[0] = _order(entry[1])
-            order = _order(row)
-            if entry[0] <= order:
-                continue
-        if _blocked(query, rule, row, seen):
+        if entry is None:
+            best[conclusions] = [None, row]
             continue
-        best[conclusions] = [order, row]
+        if entry[0] is None:
+            entry[0] = _order(entry[1])
+        order = _order(row)
+        if order < entry[0]:
+            best[conclusions] = [order, row]
     derivations = []
     for conclusions, (_, row) in best.items():
         premises = [p.instantiate(row) for p in rule.premises]
@@ -634,21 +656,51 @@ def _order(row: Mapping[str, object]) -> str:
     return "\n".join(f"{name}={row[name]}" for name in sorted(row))
 
 
-def _blocked(query: Query, rule: Rule, row: Mapping[str, object], seen: dict[tuple, bool]) -> bool:
-    """Whether one of the rule's FILTER NOT EXISTS finds a match for this solution.
+#: Solutions checked against a guard per query (the VALUES block of one query).
+GUARD_BATCH = 1000
+#: The variable numbering those solutions (no rule may use it).
+ROW_VARIABLE = "relmark_guard_row"
 
-    ``seen`` remembers answers by the values a guard reads: the solutions of one focus
-    (every pair of a customer's purchases, say) usually ask the same question.
+
+def _blocked(query: Query, rule: Rule, rows: list[dict]) -> set[int]:
+    """The rows (by position) for which one of the rule's FILTER NOT EXISTS finds a match.
+
+    Each guard is asked once per batch of distinct values it reads, not once per solution:
+    on the 1M-triple data the per-solution questions took 16 s of a 97 s run.
     """
-    for number, guard in enumerate(rule.guards):
-        values = tuple(row.get(v) for v in guard.variables)
-        key = (number, values)
-        if key not in seen:
-            bound = {ox.Variable(v): row[v] for v in guard.variables if v in row}
-            seen[key] = next(iter(query(guard.ask_sparql, bound)), None) is not None
-        if seen[key]:
-            return True
-    return False
+    blocked: set[int] = set()
+    for guard in rule.guards:
+        # rows grouped by which of the guard's variables they bind, then by their values
+        groups: dict[tuple[str, ...], dict[tuple, list[int]]] = {}
+        for number, row in enumerate(rows):
+            if number not in blocked:
+                names = tuple(v for v in guard.variables if v in row)
+                values = tuple(row[v] for v in names)
+                groups.setdefault(names, {}).setdefault(values, []).append(number)
+        for names, by_values in groups.items():
+            for values in _guard_matches(query, guard, names, list(by_values)):
+                blocked.update(by_values[values])
+    return blocked
+
+
+def _guard_matches(
+    query: Query, guard: Guard, names: tuple[str, ...], candidates: list[tuple]
+) -> set[tuple]:
+    """The candidate value tuples (of ``names``) for which ``guard`` finds a match."""
+    if not names:
+        return set(candidates) if next(iter(query(guard.ask_sparql, {})), None) else set()
+    inline = [v for v in candidates if all(isinstance(t, ox.NamedNode | ox.Literal) for t in v)]
+    found: set[tuple] = set()
+    for start in range(0, len(inline), GUARD_BATCH):
+        batch = inline[start : start + GUARD_BATCH]
+        for solution in query(guard.matches_sparql(names, batch), {}):
+            found.add(batch[int(solution[ROW_VARIABLE].value)])
+    if len(inline) < len(candidates):  # blank nodes cannot be written in VALUES: one by one
+        for values in set(candidates).difference(inline):
+            bound = {ox.Variable(name): value for name, value in zip(names, values, strict=True)}
+            if next(iter(query(guard.ask_sparql, bound)), None) is not None:
+                found.add(values)
+    return found
 
 
 def _subselect_premises(
