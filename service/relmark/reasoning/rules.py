@@ -19,6 +19,7 @@ supported and refuses a rule set that breaks this.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -80,12 +81,21 @@ class Pattern:
     predicate: ox.NamedNode | ox.Variable
     object: ox.NamedNode | ox.Literal | ox.Variable
 
+    @functools.cached_property
+    def _positions(self) -> tuple[tuple[str | None, object], ...]:
+        """(variable name or None, fixed term) per position: read once per pattern, not
+        once per solution (a million-triple run instantiates a million patterns)."""
+        return tuple(
+            (term.value, None) if isinstance(term, ox.Variable) else (None, term)
+            for term in (self.subject, self.predicate, self.object)
+        )
+
     def instantiate(self, row: Mapping[str, object]) -> ox.Triple | None:
         """The triple for one solution, or None where a variable is unbound or misplaced."""
         terms = []
-        for term in (self.subject, self.predicate, self.object):
-            if isinstance(term, ox.Variable):
-                term = row.get(term.value)
+        for name, term in self._positions:
+            if name is not None:
+                term = row.get(name)
                 if term is None:
                     return None
             terms.append(term)
@@ -615,7 +625,7 @@ def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Deri
     names = [v.value for v in solutions.variables]
     rows: list[tuple[tuple[ox.Triple, ...], dict]] = []
     for solution in solutions:
-        row = {name: solution[name] for name in names if solution[name] is not None}
+        row = {n: value for n, value in zip(names, solution, strict=True) if value is not None}
         if focus is not None:
             row[rule.focus] = focus
         conclusions = tuple(
