@@ -117,22 +117,34 @@ def rule_lines(rule: Rule) -> list[str]:
 
 
 def derivation_lines(
-    derivation: Derivation, locations: Mapping[ox.Triple, list[str | None]]
+    derivation: Derivation,
+    locations: Mapping[ox.Triple, list[str | None]],
+    statements: dict[tuple[ox.Triple, str | None], tuple[str, list[str]]] | None = None,
 ) -> list[str]:
     """A derivation's record with the statement nodes it points to.
 
     ``locations`` gives the input graphs holding each premise; a premise found in none of
-    them was inferred itself.
+    them was inferred itself. ``statements`` memoises statement nodes across derivations
+    (a threshold or a firm's fact is a premise of thousands of them).
     """
+    memo = {} if statements is None else statements
+
+    def statement_of(triple: ox.Triple, graph: str | None) -> tuple[str, list[str]]:
+        key = (triple, graph)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = statement_lines(triple, graph)
+        return found
+
     node = f"<{derivation.iri}>"
     lines = [f"{node} {PROV_USED} <{derivation.rule.iri}> ."]
     for conclusion in derivation.conclusions:
-        statement, statement_record = statement_lines(conclusion, INFERRED_GRAPH)
+        statement, statement_record = statement_of(conclusion, INFERRED_GRAPH)
         lines.append(f"{node} {PROV_GENERATED} {statement} .")
         lines += statement_record
     for premise in derivation.premises:
         for graph in locations.get(premise) or [INFERRED_GRAPH]:
-            statement, statement_record = statement_lines(premise, graph)
+            statement, statement_record = statement_of(premise, graph)
             lines.append(f"{node} {PROV_USED} {statement} .")
             lines += statement_record
     for name, value in derivation.bindings:
@@ -149,6 +161,7 @@ def provenance_graph(
     lines: set[str] = set()
     for rule in rules:
         lines.update(rule_lines(rule))
+    statements: dict[tuple[ox.Triple, str | None], tuple[str, list[str]]] = {}
     for derivation in derivations:
-        lines.update(derivation_lines(derivation, locations))
+        lines.update(derivation_lines(derivation, locations, statements))
     return lines

@@ -889,7 +889,10 @@ def _workspace(store: Store) -> ox.Store:
             work.bulk_extend(store.triples(graph))
         else:
             target = ox.DefaultGraph() if graph is None else ox.NamedNode(graph)
-            work.bulk_load(export(graph), format=ox.RdfFormat.N_TRIPLES, to_graph=target)
+            # lenient: pyoxigraph wrote these bytes itself, no need to validate IRIs again
+            work.bulk_load(
+                export(graph), format=ox.RdfFormat.N_TRIPLES, to_graph=target, lenient=True
+            )
     return work
 
 
@@ -940,7 +943,7 @@ def _write(store: Store, inferred: set[ox.Triple], provenance: set[str]) -> tupl
         return 0, 0, False
     node = ox.NamedNode(INFERRED_GRAPH)
     quads = [ox.Quad(t.subject, t.predicate, t.object, node) for t in inferred]
-    body = "\n".join(sorted(provenance)).encode("utf-8")
+    body = "\n".join(provenance).encode("utf-8")
     store.bulk_replace_graphs(
         {
             INFERRED_GRAPH: [("quads", quads, INFERRED_GRAPH)] if quads else [],
