@@ -94,6 +94,18 @@ def update(server: RelmarkServer, sparql: str) -> requests.Response:
     )
 
 
+def put_scratch(server: RelmarkServer, turtle: str) -> None:
+    """Replace the scratch graph through the Graph Store protocol."""
+    response = requests.put(
+        server.data,
+        params={"graph": SCRATCH_GRAPH},
+        data=turtle.encode(),
+        headers={"Content-Type": "text/turtle", **server.auth},
+        timeout=30,
+    )
+    assert response.status_code in (201, 204), response.text
+
+
 def health(server: RelmarkServer) -> dict:
     response = requests.get(server.url + "/healthz", timeout=10)
     assert response.status_code == 200
@@ -136,15 +148,7 @@ def test_concurrent_clients_read_the_demo_data(server: RelmarkServer) -> None:
 
 
 def test_a_write_is_visible_at_once_to_every_worker(server: RelmarkServer) -> None:
-    turtle = f'<urn:relmark:test:note> <{RDFS_COMMENT}> "put" .'
-    response = requests.put(
-        server.data,
-        params={"graph": SCRATCH_GRAPH},
-        data=turtle.encode(),
-        headers={"Content-Type": "text/turtle", **server.auth},
-        timeout=30,
-    )
-    assert response.status_code in (201, 204), response.text
+    put_scratch(server, f'<urn:relmark:test:note> <{RDFS_COMMENT}> "put" .')
     for _ in range(6):  # new connections: either worker may answer
         rows = select(server, f"SELECT ?c {{ GRAPH <{SCRATCH_GRAPH}> {{ ?s ?p ?c }} }}")
         assert [r["c"]["value"] for r in rows] == ["put"]
@@ -179,15 +183,7 @@ def test_workers_read_from_memory_copies_of_the_newest_snapshot(server: RelmarkS
 
     assert wait_for(every_worker_reads_memory, 60)
     before = health(server)["generation"]
-    turtle = f'<urn:relmark:test:copy> <{RDFS_COMMENT}> "fresh" .'
-    response = requests.put(
-        server.data,
-        params={"graph": SCRATCH_GRAPH},
-        data=turtle.encode(),
-        headers={"Content-Type": "text/turtle", **server.auth},
-        timeout=30,
-    )
-    assert response.status_code in (201, 204), response.text
+    put_scratch(server, f'<urn:relmark:test:copy> <{RDFS_COMMENT}> "fresh" .')
     # the copies hold the old generation now: reads go to the new snapshot at once
     rows = select(server, f"SELECT ?c {{ GRAPH <{SCRATCH_GRAPH}> {{ ?s ?p ?c }} }}")
     assert [r["c"]["value"] for r in rows] == ["fresh"]
