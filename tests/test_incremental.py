@@ -176,3 +176,72 @@ def test_a_write_whose_refresh_never_ran_is_repaired_at_start_up(tmp_path: Path)
         assert summary is not None and not summary.incremental
         assert stage(store, ELISA_CR) == {"Advocate"} and not store.inferences_stale()
         assert ensure_inferences(store) is None
+
+
+def test_one_write_naming_several_resources_reaches_all_that_its_patterns_match(
+    store: EmbeddedStore,
+):
+    """A second relationship and a joint initiative for Elisa and the bank, in one write.
+
+    The new relationship and initiative match the Partner rule together, but Elisa's
+    existing relationship matches it as well: what the written resources say among
+    themselves must not stand for everything the rule's patterns reach.
+    """
+    second = DEMO + "cr-elisa-mariani-second"
+    node, initiative, g = ox.NamedNode(second), _n("init-elisa-new"), ox.NamedNode(SCRATCH)
+    store.add_quads(
+        [
+            ox.Quad(node, RDF_TYPE, _rm("CustomerRelationship"), g),
+            ox.Quad(node, _rm("focalParty"), _n("banca-lariana"), g),
+            ox.Quad(node, _rm("counterparty"), _n("elisa-mariani"), g),
+            ox.Quad(initiative, RDF_TYPE, _rm("JointInitiative"), g),
+            ox.Quad(initiative, _rm("jointWith"), _n("banca-lariana"), g),
+            ox.Quad(initiative, _rm("participant"), _n("elisa-mariani"), g),
+        ]
+    )
+    summary = refresh_inferences(store)
+    assert summary is not None and summary.incremental
+    assert stage(store, ELISA_CR) == {"Partner"}
+    assert stage(store, second) == {"Partner"}
+    assert_same_as_full_run(store)
+
+    store.drop_graph(SCRATCH)
+    summary = refresh_inferences(store)
+    assert summary is not None and summary.incremental
+    assert stage(store, ELISA_CR) == {"Supporter"}
+    assert stage(store, second) == set()
+    assert_same_as_full_run(store)
+
+
+def test_a_second_team_on_a_key_account_makes_it_global(store: EmbeddedStore):
+    """The count of teams is a sub-select: re-evaluated for the one account that changed."""
+    nordwind = DEMO + "nordwind-energy"  # a key account whose opportunities are all EMEA's
+    opportunity, g = _n("opp-nordwind-apac"), ox.NamedNode(SCRATCH)
+
+    def is_global() -> bool:
+        return bool(
+            store.query(
+                f"ASK {{ <{nordwind}> a <{RM}GlobalAccount> }}", default_graph=[INFERRED_GRAPH]
+            )
+        )
+
+    assert store.query(f"ASK {{ <{nordwind}> a <{RM}KeyAccount> }}", default_graph=[INFERRED_GRAPH])
+    assert not is_global()
+    store.add_quads(
+        [
+            ox.Quad(opportunity, RDF_TYPE, _rm("SalesOpportunity"), g),
+            ox.Quad(opportunity, _rm("sellingFirm"), _n("ferromec"), g),
+            ox.Quad(opportunity, _rm("sharedAccount"), ox.NamedNode(nordwind), g),
+            ox.Quad(opportunity, _rm("ownedBy"), _n("ferromec-team-apac"), g),
+        ]
+    )
+    summary = refresh_inferences(store)
+    assert summary is not None and summary.incremental
+    assert is_global()
+    assert_same_as_full_run(store)
+
+    store.drop_graph(SCRATCH)
+    summary = refresh_inferences(store)
+    assert summary is not None and summary.incremental
+    assert not is_global()
+    assert_same_as_full_run(store)

@@ -15,6 +15,7 @@ the store says a data write was never followed by its refresh (a crash in betwee
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
 
@@ -41,6 +42,7 @@ INCREMENTAL_RATIO = 30
 INCREMENTAL_FLOOR = 200
 
 _RULES_CACHE: dict[str, tuple[str, list[Rule]]] = {}
+_RULES_SEEN: dict[str, tuple] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -56,6 +58,17 @@ def sync_system_graphs(store: Store, ontology_dir: Path | None = None) -> bool:
 def rules_for(ontology_dir: Path | None = None) -> tuple[str, list[Rule]]:
     """The rules of ``<ontology_dir>/rules`` and their content hash (parsed once per version)."""
     directory = (ontology_dir or ONTOLOGY_DIR) / "rules"
+    # the files are read and hashed again only when one looks changed (1 ms per refresh)
+    try:
+        with os.scandir(directory) as entries:
+            stats = [(e.name, e.stat()) for e in entries if e.name.endswith(".rq")]
+    except FileNotFoundError:
+        stats = []
+    seen = tuple(sorted((name, st.st_mtime_ns, st.st_size) for name, st in stats))
+    with _CACHE_LOCK:
+        cached = _RULES_CACHE.get(str(directory))
+        if cached is not None and _RULES_SEEN.get(str(directory)) == seen:
+            return cached
     digest = hashlib.sha256()
     for path in sorted(directory.glob("*.rq")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -65,6 +78,7 @@ def rules_for(ontology_dir: Path | None = None) -> tuple[str, list[Rule]]:
         if cached is None or cached[0] != wanted:
             cached = (wanted, load_rules(directory))
             _RULES_CACHE[str(directory)] = cached
+        _RULES_SEEN[str(directory)] = seen
     return cached
 
 
@@ -126,6 +140,12 @@ def refresh_inferences(
         summary = materialise_remote(store, rules)  # type: ignore[arg-type]
     else:
         summary = materialise(store, rules)
+        compact = getattr(store, "optimize", None)
+        if summary.written and compact is not None:
+            # the run bulk-rewrote two graphs: on the files that leaves behind every read is
+            # 2-3x slower (incremental updates at 1M: p95 59.5 ms before, 15.9 ms after
+            # compacting, which takes ~11 s there)
+            compact()
     if _stored_fingerprint(store) != wanted:
         key = f"<{INFERRED_GRAPH}> <{CONTENT_HASH.value}>"
         store.update(
