@@ -13,9 +13,11 @@ How: after the worker opens a new snapshot generation, one background thread dum
 (N-Quads, in Rust, to a temporary file) and bulk-loads an in-memory store from it; the
 copy is swapped in if its generation is still the current one. Until then, and for a
 store larger than the budget (``RELMARK_MEMORY_COPY`` quads, 0 turns copies off),
-reads go to the snapshot on disk. A copy costs about 400 bytes per quad (132 MB for the
-335k quads of the 100k data set with its provenance) and takes about 3 s per 335k quads
-to build; the dump and load release the GIL except for a pause of about 0.1 s.
+reads go to the snapshot on disk. A copy costs 400-600 bytes per quad (132 MB for the
+335k quads of the 100k data set with its provenance, 1.9 GB for the 3.3M of the 1M set)
+and takes seconds to build at 100k, about two minutes at 1M (reading RocksDB's long
+provenance IRIs is the slow part); the dump and load release the GIL except for a pause
+of about 0.1 s.
 """
 
 from __future__ import annotations
