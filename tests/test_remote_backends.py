@@ -37,7 +37,7 @@ from backends import (
     virtuoso_server,
 )
 
-from relmark.queries import load_catalogue
+from relmark.queries import find_query, load_catalogue, run_named
 from relmark.reasoning import explain
 from relmark.remote_store import RemoteConfig, RemoteError, RemoteStore
 from relmark.settings import Settings
@@ -369,22 +369,27 @@ def test_classify_and_explain_answer_as_embedded(remote: Backend, reference: Bac
         assert b.json() == a.json()
 
 
-def test_named_queries_answer_as_embedded(
-    remote: Backend, reference: Backend, request: pytest.FixtureRequest
-) -> None:
-    if remote.name == "virtuoso":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="the catalogue and queries.labels() use SPARQL 1.2 LATERAL, and "
-                "closed-without-follow-up casts to xsd:dayTimeDuration: Virtuoso 7.2 has "
-                "neither (reported to the lead; the queries module is not this issue's)",
-            )
-        )
+#: What Virtuoso 7.2 still answers differently from the standard, per question (every other
+#: deviation is written around in queries/*.rq or portable_sparql.py; see the README).
+VIRTUOSO_DIFFERENCES = {
+    # no xsd:dayTimeDuration: date - date is an xsd:integer of seconds, and a literal typed
+    # xsd:dayTimeDuration is turned into a rounded number of seconds, so no query text can
+    # give the duration column back as the standard's "P2618D"
+    "committed-partners-of-brand": "duration in seconds",
+    # ~5 s on the demo data once the ranks are joined to the stages (VALUES (?stage
+    # ?rankNow)): over the tests' 2 s RELMARK_QUERY_TIMEOUT. Given the time, the rows are
+    # right on this data (test_ladder_stages_on_virtuoso_without_a_timeout); on the same
+    # data loaded through /data, Virtuoso drops two of them (test_backend_matrix.py)
+    "ladder-stages": "no answer within 2 s",
+}
+
+
+def test_named_queries_answer_as_embedded(remote: Backend, reference: Backend) -> None:
+    """Every question, with its required parameters and with all its examples, gives the
+    same rows (labels included) as on the embedded store. The catalogue's LATERALs reach
+    Virtuoso rewritten by portable_sparql; VIRTUOSO_DIFFERENCES is what is left."""
     catalogue = requests.get(reference.server.url + "/api/queries", timeout=60)
-    if catalogue.status_code == 404:
-        pytest.skip("the named-query API is not part of this build yet")
-    assert len(catalogue.json()["queries"]) >= 10
+    assert len(catalogue.json()["queries"]) == 20
     differ = {}
     for query in load_catalogue():
         examples = {
@@ -401,8 +406,58 @@ def test_named_queries_answer_as_embedded(
             if b.status_code != 200:
                 differ[query.name] = b.json().get("detail", b.text)[:300]
             elif _rows(b) != _rows(a):
-                differ[query.name] = f"{len(_rows(b))} rows instead of {len(_rows(a))}"
-    assert differ == {}
+                differ[query.name] = _difference(a, b)
+    if remote.name != "virtuoso":
+        assert differ == {}
+        return
+    assert set(differ) <= set(VIRTUOSO_DIFFERENCES), differ
+    assert "committed-partners-of-brand" in differ  # (the ladder may be quick enough)
+    for name, what in differ.items():
+        assert VIRTUOSO_DIFFERENCES[name] in what, what
+
+
+def test_ladder_stages_on_virtuoso_without_a_timeout(pool: BackendPool, reference: Backend) -> None:
+    """The ladder (LATERAL rewritten, BOUND(?x) && … for Virtuoso's COALESCE) is right on
+    Virtuoso, only slow: the same rows as embedded, given a minute instead of 2 s."""
+    remote = pool.get("virtuoso")
+    assert remote.engine is not None
+    settings = Settings.from_env({**remote.engine.env, "RELMARK_QUERY_TIMEOUT": "60"})
+    store = open_store(remote.store, settings)
+    try:
+        params = {"firm": DEMO + "banca-lariana", "asOf": "2026-11-15"}
+        result = run_named(store, find_query("ladder-stages"), params)
+    finally:
+        store.close()
+    got = sorted(
+        tuple((column, term.value) for column, term in row.items() if term is not None)
+        for row in result.rows
+    )
+    answer = requests.get(
+        reference.server.url + "/api/queries/ladder-stages", params=params, timeout=60
+    )
+    wanted = sorted(
+        tuple((column, cell["value"]) for column, cell in row.items() if cell is not None)
+        for row in answer.json()["rows"]
+    )
+    assert len(wanted) == 15
+    assert got == wanted
+
+
+def _difference(a: requests.Response, b: requests.Response) -> str:
+    """Which columns differ (``duration in seconds`` for Virtuoso's durations)."""
+    rows_a, rows_b = a.json()["rows"], b.json()["rows"]
+    if len(rows_a) != len(rows_b):
+        return f"{len(rows_b)} rows instead of {len(rows_a)}"
+    columns = set()
+    for x, y in zip(rows_a, rows_b, strict=True):
+        columns |= {c for c in x if x[c] != y.get(c)}
+    if columns == {"duration"}:
+        for x, y in zip(rows_a, rows_b, strict=True):
+            days = int(x["duration"]["value"][1:-1])  # "P2618D"
+            if y["duration"]["value"] != str(days * 86400):
+                return f"duration {y['duration']} for {x['duration']}"
+        return "duration in seconds"
+    return f"columns {sorted(columns)} differ"
 
 
 def _rows(response: requests.Response) -> list[str]:
@@ -496,6 +551,7 @@ def test_bearer_credentials_and_the_generic_engine(reference: Backend) -> None:
     ask = PREFIXES + f'ASK {{ <{iri}> rdfs:label "Bearer" }}'
     with RemoteStore(config) as store, RemoteStore(RemoteConfig(server.sparql)) as anonymous:
         assert store.engine.name == "generic"
+        assert store.engine.lateral is None and store.supports_lateral()  # asked: pyoxigraph
         with pytest.raises(RemoteError, match="refused the update"):
             anonymous.update(insert)
         assert not store.query(ask)

@@ -14,7 +14,13 @@ connections), so any engine works; what differs between engines is kept in one p
   graphs relmark sees (Virtuoso's own ``virtrdf#``/``ldp#`` graphs are hidden). Virtuoso
   also has no notion of an empty graph, so ``MOVE`` from an empty staging graph simply
   empties the target (the standard says it is an error; we never rely on either).
-- **generic**: the standard only, union passed explicitly.
+  Virtuoso 7.2 has no SPARQL 1.2 ``LATERAL`` (the named questions and label look-ups use
+  it): queries are sent rewritten by ``portable_sparql.without_lateral``. It answers
+  booleans as 0/1 (read back as false/true, ``_canonical_booleans``); the rest of its
+  deviations (COALESCE over an unbound value, ``<=`` on dates, no durations) are written
+  around in the query texts themselves (see the README, "Running on a SPARQL server").
+- **generic**: the standard only, union passed explicitly; whether it parses ``LATERAL``
+  is asked once (``supports_lateral``).
 
 Results come back as pyoxigraph objects (``parse_query_results`` for SELECT/ASK; a
 CONSTRUCT's triples are re-emitted from an in-memory store so they are a real
@@ -47,6 +53,7 @@ import pyoxigraph as ox
 import requests
 from requests.adapters import HTTPAdapter
 
+from relmark.portable_sparql import uses_lateral, without_lateral
 from relmark.store import (
     CONTENT_HASH,
     META_GRAPH,
@@ -103,13 +110,34 @@ class Engine:
     hidden_prefixes: tuple[str, ...] = ()
     #: Whether ``GRAPH ?g {}`` lists graphs (cheap) or ``?s ?p ?o`` must be matched.
     empty_graph_pattern: bool = True
+    #: Whether the engine parses SPARQL 1.2 ``LATERAL`` (None: ask it once, on first need);
+    #: without it queries are rewritten by ``portable_sparql.without_lateral``.
+    lateral: bool | None = None
+    #: Put before a DESCRIBE so the engine describes as pyoxigraph does (the resource's own
+    #: statements, blank nodes followed); DESCRIBE's answer is up to each engine.
+    describe_prologue: str = ""
+    #: Whether ``DROP``/``CLEAR GRAPH`` fail on a graph that has triples but was never
+    #: ``CREATE``d (Virtuoso): relmark sends them ``SILENT`` (see ``update``).
+    needs_silent_drop: bool = False
 
 
 ENGINES = {
-    "oxigraph": Engine("oxigraph", True, "union-default-graph"),
-    "virtuoso": Engine("virtuoso", False, None, VIRTUOSO_SYSTEM_PREFIXES, False),
+    "oxigraph": Engine("oxigraph", True, "union-default-graph", lateral=True),
+    "virtuoso": Engine(
+        "virtuoso",
+        False,
+        None,
+        VIRTUOSO_SYSTEM_PREFIXES,
+        False,
+        lateral=False,
+        # Virtuoso's own DESCRIBE adds every statement naming the resource as object
+        describe_prologue='define sql:describe-mode "CBD"\n',
+        needs_silent_drop=True,
+    ),
     "generic": Engine("generic", True, None, (), False),
 }
+#: Asked once of a generic engine: does it parse LATERAL?
+LATERAL_PROBE = "SELECT ?y WHERE { VALUES ?x { 1 } LATERAL { BIND(?x AS ?y) } }"
 
 
 @dataclass(frozen=True)
@@ -160,6 +188,7 @@ class RemoteStore:
         self._count: tuple[float, int] | None = None
         self._write_lock = threading.Lock()
         self.engine = self._detect(config.engine)
+        self._lateral = self.engine.lateral
         self.update_url = config.update_url or self._default_update_url()
         self.gsp_url = config.gsp_url or self._default_gsp_url()
 
@@ -256,6 +285,8 @@ class RemoteStore:
                 self.backend,
             )
         if response.status_code == 400 or _looks_like_syntax(body):
+            if what == "query" and text is not None:
+                _raise_local_syntax_error(text)
             raise SyntaxError(f"the SPARQL server rejected the {what}: {_first_lines(body)}")
         if response.status_code in (502, 503, 504):
             raise RemoteUnavailable(
@@ -326,6 +357,12 @@ class RemoteStore:
         code = _masked(sparql)
         form = _FORM.search(code)
         graph_result = form is not None and form[1].upper() in ("CONSTRUCT", "DESCRIBE")
+        if form is not None and form[1].upper() == "DESCRIBE":
+            sparql = self.engine.describe_prologue + sparql
+        if any(key in ("default-graph-uri", "named-graph-uri") for key, _ in dataset):
+            # the protocol's dataset replaces the query's FROM (Protocol §2.1.4); Virtuoso
+            # would use both, so the FROM clauses are not sent (the caller passed them on)
+            sparql = without_from(sparql)
         headers = {"Accept": N_TRIPLES if graph_result else RESULTS_JSON}
         data = [("query", sparql), *dataset]
         response = self._read("POST", self.config.query_url, data=data, headers=headers)
@@ -355,7 +392,21 @@ class RemoteStore:
         """Run a query on the engine; the answer as pyoxigraph results."""
         if substitutions:
             sparql = bind_values(sparql, substitutions)
+        if uses_lateral(sparql) and not self.supports_lateral():
+            sparql = without_lateral(sparql)  # after bind_values: see portable_sparql
         return self._ask_engine(sparql, self._dataset(default_graph, named_graphs, sparql))
+
+    def supports_lateral(self) -> bool:
+        """Whether the engine parses ``LATERAL`` (known per engine, else asked once)."""
+        if self._lateral is None:
+            try:
+                self._raw_query(LATERAL_PROBE)
+                self._lateral = True
+            except (SyntaxError, RemoteError) as error:
+                if isinstance(error, RemoteUnavailable):
+                    raise
+                self._lateral = False
+        return self._lateral
 
     def _select(self, sparql: str, **options: object) -> list[ox.QuerySolution]:
         return list(self.query(sparql, **options))  # type: ignore[arg-type]
@@ -469,6 +520,10 @@ class RemoteStore:
         no record of changed data (another client may write the engine too), so its
         inferences are always fully recomputed (``remote_rules.materialise``).
         """
+        if self.engine.needs_silent_drop:
+            # relmark's graphs exist once they hold a triple (checked on a scratch store by
+            # update_validated); Virtuoso's only once CREATEd: a plain DROP would fail there
+            sparql = _silent_drops(sparql)
         data = [("update", sparql)]
         if not self.engine.native_default_graph:
             # Virtuoso: default-graph-uri names the graph an update's GRAPH-less operations
@@ -674,6 +729,8 @@ def _results(response: requests.Response, virtuoso: bool = False) -> QueryResult
     content = response.content
     if virtuoso and _BOOLEAN in content:
         content = _canonical_booleans(content, kind)
+    if virtuoso and b'"bnode"' in content and kind in (RESULTS_JSON, "application/json"):
+        content = _valid_blank_labels(content)
     if kind in (RESULTS_JSON, "application/json"):
         return ox.parse_query_results(content, format=ox.QueryResultsFormat.JSON)
     if kind in (RESULTS_XML, "application/xml"):
@@ -710,6 +767,61 @@ def _canonical_booleans(content: bytes, kind: str) -> bytes:
     if kind in (RESULTS_XML, "application/xml"):
         return content  # relmark asks Virtuoso for JSON results only
     return _NT_BOOLEAN.sub(lambda m: b'"' + words[m[1]] + b'"^^<' + _BOOLEAN + b">", content)
+
+
+def _valid_blank_labels(content: bytes) -> bytes:
+    """Virtuoso labels blank nodes ``nodeID://b10006`` in JSON results, which is not a
+    blank node label: the same node keeps one valid label (``nodeID___b10006``)."""
+    data = json.loads(content)
+    for row in data.get("results", {}).get("bindings", []):
+        for term in row.values():
+            if term.get("type") == "bnode":
+                term["value"] = re.sub(r"[^A-Za-z0-9_]", "_", term["value"])
+    return json.dumps(data).encode()
+
+
+def _raise_local_syntax_error(sparql: str) -> None:
+    """Raise pyoxigraph's error for a query the engine called malformed, if pyoxigraph
+    agrees: its message says where (``at line:column``), which Virtuoso's does not. The
+    query is run on an empty in-memory store (never one with SERVICE: that would call out).
+    """
+    if re.search(r"\bSERVICE\b", _masked(sparql), re.IGNORECASE):
+        return
+    try:
+        ox.Store().query(sparql)
+    except SyntaxError:
+        raise
+    except Exception:  # anything but a syntax error: the engine's word stands
+        return
+
+
+_SILENT = re.compile(r"(?<![\w:?$-])(DROP|CLEAR)(\s+)(?!SILENT\b)", re.IGNORECASE)
+
+
+def _silent_drops(sparql: str) -> str:
+    """``DROP``/``CLEAR`` operations made ``SILENT`` (outside strings, IRIs and comments)."""
+    code = _masked(sparql)
+    parts, last = [], 0
+    for found in _SILENT.finditer(code):
+        parts.append(sparql[last : found.end(1)] + " SILENT")
+        last = found.end(1)
+    return "".join(parts) + sparql[last:]
+
+
+_FROM = re.compile(
+    r"(?<![\w:?$-])FROM\s+(?:NAMED\s+)?(?:<[^<>\s]*>|[A-Za-z_][\w.-]*:[\w.-]*|:[\w.-]*)",
+    re.IGNORECASE,
+)
+
+
+def without_from(sparql: str) -> str:
+    """The query without its ``FROM``/``FROM NAMED`` clauses (blanked, so positions stay)."""
+    code = _masked_keep_iris(sparql)
+    for found in reversed(list(_FROM.finditer(code))):
+        sparql = (
+            sparql[: found.start()] + " " * (found.end() - found.start()) + sparql[found.end() :]
+        )
+    return sparql
 
 
 _SYNTAX = re.compile(r"syntax|parse error|SP030|SP031|37000", re.IGNORECASE)
