@@ -19,6 +19,7 @@ explanation reads everything it shows from the store.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -66,8 +67,8 @@ class Derivation:
         """The bindings as text: orders derivations and names them."""
         return "\n".join(f"{name}={value}" for name, value in self.bindings)
 
-    @property
-    def iri(self) -> str:
+    @functools.cached_property
+    def iri(self) -> str:  # a digest: asked several times per derivation by a full run
         return DERIVATION_IRI_PREFIX + digest(self.rule.name + "\n" + self.key)
 
 

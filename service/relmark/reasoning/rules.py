@@ -835,7 +835,8 @@ def materialise(store: Store, rules: list[Rule]) -> RunSummary:
             due = [rule for rule in rules if readers[rule.name] & grown]
         _check_supported(inferred, derivations)
         derivations = keep_inferred(derivations, inferred)
-        locations = {p: _locate(work, p) for d in derivations for p in d.premises}
+        premises = {p for d in derivations for p in d.premises}  # shared by many: once each
+        locations = {p: _locate(work, p) for p in premises}
         provenance = provenance_graph(rules, derivations, locations)
         written = _write(store, inferred, provenance)
         return RunSummary.of_run(rules, rounds, inferred, derivations, provenance, written, started)
