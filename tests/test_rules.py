@@ -28,6 +28,7 @@ from relmark.reasoning.rules import (
     Rule,
     RuleError,
     RunSummary,
+    _write_as_made,
     load_rules,
     materialise,
     parse_rule,
@@ -676,6 +677,21 @@ def test_recomputing_from_scratch_gives_the_same_graphs(fresh: EmbeddedStore, ru
     fresh.drop_graph(PROVENANCE_GRAPH)
     summary = materialise(fresh, rules)
     assert summary.added == len(inferred)
+    assert graph_set(fresh, INFERRED_GRAPH) == inferred
+    assert graph_set(fresh, PROVENANCE_GRAPH) == provenance
+
+
+def test_a_failure_while_the_provenance_is_made_leaves_both_graphs_as_they_were(
+    fresh: EmbeddedStore,
+):
+    inferred, provenance = graph_set(fresh, INFERRED_GRAPH), graph_set(fresh, PROVENANCE_GRAPH)
+
+    def failing() -> Iterator[list[str]]:  # the first chunk is loaded, the second never comes
+        yield ["<urn:relmark:test:a> <urn:relmark:test:b> <urn:relmark:test:c> ."]
+        raise RuntimeError("out of memory while making provenance lines")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        _write_as_made(fresh, set(), inferred, failing())
     assert graph_set(fresh, INFERRED_GRAPH) == inferred
     assert graph_set(fresh, PROVENANCE_GRAPH) == provenance
 

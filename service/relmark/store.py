@@ -105,7 +105,7 @@ class Store(Protocol):
 
     def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None: ...
 
-    def bulk_replace_graphs(self, writes: Mapping[str, list[BulkPart]]) -> None: ...
+    def bulk_replace_graphs(self, writes: Mapping[str, Iterable[BulkPart]]) -> None: ...
 
     def graph_size(self, graph: str) -> int: ...
 
@@ -431,11 +431,13 @@ class EmbeddedStore:
             self._note_replaced(graph, old, new if len(new) <= CHANGE_LIMIT else None)
         self._written()
 
-    def bulk_replace_graphs(self, writes: Mapping[str, list[BulkPart]]) -> None:
+    def bulk_replace_graphs(self, writes: Mapping[str, Iterable[BulkPart]]) -> None:
         """Replace several graphs at bulk-load speed, all or none, crash-safely.
 
         Each part is ``(format, bytes or binary file, label)`` or ``("quads", quads, label)``;
         a parse error comes back as ``SyntaxError`` whose ``filename`` is the part's label.
+        The parts of a graph may still be in the making (a generator): an error raised by
+        it undoes the whole write like any other.
         """
         if any(graph not in SYSTEM_GRAPHS for graph in writes):
             self._data_write()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -160,9 +160,35 @@ def provenance_graph(
 ) -> set[str]:
     """The whole provenance graph of a full run, as N-Triples lines."""
     lines: set[str] = set()
+    for chunk in provenance_chunks(rules, derivations, locations):
+        lines.update(chunk)
+    return lines
+
+
+def provenance_chunks(
+    rules: Iterable[Rule],
+    derivations: Iterable[Derivation],
+    locations: Mapping[ox.Triple, list[str | None]],
+    size: int = 500_000,
+) -> Iterator[list[str]]:
+    """The same lines in chunks of about ``size``, each line once, as they are made (so a
+    writer can load one chunk while the next is made)."""
+    seen: set[str] = set()
+    chunk: list[str] = []
+
+    def add(lines: Iterable[str]) -> None:
+        for line in lines:
+            if line not in seen:
+                seen.add(line)
+                chunk.append(line)
+
     for rule in rules:
-        lines.update(rule_lines(rule))
+        add(rule_lines(rule))
     statements: dict[tuple[ox.Triple, str | None], tuple[str, list[str]]] = {}
     for derivation in derivations:
-        lines.update(derivation_lines(derivation, locations, statements))
-    return lines
+        add(derivation_lines(derivation, locations, statements))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
