@@ -819,26 +819,14 @@ def materialise(store: Store, rules: list[Rule]) -> RunSummary:
             sparql, rest = bind_values(sparql, bound)
             return work.query(sparql, use_default_graph_as_union=True, substitutions=rest)
 
-        inferred: set[ox.Triple] = set()
-        asserted: set[ox.Triple] = set()
-        readers = _readers(rules)
-        latest: dict[str, list[Derivation]] = {}
-        due = list(rules)
-        rounds = 0
-        while due:
-            rounds += 1
-            for rule in due:
-                latest[rule.name] = evaluate(query, rule)
-            derivations = [d for rule in rules for d in latest.get(rule.name, [])]
-            candidates = {c for d in derivations for c in d.conclusions} - inferred - asserted
-            asserted |= {t for t in candidates if _locate(work, t)}
-            new = candidates - asserted
-            inferred |= new
-            work.extend(ox.Quad(t.subject, t.predicate, t.object, INFERRED_NODE) for t in new)
-            # semi-naive: only the rules that read a conclusion that just appeared run again
-            grown = {d.rule.name for d in derivations if any(c in new for c in d.conclusions)}
-            due = [rule for rule in rules if readers[rule.name] & grown]
-        _check_supported(inferred, derivations)
+        rounds, inferred, derivations = fixpoint(
+            rules,
+            query,
+            asserted=lambda candidates: {t for t in candidates if _locate(work, t)},
+            add=lambda new: work.extend(
+                ox.Quad(t.subject, t.predicate, t.object, INFERRED_NODE) for t in new
+            ),
+        )
         derivations = keep_inferred(derivations, inferred)
         premises = {p for d in derivations for p in d.premises}  # shared by many: once each
         locations = {p: _locate(work, p) for p in premises}
@@ -850,6 +838,44 @@ def materialise(store: Store, rules: list[Rule]) -> RunSummary:
         provenance = provenance_graph(rules, derivations, locations)
         written = _write(store, inferred, provenance)
         return RunSummary.of_run(rules, rounds, inferred, derivations, provenance, written, started)
+
+
+def fixpoint(
+    rules: list[Rule],
+    query: Query,
+    asserted: Callable[[set[ox.Triple]], set[ox.Triple]],
+    add: Callable[[set[ox.Triple]], None],
+) -> tuple[int, set[ox.Triple], list[Derivation]]:
+    """Evaluate the rules round after round until nothing new follows.
+
+    ``query`` reads the rule inputs plus what ``add`` was given so far; ``asserted`` says
+    which conclusions an input graph already holds (those are not inferences). Semi-naive:
+    after round 1 only the rules that read a conclusion that just appeared run again.
+    Returns the rounds, the inferred triples and the last derivations of every rule, whose
+    support has been checked. Shared by the embedded and the remote engine.
+    """
+    inferred: set[ox.Triple] = set()
+    known: set[ox.Triple] = set()  # conclusions found asserted
+    readers = _readers(rules)
+    latest: dict[str, list[Derivation]] = {}
+    due = list(rules)
+    rounds = 0
+    derivations: list[Derivation] = []
+    while due:
+        rounds += 1
+        for rule in due:
+            latest[rule.name] = evaluate(query, rule)
+        derivations = [d for rule in rules for d in latest.get(rule.name, [])]
+        candidates = {c for d in derivations for c in d.conclusions} - inferred - known
+        known |= asserted(candidates) if candidates else set()
+        new = candidates - known
+        inferred |= new
+        if new:
+            add(new)
+        grown = {d.rule.name for d in derivations if any(c in new for c in d.conclusions)}
+        due = [rule for rule in rules if readers[rule.name] & grown]
+    _check_supported(inferred, derivations)
+    return rounds, inferred, derivations
 
 
 @contextlib.contextmanager
