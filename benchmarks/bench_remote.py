@@ -7,7 +7,7 @@
 In one run, on one ``oxigraph serve`` loaded by ``relmark load`` (SHACL check included):
 
 - materialisation: the 48 rules to a fixpoint with provenance, on the remote store
-  (``remote_rules.materialise``: INSERT … WHERE per rule on the server) vs the embedded
+  (``remote_rules.materialise``: the server evaluates every rule, round by round) vs the embedded
   store on the same data (``rules.materialise``), each timed once, cold;
 - queries: the three HTTP shapes of bench_http.py (POST /sparql) and every named question
   (GET /api/queries/<name>, JSON with labels), through ``relmark serve --store
@@ -233,7 +233,7 @@ def main() -> None:
         print(f"\nfull materialisation: embedded {embedded_seconds:.1f} s (remote not run)")
         return
     print(
-        f"\nfull materialisation: remote (INSERT … WHERE on the server) {remote_seconds:.1f} s, "
+        f"\nfull materialisation: remote (rules evaluated by the server) {remote_seconds:.1f} s, "
         f"embedded {embedded_seconds:.1f} s ({remote_seconds / embedded_seconds:.2f}×)"
     )
 
