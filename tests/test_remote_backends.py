@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import re
+import socket
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -39,10 +40,11 @@ from backends import (
 
 from relmark.queries import find_query, load_catalogue, run_named
 from relmark.reasoning import explain
-from relmark.remote_store import RemoteConfig, RemoteError, RemoteStore
+from relmark.remote_store import RemoteConfig, RemoteError, RemoteStore, RemoteTimeout
 from relmark.settings import Settings
 from relmark.store import EmbeddedStore, open_store
 from relmark.vocab import RM, demo_paths
+from relmark.web.errors import remote_failed
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
@@ -628,6 +630,22 @@ def test_remote_down_is_503(tmp_path: Path) -> None:
         health = requests.get(server.url + "/healthz", timeout=30)
         assert health.status_code == 503
         assert health.json()["remote"]["reachable"] is False
+
+
+def test_an_engine_that_does_not_answer_in_time_is_our_query_timeout() -> None:
+    """A real listener that accepts the connection and never answers (a stuck engine)."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        store = RemoteStore(
+            RemoteConfig(f"http://127.0.0.1:{port}/query", timeout=0.5, engine="oxigraph")
+        )
+        started = time.monotonic()
+        with pytest.raises(RemoteTimeout) as caught:
+            store.query("SELECT * WHERE { ?s ?p ?o }")
+        assert time.monotonic() - started < 5  # not retried: the query was slow, not lost
+        answer = remote_failed(caught.value)
+        assert (answer.status, answer.error) == (503, "query timeout")
+        assert "RELMARK_QUERY_TIMEOUT" in answer.detail
 
 
 def test_remote_store_without_server_fails_cleanly() -> None:

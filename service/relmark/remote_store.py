@@ -100,6 +100,14 @@ class RemoteUnavailable(RemoteError):
     """The remote engine cannot be reached (down, refusing, or slower than our timeout)."""
 
 
+class RemoteTimeout(RemoteUnavailable):
+    """A read the engine did not answer within RELMARK_QUERY_TIMEOUT: our query timeout."""
+
+    def __init__(self, message: str, backend: str, seconds: float) -> None:
+        super().__init__(message, backend)
+        self.seconds = seconds
+
+
 @dataclass(frozen=True)
 class Engine:
     """What an engine does differently from the standard (see the module docstring)."""
@@ -260,7 +268,12 @@ class RemoteStore:
             try:
                 response = self._send(method, url, self.config.timeout, **kwargs)
             except RemoteUnavailable as error:
-                if attempt + 1 == READ_ATTEMPTS or isinstance(error.__cause__, requests.Timeout):
+                cause = error.__cause__
+                if isinstance(cause, requests.ReadTimeout):  # connected, then no answer
+                    raise RemoteTimeout(str(error), self.backend, self.config.timeout) from error
+                if isinstance(cause, requests.Timeout):  # could not even connect in time
+                    raise
+                if attempt + 1 == READ_ATTEMPTS:
                     raise
                 time.sleep(0.1 * (attempt + 1))
                 continue

@@ -16,7 +16,7 @@ from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from relmark.loading import LoadError, ValidationFailed
-from relmark.remote_store import RemoteError, RemoteUnavailable
+from relmark.remote_store import RemoteError, RemoteTimeout, RemoteUnavailable
 
 
 class ApiError(Exception):
@@ -90,7 +90,13 @@ def load_error(error: LoadError, source_name: str) -> ApiError:
 
 
 def remote_failed(error: RemoteError) -> ApiError:
-    """503 when the remote SPARQL server is unreachable or too slow, 502 when it failed."""
+    """503 when the remote SPARQL server is unreachable or too slow, 502 when it failed.
+
+    A read it did not answer in time is our query timeout, whichever of the two clocks
+    (ours, or the HTTP client's, set to the same RELMARK_QUERY_TIMEOUT) ran out first.
+    """
+    if isinstance(error, RemoteTimeout):
+        return query_timeout(error, error.seconds, "narrow the query or add a LIMIT")
     if isinstance(error, RemoteUnavailable):
         return ApiError(
             503,
