@@ -123,8 +123,9 @@ class SubSelect:
 class Guard:
     """A ``FILTER NOT EXISTS`` of a rule: the rule applies where ``ask_sparql`` finds nothing.
 
-    The engine checks guards itself, one ASK per solution with the solution's values
-    bound, instead of leaving them in the query: pyoxigraph evaluates a NOT EXISTS over
+    The engine checks guards itself, for batches of solutions with their values bound
+    (``matches_sparql``; ``ask_sparql`` for one solution), instead of leaving them in the
+    query: pyoxigraph evaluates a NOT EXISTS over
     the whole store before joining, which made some rules quadratic (21 s instead of
     0.1 s on 100k triples).
     """
