@@ -125,9 +125,8 @@ class Guard:
 
     The engine checks guards itself, for batches of solutions with their values bound
     (``matches_sparql``; ``ask_sparql`` for one solution), instead of leaving them in the
-    query: pyoxigraph evaluates a NOT EXISTS over
-    the whole store before joining, which made some rules quadratic (21 s instead of
-    0.1 s on 100k triples).
+    query: pyoxigraph evaluates a NOT EXISTS over the whole store before joining, which
+    made some rules quadratic (21 s instead of 0.1 s on 100k triples).
     """
 
     ask_sparql: str
