@@ -121,6 +121,17 @@ def reference(pool: BackendPool) -> Backend:
 # --- helpers -------------------------------------------------------------------------------
 
 
+def put_turtle(backend: Backend, graph: str, turtle: str) -> requests.Response:
+    """A Graph Store PUT of Turtle into ``graph``, with the write token."""
+    return requests.put(
+        backend.server.data,
+        params={"graph": graph},
+        data=turtle.encode(),
+        headers={"Content-Type": "text/turtle", **backend.server.auth},
+        timeout=60,
+    )
+
+
 def sparql(backend: Backend, query: str, accept: str, **params: str) -> requests.Response:
     response = requests.post(
         backend.server.sparql,
@@ -281,13 +292,7 @@ def test_graph_store_round_trip(backend: Backend) -> None:
         f"@prefix rm: <{RM}> . @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
         f'<{DEMO}gsp-person> a rm:Person ; rdfs:label "Gràzia \\"GSP\\""@it .\n'
     )
-    put = requests.put(
-        backend.server.data,
-        params={"graph": graph},
-        data=turtle.encode(),
-        headers={"Content-Type": "text/turtle", **backend.server.auth},
-        timeout=60,
-    )
+    put = put_turtle(backend, graph, turtle)
     assert put.status_code == 201, put.text
     got = requests.get(
         backend.server.data,
@@ -475,13 +480,7 @@ def test_inferences_follow_a_graph_store_write(backend: Backend) -> None:
         f'<{iri}> a rm:Person ; rdfs:label "New" ; rm:inCustomerMarketOf <{DEMO}banca-lariana> .\n'
     )
     before = inferred_classes(backend)
-    put = requests.put(
-        backend.server.data,
-        params={"graph": graph},
-        data=turtle.encode(),
-        headers={"Content-Type": "text/turtle", **backend.server.auth},
-        timeout=60,
-    )
+    put = put_turtle(backend, graph, turtle)
     assert put.status_code == 201, put.text
     try:
         assert (iri, RM + "Customer") in inferred_classes(backend) - before
