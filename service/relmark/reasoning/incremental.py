@@ -60,8 +60,10 @@ from relmark.reasoning.rules import (
     RunSummary,
     bind_values,
     evaluate,
+    is_variable,
     keep_inferred,
     patterns_read,
+    values_table,
 )
 from relmark.store import (
     CONTENT_HASH,
@@ -220,7 +222,7 @@ class _Session:
         """
         found: list[ox.QuerySolution] = []
         for start in range(0, len(table), _TABLE_ROWS):
-            values = "\n" + _values(names, table[start : start + _TABLE_ROWS]) + "\n"
+            values = "\n" + values_table(names, table[start : start + _TABLE_ROWS]) + "\n"
             found += self.store.query(sparql.replace(VALUES_SLOT, values, 1), default_graph=graphs)
         return found
 
@@ -419,7 +421,7 @@ class _Session:
                 subject = binding.get(subject.value)
             if subject is None or subject not in known:
                 anchored = False
-                if not (subject is not None and _is_var(pattern.subject)):
+                if not (subject is not None and is_variable(pattern.subject)):
                     continue  # free, or a constant of the rule (a threshold, a class)
                 if _matches_some(pattern, binding, neighbourhood) or self.holds(pattern, binding):
                     continue
@@ -514,7 +516,9 @@ class _Session:
         sparql = f"SELECT DISTINCT ?{rule.focus} WHERE {{ {body} }}"
         if limit is not None:
             sparql += f" LIMIT {limit}"
-        subjects = [bound.get(p.subject.value) if _is_var(p.subject) else p.subject for p in chain]
+        subjects = [
+            bound.get(p.subject.value) if is_variable(p.subject) else p.subject for p in chain
+        ]
         if all(s is not None and s in self.near_subjects for s in subjects):
             # each pattern is about a resource whose every triple is in the neighbourhood
             key = ("near", sparql)
@@ -578,8 +582,8 @@ class _Session:
         by_focus = sorted(rest, key=str)
         for start in range(0, max(len(by_statement), len(by_focus)), _TABLE_ROWS):
             sparql = _RECORDED_WITH_LINES.replace(
-                "#statements", _values("?c ?rule", by_statement[start : start + _TABLE_ROWS])
-            ).replace("#foci", _values("?rule ?focus", by_focus[start : start + _TABLE_ROWS]))
+                "#statements", values_table("?c ?rule", by_statement[start : start + _TABLE_ROWS])
+            ).replace("#foci", values_table("?rule ?focus", by_focus[start : start + _TABLE_ROWS]))
             for s in self.store.query(sparql, default_graph=[PROVENANCE_GRAPH]):
                 d = s["d"]
                 if s["focus"] is None:
@@ -793,10 +797,6 @@ def _chain(patterns: tuple[Pattern, ...], start: str, goal: str) -> list[Pattern
     return paths.get(goal)
 
 
-def _is_var(term: object) -> bool:
-    return isinstance(term, ox.Variable)
-
-
 def _groups(rule: Rule) -> list[tuple[tuple[Pattern, ...], frozenset[str], str | None]]:
     """The rule's pattern groups, each with the variables it shares with the rule's WHERE
     and the change that can make the rule hold through it (``_Reader``).
@@ -805,7 +805,7 @@ def _groups(rule: Rule) -> list[tuple[tuple[Pattern, ...], frozenset[str], str |
     tests patterns the parsed rule does not list: no direction is assumed there.
     """
     outer = frozenset(
-        t.value for p in rule.premises for t in (p.subject, p.predicate, p.object) if _is_var(t)
+        t.value for p in rule.premises for t in (p.subject, p.predicate, p.object) if is_variable(t)
     )
     groups = [(rule.premises, outer, None if _has_exists(rule.match_sparql) else "added")]
     groups += [
@@ -837,7 +837,10 @@ class _Derived:
             entries: list[_Reader] = [(rule, p, None, none, none, None) for p in rule.conclusions]
             for group, outer, grows in _groups(rule):
                 variables = frozenset(
-                    t.value for p in group for t in (p.subject, p.predicate, p.object) if _is_var(t)
+                    t.value
+                    for p in group
+                    for t in (p.subject, p.predicate, p.object)
+                    if is_variable(t)
                 )
                 entries += [(rule, p, group, outer, variables, grows) for p in group]
             for entry in entries:
@@ -1051,9 +1054,3 @@ def _union_templates(
             if all(_separate(p, shared) for p in patterns):
                 texts.add(text)
     return frozenset(texts)
-
-
-def _values(names: str, rows: list[tuple[object, ...]]) -> str:
-    """A VALUES table of IRIs and literals, in their own N-Triples form."""
-    body = " ".join("(" + " ".join(str(t) for t in row) + ")" for row in rows)
-    return f"VALUES ({names}) {{ {body} }}"

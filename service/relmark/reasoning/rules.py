@@ -142,14 +142,9 @@ class Guard:
         its N-Triples form), each row with its position, so the guard is checked for many
         solutions in one query and each answer names its row exactly.
         """
-        variables = " ".join(f"?{name}" for name in names)
-        values = " ".join(
-            f"({number} {' '.join(str(v) for v in row)})" for number, row in enumerate(rows)
-        )
-        return (
-            f"{self.prologue}\nSELECT DISTINCT ?{ROW_VARIABLE} WHERE "
-            f"{{ VALUES (?{ROW_VARIABLE} {variables}) {{ {values} }}\n{self.body}}}"
-        )
+        variables = " ".join(f"?{name}" for name in (ROW_VARIABLE, *names))
+        table = values_table(variables, ((number, *row) for number, row in enumerate(rows)))
+        return f"{self.prologue}\nSELECT DISTINCT ?{ROW_VARIABLE} WHERE {{ {table}\n{self.body}}}"
 
 
 @dataclass(frozen=True)
@@ -527,7 +522,7 @@ def _parse_subselect(
     triples, _ = _split_group(path, text, masked, brace + 1, body_end - 1, nested=True)
     patterns = _patterns(path, text, masked, prologue, triples)
     if projection.strip() == "*":
-        plain = sorted({v.value for p in patterns for v in vars(p).values() if _is_var(v)})
+        plain = sorted({v.value for p in patterns for v in vars(p).values() if is_variable(v)})
     inner = text[brace:body_end]
     return SubSelect(
         keys=tuple(plain),
@@ -536,7 +531,7 @@ def _parse_subselect(
     )
 
 
-def _is_var(term: object) -> bool:
+def is_variable(term: object) -> bool:
     return isinstance(term, ox.Variable)
 
 
@@ -612,10 +607,16 @@ def bind_values(
     if not inline:
         return sparql, dict(bound)
     names = " ".join(str(v) for v in inline)
-    row = " ".join(str(t) for t in inline.values())
-    values = f"\nVALUES ({names}) {{ ({row}) }}\n"
+    values = "\n" + values_table(names, [tuple(inline.values())]) + "\n"
     rest = {v: t for v, t in bound.items() if v not in inline}
     return sparql.replace(VALUES_SLOT, values, 1), rest
+
+
+def values_table(names: str, rows: Iterable[Iterable[object]]) -> str:
+    """``VALUES (names) { (row) … }`` with each term in its own N-Triples form (``str`` of a
+    pyoxigraph term; a Python int for a row number): values are never pasted from text."""
+    body = " ".join("(" + " ".join(str(t) for t in row) + ")" for row in rows)
+    return f"VALUES ({names}) {{ {body} }}"
 
 
 def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Derivation]:
