@@ -17,6 +17,11 @@ that measurement's own):
   usual Python baseline).
 
     python benchmarks/bench_rules.py --sizes 2k,10k,100k,1m --repeat 30 --owl-max 100k
+
+With ``--backend oxigraph`` the full and incremental figures are taken on a remote store: an
+``oxigraph serve`` (PyPI ``oxigraph``) started by each child, the data posted to it through
+relmark's Graph Store staging, the rules run by ``remote_rules`` and the incremental engine
+over SPARQL (the reference reasoners are skipped: they do not depend on the back end).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
+#: Where the rules run: "embedded" (pyoxigraph on disk) or "oxigraph" (a remote server).
+BACKEND = "embedded"
 
 
 def data_file(size: str) -> Path:
@@ -63,7 +70,7 @@ def prepared_store(size: str, directory: Path) -> object:
     from relmark.reasoning.maintain import sync_system_graphs
     from relmark.store import EmbeddedStore
 
-    store = EmbeddedStore(directory / "store")
+    store = EmbeddedStore(directory / "store") if BACKEND == "embedded" else _remote(directory)
     sync_system_graphs(store)
     with data_file(size).open("rb") as source:
         store.bulk_replace_graphs(
@@ -73,15 +80,46 @@ def prepared_store(size: str, directory: Path) -> object:
     return store
 
 
+def _remote(directory: Path) -> object:
+    """A RemoteStore on an ``oxigraph serve`` this process starts (and stops at exit)."""
+    import atexit
+    import socket
+
+    import requests
+
+    from relmark.remote_store import RemoteConfig, RemoteStore
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    binary = Path(sys.executable).with_name("oxigraph")
+    command = [str(binary), "serve", "--location", str(directory / "oxigraph")]
+    server = subprocess.Popen(
+        [*command, "--bind", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    atexit.register(server.terminate)
+    url = f"http://127.0.0.1:{port}/query"
+    for _ in range(300):
+        try:
+            requests.get(url, params={"query": "ASK {}"}, timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    return RemoteStore(RemoteConfig(url, timeout=3600, engine="oxigraph"))
+
+
 def child_full(size: str) -> dict:
     from relmark.reasoning.maintain import rules_for
+    from relmark.reasoning.remote_rules import materialise as materialise_remote
     from relmark.reasoning.rules import materialise
 
     with tempfile.TemporaryDirectory(dir=OUT) as directory:
         store = prepared_store(size, Path(directory))
         _, rules = rules_for()
         started = time.perf_counter()
-        summary = materialise(store, rules)
+        summary = (materialise if BACKEND == "embedded" else materialise_remote)(store, rules)
         seconds = time.perf_counter() - started
         store.close()
     return {
@@ -193,7 +231,7 @@ def _p95(values: list[float]) -> float:
 def run_child(kind: str, size: str, timeout: float, repeat: int) -> dict:
     """One measurement in a fresh process; its peak RSS from the kernel's accounting."""
     command = [sys.executable, __file__, "--child", kind, "--sizes", size]
-    command += ["--repeat", str(repeat)]
+    command += ["--repeat", str(repeat), "--backend", BACKEND]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -210,8 +248,11 @@ def main() -> None:
     parser.add_argument("--owl-timeout", type=float, default=600)
     parser.add_argument("--skip", default="", help="comma-separated: owlready2,owlrl")
     parser.add_argument("--owl-max", default="100k", help="largest size given to the references")
+    parser.add_argument("--backend", choices=("embedded", "oxigraph"), default="embedded")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global BACKEND
+    BACKEND = args.backend
     if args.child:
         size = args.sizes
         work = {
@@ -234,16 +275,18 @@ def main() -> None:
         row = {"full": run_child("full", size, 3600, args.repeat)}
         row["incremental"] = run_child("incremental", size, 7200, args.repeat)
         for kind in ("owlready2", "owlrl"):
-            if kind not in skip and _triples(size) <= _triples(args.owl_max):
+            wanted = kind not in skip and BACKEND == "embedded"
+            if wanted and _triples(size) <= _triples(args.owl_max):
                 row[kind] = run_child(kind, size, args.owl_timeout, args.repeat)
         results[size] = row
         print_row(size, row)
-    (OUT / "rules.json").write_text(json.dumps(results, indent=2))
+    name = "rules.json" if BACKEND == "embedded" else f"rules-{BACKEND}.json"
+    (OUT / name).write_text(json.dumps(results, indent=2))
 
 
 def print_row(size: str, row: dict) -> None:
     full, inc = row["full"], row["incremental"]
-    print(f"\n== {size} ==")
+    print(f"\n== {size} ({BACKEND}) ==")
     if "error" in full:
         print(f"full materialisation: {full['error']}")
     else:

@@ -2,7 +2,9 @@
 
 Each test writes through the store (as loads, the Graph Store Protocol and the server's
 writer do), lets ``refresh_inferences`` update incrementally, then runs a full
-``materialise``: it must find nothing to write (same inferred and provenance graphs).
+recompute: it must find nothing to write (same inferred and provenance graphs). Every
+test runs on the three back ends: embedded, an Oxigraph server and Virtuoso (the remote
+store records the changes of the writes made through it, as the embedded one does).
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
+from backends import (
+    Engine,
+    oxigraph_engine,  # noqa: F401  (a fixture)
+    virtuoso_engine,  # noqa: F401  (a fixture)
+)
 
 from relmark.reasoning.explain import explain, leaves
-from relmark.reasoning.maintain import ensure_inferences, refresh_inferences, rules_for
-from relmark.reasoning.rules import materialise
-from relmark.store import INFERRED_GRAPH, EmbeddedStore, data_graph
+from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
+from relmark.remote_store import RemoteStore
+from relmark.settings import Settings
+from relmark.store import INFERRED_GRAPH, EmbeddedStore, Store, data_graph, open_store
 from relmark.vocab import DEMO, RM, demo_paths
 
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
@@ -43,21 +51,42 @@ def referral(graph: str) -> list[ox.Quad]:
     ]
 
 
-@pytest.fixture()
-def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
-    with EmbeddedStore(tmp_path / "store") as store:
-        ensure_inferences(store)
-        store.bulk_replace_graphs(
-            {
-                data_graph("demo-" + p.stem): [(ox.RdfFormat.TURTLE, p.read_bytes(), p.name)]
-                for p in demo_paths()
-            }
-        )
-        assert refresh_inferences(store) is not None  # too many changes: a full run
+BACKENDS = ["embedded", "oxigraph", "virtuoso"]
+
+
+def _open(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, *, empty: bool = True
+) -> Store:
+    """A store on ``backend``; a remote engine (shared by the session) emptied first."""
+    if backend == "embedded":
+        return EmbeddedStore(tmp_path / "store")
+    engine: Engine = request.getfixturevalue(f"{backend}_engine")
+    store = open_store(engine.location, Settings.from_env(engine.env))
+    assert isinstance(store, RemoteStore)
+    if empty:
+        store.restore(b"", ox.RdfFormat.N_QUADS)  # every graph relmark sees, dropped
+    return store
+
+
+def _with_demo(store: Store) -> Store:
+    ensure_inferences(store)
+    store.bulk_replace_graphs(
+        {
+            data_graph("demo-" + p.stem): [(ox.RdfFormat.TURTLE, p.read_bytes(), p.name)]
+            for p in demo_paths()
+        }
+    )
+    assert refresh_inferences(store) is not None  # too many changes: a full run
+    return store
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    with _with_demo(_open(request.param, tmp_path, request)) as store:
         yield store
 
 
-def stage(store: EmbeddedStore, iri: str) -> set[str]:
+def stage(store: Store, iri: str) -> set[str]:
     ladder = {"Prospect", "Purchaser", "Client", "Supporter", "Advocate", "Partner"}
     found = store.query(
         "SELECT ?c ?s WHERE { ?s a ?c }",
@@ -67,14 +96,14 @@ def stage(store: EmbeddedStore, iri: str) -> set[str]:
     return {s["c"].value[len(RM) :] for s in found} & ladder
 
 
-def assert_same_as_full_run(store: EmbeddedStore) -> None:
-    _, rules = rules_for()
+def assert_same_as_full_run(store: Store) -> None:
     assert store.take_changes() is not None and not store.take_changes()
-    full = materialise(store, rules)
+    full = refresh_inferences(store, full=True)
+    assert full is not None and not full.incremental
     assert not full.written, f"a full run changed {full.added} / {full.removed} inferences"
 
 
-def test_a_new_referral_makes_an_advocate_and_its_removal_undoes_it(store: EmbeddedStore):
+def test_a_new_referral_makes_an_advocate_and_its_removal_undoes_it(store: Store):
     assert stage(store, ELISA_CR) == {"Supporter"}
     store.add_quads(referral(SCRATCH))
     summary = refresh_inferences(store)
@@ -91,7 +120,7 @@ def test_a_new_referral_makes_an_advocate_and_its_removal_undoes_it(store: Embed
     assert_same_as_full_run(store)
 
 
-def test_replacing_a_graph_and_changing_a_literal(store: EmbeddedStore):
+def test_replacing_a_graph_and_changing_a_literal(store: Store):
     """Satisfaction below the threshold turns the Supporter into a dissatisfied Client."""
     triples = [q.triple for q in store.triples(BANK)]
     satisfaction = _rm("satisfactionLevel")
@@ -109,7 +138,7 @@ def test_replacing_a_graph_and_changing_a_literal(store: EmbeddedStore):
     assert_same_as_full_run(store)
 
 
-def test_a_first_purchase_moves_a_prospect_and_chains_to_other_rules(store: EmbeddedStore):
+def test_a_first_purchase_moves_a_prospect_and_chains_to_other_rules(store: Store):
     """Removing every purchase of a customer changes markets and roles, rounds later."""
     purchases = [
         q
@@ -127,7 +156,7 @@ def test_a_first_purchase_moves_a_prospect_and_chains_to_other_rules(store: Embe
     assert_same_as_full_run(store)
 
 
-def test_an_unknown_change_falls_back_to_a_full_run(store: EmbeddedStore):
+def test_an_unknown_change_falls_back_to_a_full_run(store: Store):
     store.update(
         f"INSERT DATA {{ GRAPH <{SCRATCH}> {{ "
         + " ".join(f"{q.subject} {q.predicate} {q.object} ." for q in referral(SCRATCH))
@@ -140,7 +169,7 @@ def test_an_unknown_change_falls_back_to_a_full_run(store: EmbeddedStore):
     assert stage(store, ELISA_CR) == {"Advocate"}
 
 
-def test_a_validated_sparql_update_is_followed_incrementally(store: EmbeddedStore):
+def test_a_validated_sparql_update_is_followed_incrementally(store: Store):
     """The SPARQL endpoint's path: the update's changes are known from the shapes check."""
     body = " ".join(f"{q.subject} {q.predicate} {q.object} ." for q in referral(SCRATCH))
     store.update_validated(f"INSERT DATA {{ GRAPH <{SCRATCH}> {{ {body} }} }}", lambda quads: None)
@@ -156,21 +185,17 @@ def test_a_validated_sparql_update_is_followed_incrementally(store: EmbeddedStor
     assert_same_as_full_run(store)
 
 
-def test_a_write_whose_refresh_never_ran_is_repaired_at_start_up(tmp_path: Path):
-    """A process that dies between a data write and its refresh leaves a mark on disk."""
-    with EmbeddedStore(tmp_path / "store") as store:
-        ensure_inferences(store)
-        store.bulk_replace_graphs(
-            {
-                data_graph("demo-" + p.stem): [(ox.RdfFormat.TURTLE, p.read_bytes(), p.name)]
-                for p in demo_paths()
-            }
-        )
-        refresh_inferences(store)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_write_whose_refresh_never_ran_is_repaired_at_start_up(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+):
+    """A process that dies between a data write and its refresh leaves a mark (a file next
+    to an embedded store, a statement in a remote store's meta graph)."""
+    with _with_demo(_open(backend, tmp_path, request)) as store:
         assert not store.inferences_stale()
         store.add_quads(referral(SCRATCH))  # ... and the process dies before refreshing
         assert store.inferences_stale()
-    with EmbeddedStore(tmp_path / "store") as store:
+    with _open(backend, tmp_path, request, empty=False) as store:
         assert store.inferences_stale() and stage(store, ELISA_CR) == {"Supporter"}
         summary = ensure_inferences(store)
         assert summary is not None and not summary.incremental
@@ -179,7 +204,7 @@ def test_a_write_whose_refresh_never_ran_is_repaired_at_start_up(tmp_path: Path)
 
 
 def test_one_write_naming_several_resources_reaches_all_that_its_patterns_match(
-    store: EmbeddedStore,
+    store: Store,
 ):
     """A second relationship and a joint initiative for Elisa and the bank, in one write.
 
@@ -213,7 +238,7 @@ def test_one_write_naming_several_resources_reaches_all_that_its_patterns_match(
     assert_same_as_full_run(store)
 
 
-def test_a_second_team_on_a_key_account_makes_it_global(store: EmbeddedStore):
+def test_a_second_team_on_a_key_account_makes_it_global(store: Store):
     """The count of teams is a sub-select: re-evaluated for the one account that changed."""
     nordwind = DEMO + "nordwind-energy"  # a key account whose opportunities are all EMEA's
     opportunity, g = _n("opp-nordwind-apac"), ox.NamedNode(SCRATCH)

@@ -55,13 +55,18 @@ from requests.adapters import HTTPAdapter
 
 from relmark.portable_sparql import uses_lateral, without_lateral
 from relmark.store import (
+    CHANGE_LIMIT,
     CONTENT_HASH,
+    INFERRED_GRAPH,
     META_GRAPH,
     SYSTEM_GRAPHS,
     BulkPart,
+    ChangeRecord,
+    Changes,
     QueryResult,
     StoreError,
     Term,
+    is_system_graph,
 )
 
 #: Where relmark keeps "its" default graph on an engine without one (Virtuoso).
@@ -82,6 +87,8 @@ READ_ATTEMPTS = 3
 WRITE_TIMEOUT = 600.0
 #: How long the list of graphs is trusted between relmark's own writes.
 GRAPHS_TTL = 2.0
+#: In the meta graph while a data write has not been followed by its inference refresh.
+STALE_MARK = f"<{INFERRED_GRAPH}> <urn:relmark:meta:inferencesStale> true"
 
 RESULTS_JSON = "application/sparql-results+json"
 RESULTS_XML = "application/sparql-results+xml"
@@ -199,6 +206,9 @@ class RemoteStore:
         self._lateral = self.engine.lateral
         self.update_url = config.update_url or self._default_update_url()
         self.gsp_url = config.gsp_url or self._default_gsp_url()
+        self._record = ChangeRecord()
+        self._data_writes = 0
+        self._marked: bool | None = None  # whether the meta graph holds STALE_MARK
 
     # --- set-up -------------------------------------------------------------------------
     def _detect(self, wanted: str | None) -> Engine:
@@ -357,7 +367,7 @@ class RemoteStore:
         if named_graphs is None and not self.engine.native_default_graph and sparql:
             # Virtuoso answers ASK { GRAPH <g> { … } } with true when <g> is not among
             # the named graphs: list every IRI the query spells out as well
-            spelled = {m[1:-1] for m in _IRI.findall(_masked_keep_iris(sparql))}
+            spelled = _spelled_graphs(sparql)
             names = sorted(set(names) | spelled)
         params += [("named-graph-uri", g) for g in names] or [("named-graph-uri", "urn:x:none")]
         return params
@@ -526,13 +536,60 @@ class RemoteStore:
             copy.close()
 
     # --- writes -------------------------------------------------------------------------
+    # --- what relmark's writes changed ---------------------------------------------------
+    # The record covers writes made through this RemoteStore, as the embedded store's does;
+    # writes other clients send straight to the engine are seen by the next full run
+    # (``relmark infer --full``, or a rules, ontology or config change).
+    def _data_write(self) -> None:
+        """Before a write to data: mark the inferences stale in the meta graph, so a crash
+        between the write and its refresh is repaired at the next start-up."""
+        self._data_writes += 1
+        try:
+            self._send_update(f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ {STALE_MARK} }} }}")
+        except RemoteUnavailable:
+            raise
+        except RemoteError:
+            return  # an engine that refuses relmark's meta graph refuses the write too, or
+            # takes data but not bookkeeping (another relmark's endpoint): nothing to mark
+        self._marked = True
+
+    def inferences_stale(self) -> bool:
+        """Whether data was written since the inferences were last brought up to date."""
+        return bool(self._raw_query(f"ASK {{ GRAPH <{META_GRAPH}> {{ {STALE_MARK} }} }}"))
+
+    def data_writes(self) -> int:
+        """Data writes through this store object (a refresh notes it before it starts)."""
+        return self._data_writes
+
+    def inferences_current(self, as_of: int) -> None:
+        """The inferences reflect every data write up to ``as_of`` (a ``data_writes()``)."""
+        if self._data_writes == as_of and self._marked is not False:
+            self._send_update(f"DELETE DATA {{ GRAPH <{META_GRAPH}> {{ {STALE_MARK} }} }}")
+            self._marked = False
+
+    def take_changes(self) -> Changes | None:
+        """The data quads written through this store since the last call (``ChangeRecord``)."""
+        return self._record.take()
+
+    def _small_graph(self, graph: str) -> list[ox.Quad] | None:
+        """A data graph's quads before a write replaces or drops it; None when too big."""
+        if graph in SYSTEM_GRAPHS or self.graph_size(graph) > CHANGE_LIMIT:
+            return None
+        return list(self.triples(graph))
+
     def update(self, sparql: str, *, system: bool = False) -> None:
         """A SPARQL 1.1 Update; relmark's default graph is the engine's (or emulated).
 
-        ``system`` (relmark's own bookkeeping) changes nothing here: a remote store keeps
-        no record of changed data (another client may write the engine too), so its
-        inferences are always fully recomputed (``remote_rules.materialise``).
+        ``system=True`` marks relmark's own bookkeeping (inferences, meta); any other
+        update makes the record of changed data unknown (the next refresh is a full run).
         """
+        if not system:
+            self._data_write()
+        self._send_update(sparql)
+        if not system:
+            self._record.unknown()
+
+    def _send_update(self, sparql: str) -> None:
         if self.engine.needs_silent_drop:
             # relmark's graphs exist once they hold a triple (checked on a scratch store by
             # update_validated); Virtuoso's only once CREATEd: a plain DROP would fail there
@@ -544,7 +601,7 @@ class RemoteStore:
             # graph not listed in named-graph-uri from GRAPH <iri> patterns, so those are
             # listed: the graphs relmark sees and every IRI the update spells out.
             data.append(("default-graph-uri", EMULATED_DEFAULT_GRAPH))
-            spelled = {m[1:-1] for m in _IRI.findall(_masked_keep_iris(sparql))}
+            spelled = _spelled_graphs(sparql)
             for graph in sorted(set(self.graph_names()) | spelled):
                 data.append(("named-graph-uri", graph))
         response = self._write("POST", self.update_url, data=data)
@@ -569,6 +626,7 @@ class RemoteStore:
             scratch.bulk_extend(self.triples(None))
             for graph in sorted(wanted):
                 scratch.bulk_extend(self.triples(graph))
+            before = set(scratch)  # what the update may change, as it is now
             scratch.update(sparql)
             named = {g.value for g in scratch.named_graphs() if isinstance(g, ox.NamedNode)}
             touched = named - SYSTEM_GRAPHS if graphs is None else named & set(graphs)
@@ -576,13 +634,24 @@ class RemoteStore:
             for graph in sorted(touched):
                 quads += scratch.quads_for_pattern(None, None, None, ox.NamedNode(graph))
             check(quads)
-            self.update(sparql)
+            self._data_write()
+            self._send_update(sparql)
+            after = set(quads)
+            self._record.note(after - before, before - after)
 
     def add_quads(self, quads: Iterable[ox.Quad]) -> None:
-        """Add quads with one ``INSERT DATA`` (one request: all or none)."""
+        """Add quads with one ``INSERT DATA`` (one request: all or none).
+
+        All of them are noted as added, also those already there: the incremental
+        refresh re-derives what they reach and finds it unchanged.
+        """
+        quads = list(dict.fromkeys(quads))
         body = self._quad_block(quads)
         if body:
-            self.update(f"INSERT DATA {{\n{body}}}")
+            if not all(is_system_graph(q.graph_name) for q in quads):
+                self._data_write()
+            self._send_update(f"INSERT DATA {{\n{body}}}")
+            self._record.note(quads, ())
 
     def _quad_block(self, quads: Iterable[ox.Quad | ox.Triple]) -> str:
         by_graph: dict[str | None, list[ox.Triple]] = {}
@@ -612,7 +681,10 @@ class RemoteStore:
         Every part is parsed here first, so a syntax error (``SyntaxError`` whose
         ``filename`` is the part's label) stops the load before anything is sent.
         """
-        staged = {graph: self._parsed(parts) for graph, parts in writes.items()}
+        parsed = {graph: self._parsed(parts) for graph, parts in writes.items()}
+        staged = {graph: chunks for graph, (chunks, _) in parsed.items()}
+        data = [graph for graph in sorted(staged) if graph not in SYSTEM_GRAPHS]
+        old = {graph: self._small_graph(graph) for graph in data}
         run = uuid.uuid4().hex
         staging = {graph: f"{STAGING_PREFIX}{run}:{n}" for n, graph in enumerate(sorted(staged))}
         try:
@@ -625,18 +697,27 @@ class RemoteStore:
                     operations.append(f"MOVE SILENT <{staging[graph]}> TO <{graph}>")
                 else:
                     operations.append(f"DROP SILENT GRAPH <{graph}>")
-            self.update(" ;\n".join(operations))
+            if data:
+                self._data_write()
+            self._send_update(" ;\n".join(operations))
         finally:
             self._drop_staging(staging.values())
+        for graph in data:
+            triples = parsed[graph][1]
+            node = ox.NamedNode(graph)
+            new = None if triples is None else [ox.Quad(*t, node) for t in triples]
+            self._record.replaced(graph, old[graph], new)
 
-    def _parsed(self, parts: list[BulkPart]) -> list[bytes]:
-        """A graph's parts as N-Triples request bodies.
+    def _parsed(self, parts: list[BulkPart]) -> tuple[list[bytes], list[ox.Triple] | None]:
+        """A graph's parts as N-Triples request bodies, and its triples (None: too many to
+        be noted as changes).
 
         A blank node's label means the same node only within one request, so a part with
         blank nodes (an OWL list, say) goes in one request whatever its size; a part
         without goes in chunks of ``CHUNK_TRIPLES`` triples.
         """
         chunks: list[bytes] = []
+        kept: list[ox.Triple] | None = []
         for fmt, source, label in parts:
             try:
                 if fmt == "quads":
@@ -657,7 +738,9 @@ class RemoteStore:
             for start in range(0, len(triples), max(size, 1)):
                 batch = triples[start : start + size]
                 chunks.append(ox.serialize(batch, format=ox.RdfFormat.N_TRIPLES))
-        return chunks
+            if kept is not None:
+                kept = kept + triples if len(kept) + len(triples) <= CHANGE_LIMIT else None
+        return chunks, kept
 
     def _post_graph(self, graph: str, body: bytes) -> None:
         response = self._write(
@@ -674,13 +757,17 @@ class RemoteStore:
         operations = [f"DROP SILENT GRAPH <{g}>" for g in graphs]
         if operations:
             with contextlib.suppress(StoreError):
-                self.update(" ;\n".join(operations))
+                self._send_update(" ;\n".join(operations))
 
     def drop_graph(self, graph: str) -> bool:
         """Remove a named graph; False when there was none."""
         if not self.has_graph(graph):
             return False
-        self.update(f"DROP SILENT GRAPH <{graph}>")  # Virtuoso: DROP fails on graphs never CREATEd
+        old = self._small_graph(graph)
+        if graph not in SYSTEM_GRAPHS:
+            self._data_write()
+        self._send_update(f"DROP SILENT GRAPH <{graph}>")  # Virtuoso: fails if never CREATEd
+        self._record.replaced(graph, old, [])
         return True
 
     def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None:
@@ -707,7 +794,9 @@ class RemoteStore:
                 ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph())
                 for t in by_graph.get(None, [])
             )
-            self.update("DROP SILENT DEFAULT" + (f" ;\nINSERT DATA {{\n{block}}}" if block else ""))
+            default = "DROP SILENT DEFAULT" + (f" ;\nINSERT DATA {{\n{block}}}" if block else "")
+            self._send_update(default)  # (the meta graph is the dump's: no stale mark)
+        self._record.unknown()
 
     # --- the ontology, shapes and config graphs --------------------------------------
     def sync_file_graph(self, graph: str, paths: list[Path]) -> bool:
@@ -728,7 +817,8 @@ class RemoteStore:
         hash_iri = CONTENT_HASH.value
         self.update(
             f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> ?h }} }} ;"
-            f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> {wanted} }} }}"
+            f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> {wanted} }} }}",
+            system=True,
         )
         return True
 
@@ -858,7 +948,17 @@ _MASK = re.compile(
     r"|#[^\n]*",
     re.DOTALL,
 )
-_IRI = re.compile(r"""<[^<>"{}|^`\\\s]*>""")
+#: An IRI where a graph's name goes (after GRAPH, INTO, TO, WITH, USING NAMED, MOVE …).
+_GRAPH_IRI = re.compile(
+    r"""\b(?:GRAPH|INTO|TO|WITH|USING|NAMED|MOVE|ADD|COPY|SILENT)\s+<([^<>"{}|^`\\\s]*)>""",
+    re.IGNORECASE,
+)
+
+
+def _spelled_graphs(sparql: str) -> set[str]:
+    """The graph IRIs a query or update spells out (only those: listing every IRI of a
+    query that names many terms as named graphs makes Virtuoso's reply unreadable)."""
+    return set(_GRAPH_IRI.findall(_masked_keep_iris(sparql)))
 
 
 def _masked_keep_iris(sparql: str) -> str:

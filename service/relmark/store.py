@@ -68,6 +68,43 @@ class Changes:
         return len(self.added) + len(self.removed)
 
 
+class ChangeRecord:
+    """What a store's data writes changed since the inference refresh last took it.
+
+    ``changes`` is None once they are unknown (a raw SPARQL update, a restore, or more than
+    ``CHANGE_LIMIT`` quads): the next refresh then recomputes everything. Writes to
+    relmark's own graphs are not counted: the inference engine recomputes from those itself.
+    """
+
+    def __init__(self) -> None:
+        self.changes: Changes | None = Changes()
+
+    def take(self) -> Changes | None:
+        changes, self.changes = self.changes, Changes()
+        return changes
+
+    def unknown(self) -> None:
+        self.changes = None
+
+    def note(self, added: Iterable[ox.Quad], removed: Iterable[ox.Quad]) -> None:
+        if self.changes is None:
+            return
+        self.changes.added += [q for q in added if not is_system_graph(q.graph_name)]
+        self.changes.removed += [q for q in removed if not is_system_graph(q.graph_name)]
+        if len(self.changes) > CHANGE_LIMIT:
+            self.changes = None
+
+    def replaced(self, graph: str, old: list[ox.Quad] | None, new: list[ox.Quad] | None) -> None:
+        """A graph's content was replaced (None: too big to have been read)."""
+        if graph in SYSTEM_GRAPHS:
+            return
+        if old is None or new is None:
+            self.changes = None
+            return
+        before, after = set(old), set(new)
+        self.note(after - before, before - after)
+
+
 class StoreError(Exception):
     """A store operation failed for a reason the caller can report."""
 
@@ -169,7 +206,7 @@ class EmbeddedStore:
         self._backup_dir = self.path.with_name(self.path.name + ".pre-write")
         self._lock = _ReadWriteLock()
         self._count: int | None = None
-        self._changes: Changes | None = Changes()
+        self._record = ChangeRecord()
         self._stale = self.path.with_name(self.path.name + ".inferences-stale")
         self._data_writes = 0
         self._recover()
@@ -301,19 +338,8 @@ class EmbeddedStore:
             self._stale.unlink(missing_ok=True)
 
     def take_changes(self) -> Changes | None:
-        """The data quads written since the last call; None when unknown (a SPARQL update,
-        a restore, or more than ``CHANGE_LIMIT`` quads). Writes to relmark's own graphs
-        are not counted: the inference engine recomputes from those itself."""
-        changes, self._changes = self._changes, Changes()
-        return changes
-
-    def _note(self, added: Iterable[ox.Quad], removed: Iterable[ox.Quad]) -> None:
-        if self._changes is None:
-            return
-        self._changes.added += [q for q in added if not _is_system(q.graph_name)]
-        self._changes.removed += [q for q in removed if not _is_system(q.graph_name)]
-        if len(self._changes) > CHANGE_LIMIT:
-            self._changes = None
+        """The data quads written since the last call (see ``ChangeRecord``)."""
+        return self._record.take()
 
     def _content(self, graph: str) -> list[ox.Quad] | None:
         """A data graph's quads, or None when it is too big to diff (caller holds the lock)."""
@@ -324,17 +350,6 @@ class EmbeddedStore:
             if len(quads) > CHANGE_LIMIT:
                 return None
         return quads
-
-    def _note_replaced(
-        self, graph: str, old: list[ox.Quad] | None, new: list[ox.Quad] | None
-    ) -> None:
-        if graph in SYSTEM_GRAPHS:
-            return
-        if old is None or new is None:
-            self._changes = None
-            return
-        before, after = set(old), set(new)
-        self._note(after - before, before - after)
 
     # --- writes -------------------------------------------------------------------------
     def _written(self) -> None:
@@ -351,7 +366,7 @@ class EmbeddedStore:
         with self._lock.read():
             self._db.update(sparql)
             if not system:
-                self._changes = None
+                self._record.unknown()
         self._written()
 
     #: Serialises validated updates: none slips in between another's check and its write.
@@ -401,18 +416,18 @@ class EmbeddedStore:
                         before.update(self._db.quads_for_pattern(None, None, None, node))
                 self._db.update(sparql)
                 after = set(quads)
-                self._note(after - before, before - after)
+                self._record.note(after - before, before - after)
             self._written()
 
     def add_quads(self, quads: Iterable[ox.Quad]) -> None:
         """Add quads in one transaction."""
         quads = list(quads)
-        if not all(_is_system(q.graph_name) for q in quads):
+        if not all(is_system_graph(q.graph_name) for q in quads):
             self._data_write()
         with self._lock.read():
             new = [q for q in dict.fromkeys(quads) if q not in self._db]
             self._db.extend(quads)
-            self._note(new, ())
+            self._record.note(new, ())
         self._written()
 
     def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
@@ -428,7 +443,7 @@ class EmbeddedStore:
                 f"DROP SILENT GRAPH <{graph}> ;\nINSERT DATA {{ GRAPH <{graph}> {{\n{body}}} }}"
             )
             new = [ox.Quad(t.subject, t.predicate, t.object, node) for t in plain]
-            self._note_replaced(graph, old, new if len(new) <= CHANGE_LIMIT else None)
+            self._record.replaced(graph, old, new if len(new) <= CHANGE_LIMIT else None)
         self._written()
 
     def bulk_replace_graphs(self, writes: Mapping[str, Iterable[BulkPart]]) -> None:
@@ -460,7 +475,7 @@ class EmbeddedStore:
                         error.filename = label
                         raise
                 if graph not in SYSTEM_GRAPHS:
-                    self._note_replaced(graph, old, self._content(graph))
+                    self._record.replaced(graph, old, self._content(graph))
 
     def graph_size(self, graph: str) -> int:
         """Number of triples in one named graph."""
@@ -476,7 +491,7 @@ class EmbeddedStore:
             if old is not None or graph not in SYSTEM_GRAPHS:
                 self._data_write()
             self._db.update(f"DROP GRAPH <{graph}>")
-            self._note_replaced(graph, old, [])
+            self._record.replaced(graph, old, [])
         self._written()
         return True
 
@@ -484,7 +499,7 @@ class EmbeddedStore:
         """Replace the whole store with a dump (N-Quads or TriG), crash-safely."""
         self._data_write()
         with self._journaled():
-            self._changes = None
+            self._record.unknown()
             self._db.clear()
             self._db.bulk_load(source, format=fmt)
 
@@ -500,7 +515,7 @@ class EmbeddedStore:
                 yield
                 self._db.flush()
             except BaseException:
-                self._changes = None  # the notes may describe a write that was undone
+                self._record.unknown()  # the notes may describe a write that was undone
                 self._db = None  # close RocksDB before its directory is swapped
                 self._recover()
                 self._db = self._open()
@@ -542,7 +557,8 @@ class EmbeddedStore:
         return True
 
 
-def _is_system(graph: ox.NamedNode | ox.DefaultGraph) -> bool:
+def is_system_graph(graph: ox.NamedNode | ox.DefaultGraph) -> bool:
+    """One of relmark's own graphs: a write there is bookkeeping, not a data write."""
     return isinstance(graph, ox.NamedNode) and graph.value in SYSTEM_GRAPHS
 
 

@@ -99,7 +99,7 @@ def _inputs(store: RemoteStore, default_copy: str) -> list[str]:
     default = store._graph_iri(None)
     if default is None:
         if store.query("ASK { ?s ?p ?o }", default_graph=[None]):
-            store.update(f"ADD SILENT DEFAULT TO <{default_copy}>")
+            store.update(f"ADD SILENT DEFAULT TO <{default_copy}>", system=True)
             graphs.append(default_copy)
     else:
         graphs.append(default)
@@ -159,7 +159,7 @@ def _write(
             operations.append(f"MOVE SILENT <{source}> TO <{target}>")
         else:
             operations.append(f"DROP SILENT GRAPH <{target}>")
-    store.update(" ;\n".join(operations))
+    store.update(" ;\n".join(operations), system=True)
     return len(inferred - old_inferred), len(old_inferred - inferred), True
 
 
