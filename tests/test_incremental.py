@@ -17,6 +17,7 @@ import pytest
 from backends import (
     Engine,
     oxigraph_engine,  # noqa: F401  (a fixture)
+    relmark_cli,
     virtuoso_engine,  # noqa: F401  (a fixture)
 )
 
@@ -270,3 +271,28 @@ def test_a_second_team_on_a_key_account_makes_it_global(store: Store):
     assert summary is not None and summary.incremental
     assert not is_global()
     assert_same_as_full_run(store)
+
+
+@pytest.mark.parametrize("backend", ["oxigraph", "virtuoso"])
+def test_what_other_clients_write_to_the_engine_is_taken_in_by_infer_full(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+):
+    """relmark cannot see writes sent straight to a remote engine: ``relmark infer`` finds
+    nothing to do, ``relmark infer --full`` recomputes and takes them in."""
+    engine: Engine = request.getfixturevalue(f"{backend}_engine")
+    with _with_demo(_open(backend, tmp_path, request)) as store:
+        other = _open(backend, tmp_path, request, empty=False)
+        assert isinstance(other, RemoteStore)
+        body = " ".join(f"{q.subject} {q.predicate} {q.object} ." for q in referral(SCRATCH))
+        other._send_update(f"INSERT DATA {{ GRAPH <{SCRATCH}> {{ {body} }} }}")  # not recorded
+        other.close()
+        assert stage(store, ELISA_CR) == {"Supporter"}
+
+        quick = relmark_cli(engine.location, engine, "infer")
+        assert quick.returncode == 0, quick.stderr
+        assert "up to date" in quick.stderr and stage(store, ELISA_CR) == {"Supporter"}
+
+        full = relmark_cli(engine.location, engine, "infer", "--full")
+        assert full.returncode == 0, full.stderr
+        assert "48 rules" in full.stderr and "(+4 −1 since the last run)" in full.stderr, full.stderr
+        assert stage(store, ELISA_CR) == {"Advocate"}

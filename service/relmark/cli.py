@@ -1,4 +1,4 @@
-"""The ``relmark`` command line: serve, load, validate, query, dump, restore.
+"""The ``relmark`` command line: serve, load, validate, query, dump, restore, infer, check.
 
 Exit codes: 0 success, 1 a store or runtime error, 2 invalid input (parse error, SHACL
 violation, bad query). Errors go to stderr as one readable message naming what and where.
@@ -399,6 +399,30 @@ def explain(
         click.echo(reasons.explanation_text(tree))
     finally:
         store.close()
+
+
+@main.command()
+@click.option("--full", is_flag=True, help="Recompute every inference, changed or not.")
+@click.pass_obj
+def infer(settings: Settings, full: bool) -> None:
+    """Bring the inferences (with their provenance) up to date now.
+
+    relmark follows every write it makes by itself; run this after the rules, ontology or
+    config changed, or with --full after other clients wrote straight to a remote SPARQL
+    server (relmark cannot see those writes).
+    """
+    from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
+
+    store = _open(settings)
+    try:
+        summary = ensure_inferences(store, settings.ontology_dir)
+        if full and summary is None:
+            summary = refresh_inferences(store, settings.ontology_dir, full=True)
+    except StoreError as error:
+        fail(str(error))
+    finally:
+        store.close()
+    err.print(summary.text if summary else "the inferences are up to date", highlight=False)
 
 
 @main.command()
