@@ -278,7 +278,8 @@ def test_what_other_clients_write_to_the_engine_is_taken_in_by_infer_full(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ):
     """relmark cannot see writes sent straight to a remote engine: ``relmark infer`` finds
-    nothing to do, ``relmark infer --full`` recomputes and takes them in."""
+    nothing to do, ``relmark infer --full`` recomputes and takes them in (writing only the
+    difference to the stored inferences and provenance)."""
     engine: Engine = request.getfixturevalue(f"{backend}_engine")
     with _with_demo(_open(backend, tmp_path, request)) as store:
         other = _open(backend, tmp_path, request, empty=False)
@@ -296,3 +297,4 @@ def test_what_other_clients_write_to_the_engine_is_taken_in_by_infer_full(
         assert full.returncode == 0, full.stderr
         assert "48 rules" in full.stderr and "(+4 −1 since the last run)" in full.stderr, full.stderr
         assert stage(store, ELISA_CR) == {"Advocate"}
+        assert_same_as_full_run(store)  # the difference written by that run was the right one

@@ -13,8 +13,9 @@ evaluation:
 2. the provenance records are made from the derivations of the last round by the functions
    the embedded engine uses, so both back ends record identical provenance and
    ``explain.py`` answers identically;
-3. the staging graphs are moved into ``urn:relmark:inferred`` and
-   ``urn:relmark:provenance`` with one update (``MOVE``), only when something changed.
+3. only when something changed, one update brings ``urn:relmark:inferred`` and
+   ``urn:relmark:provenance`` to the run's content: on a first run the staging graphs are
+   moved into place (``MOVE``), afterwards only the difference is posted and applied.
 
 Why not one ``INSERT … WHERE`` per rule, which would keep the solutions on the server:
 Oxigraph's server evaluates a FILTER NOT EXISTS per row over the whole store, so one rule
@@ -139,28 +140,66 @@ def _write(
     inferred: set[ox.Triple],
     provenance: set[str],
 ) -> tuple[int, int, bool]:
-    """Move the staged graphs into place in one update, only if they changed.
+    """Bring the inferred and provenance graphs to the run's content, in one update.
 
     ``provenance`` is N-Triples lines, as ``provenance.provenance_graph`` makes them.
+    Nothing is written when nothing changed. On a first run (both graphs empty) the staged
+    graphs are moved into place; otherwise only the difference travels: what is new and what
+    is gone are each posted to a staging graph and one update removes and adds them (a
+    re-run after a change writes a few triples, not the millions of a ``MOVE``, which
+    Oxigraph's server copies at ~6,500 triples/s in one transaction).
     """
     old_inferred = {_triple(q) for q in store.triples(INFERRED_GRAPH)}
-    if old_inferred == inferred and stored_lines(store, PROVENANCE_GRAPH) == provenance:
+    old_lines = stored_lines(store, PROVENANCE_GRAPH)
+    if old_inferred == inferred and old_lines == provenance:
         return 0, 0, False
-    ordered = sorted(provenance)
+    new_inferred, gone_inferred = inferred - old_inferred, old_inferred - inferred
+    changes = {  # per graph: the N-Triples lines to add, and those to remove
+        INFERRED_GRAPH: ({f"{t} ." for t in new_inferred}, {f"{t} ." for t in gone_inferred}),
+        PROVENANCE_GRAPH: (provenance - old_lines, old_lines - provenance),
+    }
+    blank = any("_:" in line for _, gone in changes.values() for line in gone)
+    if (not old_inferred and not old_lines) or blank:
+        # a first run; or blank nodes to remove (posted, they would be new nodes that match
+        # nothing): the staged graphs replace the stored ones
+        _post_lines(store, provenance_graph, provenance)
+        operations = []
+        for source, target, content in (
+            (staging, INFERRED_GRAPH, inferred),
+            (provenance_graph, PROVENANCE_GRAPH, provenance),
+        ):
+            if content:
+                operations.append(f"MOVE SILENT <{source}> TO <{target}>")
+            else:
+                operations.append(f"DROP SILENT GRAPH <{target}>")
+        store.update(" ;\n".join(operations), system=True)
+        return len(new_inferred), len(gone_inferred), True
+    operations, parts = [], []
+    try:
+        for target, (new, gone) in changes.items():
+            plus, minus = f"{provenance_graph}:{len(parts)}+", f"{provenance_graph}:{len(parts)}-"
+            parts += [plus, minus]
+            _post_lines(store, plus, new)
+            _post_lines(store, minus, gone)
+            if gone:
+                operations.append(
+                    f"DELETE {{ GRAPH <{target}> {{ ?s ?p ?o }} }} "
+                    f"WHERE {{ GRAPH <{minus}> {{ ?s ?p ?o }} }}"
+                )
+            if new:
+                operations.append(f"ADD SILENT <{plus}> TO <{target}>")
+        store.update(" ;\n".join(operations), system=True)
+    finally:
+        store._drop_staging(parts)
+    return len(new_inferred), len(gone_inferred), True
+
+
+def _post_lines(store: RemoteStore, graph: str, lines: Iterable[str]) -> None:
+    """N-Triples lines to a staging graph, in requests of ``CHUNK_TRIPLES`` lines."""
+    ordered = sorted(lines)
     for start in range(0, len(ordered), CHUNK_TRIPLES):
         chunk = ordered[start : start + CHUNK_TRIPLES]
-        store._post_graph(provenance_graph, ("\n".join(chunk) + "\n").encode("utf-8"))
-    operations = []
-    for source, target, triples in (
-        (staging, INFERRED_GRAPH, inferred),
-        (provenance_graph, PROVENANCE_GRAPH, provenance),
-    ):
-        if triples:
-            operations.append(f"MOVE SILENT <{source}> TO <{target}>")
-        else:
-            operations.append(f"DROP SILENT GRAPH <{target}>")
-    store.update(" ;\n".join(operations), system=True)
-    return len(inferred - old_inferred), len(old_inferred - inferred), True
+        store._post_graph(graph, ("\n".join(chunk) + "\n").encode("utf-8"))
 
 
 def _triple(quad: ox.Quad) -> ox.Triple:
