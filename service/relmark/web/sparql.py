@@ -57,6 +57,10 @@ SD = "http://www.w3.org/ns/sparql-service-description#"
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 VOID_TRIPLES = ox.NamedNode("http://rdfs.org/ns/void#triples")
 XSD_INTEGER = ox.NamedNode("http://www.w3.org/2001/XMLSchema#integer")
+#: What an inline lookup (never cancelled) is given as its cancellation flag.
+NEVER_CANCELLED = threading.Event()
+#: Every negotiated answer varies with Accept (a literal header: parsing ``vary`` costs more).
+VARY_ACCEPT = {"Vary": "Accept"}
 
 
 @bp.route("/sparql", methods=["GET", "POST", "OPTIONS"])
@@ -105,7 +109,8 @@ def run_query(sparql: str, params: MultiDict) -> Response:
     """
     mark_read()
     dataset = _dataset(sparql, params)
-    offers = {kind: _negotiated(params, kind) for kind in Kind}
+    accept, overrides = request.headers.get("Accept"), _format_overrides(params)
+    offers = {kind: negotiate(accept, overrides, kind) for kind in Kind}
     if not any(offers.values()):
         raise not_acceptable(FORMATS)
     store, settings = get_store(), get_settings()
@@ -123,7 +128,7 @@ def run_query(sparql: str, params: MultiDict) -> Response:
 
     try:
         if is_single_lookup(sparql):
-            fmt, body = evaluate(threading.Event())  # bounded: no hand-off (sparql_text.py)
+            fmt, body = evaluate(NEVER_CANCELLED)  # bounded: no hand-off (sparql_text.py)
         else:
             fmt, body = get_query_runner().run(evaluate, settings.query_timeout)
     except SyntaxError as error:
@@ -133,9 +138,7 @@ def run_query(sparql: str, params: MultiDict) -> Response:
         raise query_timeout(error, settings.query_timeout, advice) from None
     except OSError as error:  # pyoxigraph's evaluation errors (e.g. a failing SERVICE)
         raise ApiError(500, "query evaluation failed", detail=str(error)) from error
-    response = Response(body, content_type=fmt.content_type)
-    response.vary.add("Accept")
-    return response
+    return Response(body, content_type=fmt.content_type, headers=VARY_ACCEPT)
 
 
 def _dataset(sparql: str, params: MultiDict) -> tuple[list[str], list[str]] | None:
@@ -152,9 +155,8 @@ def _dataset(sparql: str, params: MultiDict) -> tuple[list[str], list[str]] | No
     return dataset_of(sparql)
 
 
-def _negotiated(params: MultiDict, kind: Kind) -> Format | None:
-    overrides = params.getlist("format") + params.getlist("output")
-    return negotiate(request.headers.get("Accept"), overrides, kind)
+def _format_overrides(params: MultiDict) -> list[str]:
+    return params.getlist("format") + params.getlist("output")
 
 
 def _graph_iris(params: MultiDict, name: str) -> list[str]:
@@ -219,7 +221,7 @@ def run_update(sparql: str, params: MultiDict) -> Response:
 # --- service description ---------------------------------------------------------------------
 def service_description() -> Response:
     """What this endpoint is and offers, as RDF (Turtle unless the client asks otherwise)."""
-    fmt = _negotiated(request.args, Kind.RDF)
+    fmt = negotiate(request.headers.get("Accept"), _format_overrides(request.args), Kind.RDF)
     if fmt is None:
         raise not_acceptable(formats_of(Kind.RDF))
     store, settings = get_store(), get_settings()
