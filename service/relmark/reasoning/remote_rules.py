@@ -13,9 +13,10 @@ evaluation:
 2. the provenance records are made from the derivations of the last round by the functions
    the embedded engine uses, so both back ends record identical provenance and
    ``explain.py`` answers identically;
-3. only when something changed, one update brings ``urn:relmark:inferred`` and
-   ``urn:relmark:provenance`` to the run's content: on a first run the staging graphs are
-   moved into place (``MOVE``), afterwards only the difference is posted and applied.
+3. only when something changed, ``urn:relmark:inferred`` and ``urn:relmark:provenance``
+   are brought to the run's content (``_write``): on a first run the provenance is posted
+   into its empty graph and the staged inferences moved into place; afterwards only the
+   difference is posted and applied, in one update.
 
 Why not one ``INSERT … WHERE`` per rule, which would keep the solutions on the server:
 Oxigraph's server evaluates a FILTER NOT EXISTS per row over the whole store, so one rule
@@ -26,6 +27,7 @@ the provenance anyway. The staging graphs are dropped whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -36,7 +38,7 @@ from relmark.reasoning import provenance as records
 from relmark.reasoning import rules as engine
 from relmark.reasoning.rules import NOT_RULE_INPUT, Rule, RunSummary, stored_lines
 from relmark.remote_store import CHUNK_TRIPLES, STAGING_PREFIX, RemoteStore
-from relmark.store import INFERRED_GRAPH, PROVENANCE_GRAPH
+from relmark.store import INFERRED_GRAPH, PROVENANCE_GRAPH, StoreError
 
 #: Premises looked up per query when finding the graphs that hold them.
 LOCATE_BATCH = 200
@@ -143,11 +145,11 @@ def _write(
     """Bring the inferred and provenance graphs to the run's content, in one update.
 
     ``provenance`` is N-Triples lines, as ``provenance.provenance_graph`` makes them.
-    Nothing is written when nothing changed. On a first run (both graphs empty) the staged
-    graphs are moved into place; otherwise only the difference travels: what is new and what
-    is gone are each posted to a staging graph and one update removes and adds them (a
-    re-run after a change writes a few triples, not the millions of a ``MOVE``, which
-    Oxigraph's server copies at ~6,500 triples/s in one transaction).
+    Nothing is written when nothing changed; a first run is ``_first_write``; otherwise only
+    the difference travels: what is new and what is gone are each posted to a staging graph
+    and one update removes and adds them (a re-run after a change writes a few triples, not
+    the millions of a ``MOVE``, which Oxigraph's server copies at ~6,500 triples/s in one
+    transaction).
     """
     old_inferred = {_triple(q) for q in store.triples(INFERRED_GRAPH)}
     old_lines = stored_lines(store, PROVENANCE_GRAPH)
@@ -158,10 +160,12 @@ def _write(
         INFERRED_GRAPH: ({f"{t} ." for t in new_inferred}, {f"{t} ." for t in gone_inferred}),
         PROVENANCE_GRAPH: (provenance - old_lines, old_lines - provenance),
     }
-    blank = any("_:" in line for _, gone in changes.values() for line in gone)
-    if (not old_inferred and not old_lines) or blank:
-        # a first run; or blank nodes to remove (posted, they would be new nodes that match
-        # nothing): the staged graphs replace the stored ones
+    if not old_inferred and not old_lines:
+        _first_write(store, staging, inferred, provenance)
+        return len(inferred), 0, True
+    if any("_:" in line for _, gone in changes.values() for line in gone):
+        # blank nodes to remove (posted, they would be new nodes that match nothing): the
+        # staged graphs replace the stored ones
         _post_lines(store, provenance_graph, provenance)
         operations = []
         for source, target, content in (
@@ -192,6 +196,28 @@ def _write(
     finally:
         store._drop_staging(parts)
     return len(new_inferred), len(gone_inferred), True
+
+
+def _first_write(
+    store: RemoteStore, staging: str, inferred: set[ox.Triple], provenance: set[str]
+) -> None:
+    """The first run's graphs: provenance posted straight into its empty graph, then the
+    inferred triples moved into place in one update.
+
+    Nothing reads a provenance record whose conclusion is not inferred, so the provenance
+    graph may fill before the inferred one appears; moving it too would cost a transactional
+    copy of millions of triples (352 s of a 514 s run at 1M on Oxigraph's server). If the
+    run fails in between, the provenance graph is emptied again; after a crash there, the
+    next start re-runs (no fingerprint was stored) and writes the difference.
+    """
+    try:
+        _post_lines(store, PROVENANCE_GRAPH, provenance)
+        if inferred:
+            store.update(f"MOVE SILENT <{staging}> TO <{INFERRED_GRAPH}>", system=True)
+    except BaseException:
+        with contextlib.suppress(StoreError):
+            store.update(f"DROP SILENT GRAPH <{PROVENANCE_GRAPH}>", system=True)
+        raise
 
 
 def _post_lines(store: RemoteStore, graph: str, lines: Iterable[str]) -> None:
