@@ -3,6 +3,7 @@
     python benchmarks/bench_remote.py                      # 100k triples, 2 s per query
     python benchmarks/bench_remote.py --size 1m --budget 3 # the data set
     python benchmarks/bench_remote.py --size 1m --inferences copy  # queries only, quicker
+    python benchmarks/bench_remote.py --inferences copy --only six-markets global-accounts
 
 In one run, on one ``oxigraph serve`` loaded by ``relmark load`` (SHACL check included):
 
@@ -143,6 +144,9 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(bench_queries.SIZES), default="100k")
     parser.add_argument("--budget", type=float, default=2.0, help="seconds per query")
     parser.add_argument(
+        "--only", nargs="*", help="only these named questions (and no HTTP query shapes)"
+    )
+    parser.add_argument(
         "--inferences",
         choices=("remote", "copy"),
         default="remote",
@@ -179,7 +183,7 @@ def main() -> None:
         with serving("relmark", serve, relmark_port, workdir / "serve.log", 600):
             oxi = http.client.HTTPConnection("127.0.0.1", oxi_port, timeout=600)
             rel = http.client.HTTPConnection("127.0.0.1", relmark_port, timeout=600)
-            for name, text in bench_http.QUERIES.items():
+            for name, text in bench_http.QUERIES.items() if args.only is None else ():
 
                 def direct(text: str = text) -> float:
                     return post(oxi, "/query", {"query": text, "union-default-graph": ""})[0]
@@ -196,6 +200,8 @@ def main() -> None:
                 "asOf": bench_queries.AS_OF,
             }
             for query in load_catalogue():
+                if args.only is not None and query.name not in args.only:
+                    continue
                 params = bench_queries.params_for(query, values)
                 bindings = bind_parameters(query, params)
                 text = paged_text(query, DEFAULT_PAGE, 0)

@@ -258,6 +258,37 @@ def test_every_parameter_type_has_an_error_case() -> None:
     assert faulted == set(PARAMETER_TYPES)
 
 
+WRONG_CLASS_CASES = [
+    # (question, parameters, the parameter whose value is of the wrong class)
+    ("referral-market", {"firm": "demo:brand-caffe-aurora"}, "firm"),  # required
+    ("promise-breakers", {"firm": "demo:brand-caffe-aurora"}, "firm"),  # optional
+    ("committed-partners-of-brand", {"brand": BANK, "asOf": TODAY}, "brand"),
+    ("six-markets", {"firm": "demo:no-such-firm"}, "firm"),  # in no graph at all
+]
+
+
+@pytest.mark.parametrize("output", ["json", "sparql-json", "csv"])
+@pytest.mark.parametrize(
+    ("name", "params", "parameter"), WRONG_CLASS_CASES, ids=[c[0] for c in WRONG_CLASS_CASES]
+)
+def test_wrong_class_is_a_400_in_every_format(
+    relmark_server: RelmarkServer, name: str, params: dict, parameter: str, output: str
+):
+    """The class check runs with the label look-up (JSON) or alone after the question (the
+    other formats): either way a value of the wrong class is a 400 naming the parameter,
+    never a page of answers."""
+    response = ask(relmark_server, name, {**params, "format": output})
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert (body["parameter"], body["where"], body["value"]) == (
+        parameter,
+        parameter,
+        params[parameter],
+    )
+    assert body["expected"].endswith("(no such resource here)")
+    assert body["error"] == f"ill-typed parameter {parameter!r}"
+
+
 def test_parameter_given_twice_is_a_400(relmark_server: RelmarkServer):
     response = ask(relmark_server, "referral-market", [("firm", BANK), ("firm", FERROMEC)])
     assert response.status_code == 400
@@ -521,3 +552,192 @@ def test_cli_named_query_errors(loaded_store: Path):
     assert "firm" in done.stderr and "not an iri" in done.stderr
     done = _cli(loaded_store, "--named", "no-such-question")
     assert done.returncode == 2 and "no named question" in done.stderr
+
+
+# --- class checks folded into the label look-up (relmark.queries.answer) --------------------
+FIRMS_TTL = f"""\
+@prefix rm: <{RM}> .
+@prefix demo: <{DEMO}> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+demo:firm-a a rm:FocalFirm ; rdfs:label "Firm A"@en, "Impresa A"@it .
+demo:firm-b a rm:FocalFirm .
+demo:holding a demo:HoldingFirm .
+demo:HoldingFirm rdfs:subClassOf rm:FocalFirm .
+demo:brand-x a rm:Brand ; rdfs:label "Brand X" .
+<https://example.org/x/7> rdfs:label "Seven" .
+<https://example.org/x/a.b> rdfs:label "A dot B" .
+<https://example.org/x/caff%C3%A8> rdfs:label "Caffè" .
+<https://example.org/x/> rdfs:label "The x namespace" .
+<https://example.org/y#-z> rdfs:label "Minus z" .
+<urn:relmark:test:u> rdfs:label "A URN" .
+"""
+#: A question that ignores its parameter: a wrong-class value would still find rows.
+EVERY_FIRM = f"""\
+# title: Every focal firm
+# description: Whatever the firm parameter says.
+# param: firm (iri rm:FocalFirm) Any firm.
+SELECT ?other ?firm WHERE {{ ?other a <{RM}FocalFirm> }} ORDER BY ?other
+"""
+#: A question the engine cannot evaluate (SERVICE to a port pyoxigraph refuses to call).
+FAILING = """\
+# title: Fails
+# description: Always fails in the engine.
+# param: firm (iri rm:FocalFirm) Any firm.
+SELECT ?other ?firm WHERE { SERVICE <http://127.0.0.1:9/sparql> { ?other ?p ?firm } }
+"""
+
+
+class RecordingStore:
+    """The real embedded store, recording the text of each query sent to it."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.sent: list[str] = []
+
+    def query(self, sparql: str, **options):
+        self.sent.append(sparql)
+        return self.store.query(sparql, **options)
+
+
+@pytest.fixture(scope="module")
+def firms_store(tmp_path_factory: pytest.TempPathFactory):
+    import pyoxigraph as ox
+
+    from relmark.store import EmbeddedStore
+
+    home = tmp_path_factory.mktemp("class-checks")
+    store = EmbeddedStore(home / "store")
+    store.bulk_replace_graphs(
+        {"urn:relmark:data:firms": [(ox.RdfFormat.TURTLE, FIRMS_TTL.encode(), "firms.ttl")]}
+    )
+    for name, text in (("every-firm", EVERY_FIRM), ("failing", FAILING)):
+        (home / f"{name}.rq").write_text(text, encoding="utf-8")
+    yield home, store
+    store.close()
+
+
+def _question(home: Path, name: str):
+    return next(q for q in load_catalogue(home) if q.name == name)
+
+
+@pytest.mark.parametrize("lang", ["en", "it", None])
+def test_answer_checks_classes_in_the_label_query(firms_store, lang: str | None):
+    """The question, then one query for the class check and the labels (none without lang)."""
+    from relmark.queries import answer
+
+    home, store = firms_store
+    recording = RecordingStore(store)
+    result, names = answer(
+        recording, _question(home, "every-firm"), {"firm": "demo:holding"}, lang=lang
+    )
+    # demo:holding passes the check as an instance of a subclass; the question itself asks
+    # for asserted rm:FocalFirm only
+    others = [row["other"].value for row in result.rows]
+    assert others == [DEMO + "firm-a", DEMO + "firm-b"]
+    expected = {
+        "en": {DEMO + "firm-a": "Firm A", DEMO + "firm-b": "firm-b"},
+        "it": {DEMO + "firm-a": "Impresa A", DEMO + "firm-b": "firm-b"},
+        None: {},
+    }
+    assert names == expected[lang]
+    assert len(recording.sent) == 2  # the question; the class check with the labels
+
+
+@pytest.mark.parametrize("lang", ["en", None])
+@pytest.mark.parametrize("value", ["demo:brand-x", "demo:nowhere"])
+def test_answer_refuses_a_wrong_class_even_when_the_question_found_rows(
+    firms_store, lang: str | None, value: str
+):
+    from relmark.queries import ParameterError, answer, run_named
+
+    home, store = firms_store
+    question = _question(home, "every-firm")
+    with pytest.raises(ParameterError) as raised:
+        answer(store, question, {"firm": value}, lang=lang)
+    assert (raised.value.name, raised.value.value) == ("firm", value)
+    assert raised.value.expected == "the IRI of an rm:FocalFirm (no such resource here)"
+    with pytest.raises(ParameterError):
+        run_named(store, question, {"firm": value})
+
+
+def test_a_failing_question_still_reports_a_wrong_class_first(firms_store):
+    """As when the check ran before the question: a wrong-class value is the error, and
+    only a right one lets the engine's own error through."""
+    from relmark.queries import ParameterError, answer
+
+    home, store = firms_store
+    question = _question(home, "failing")
+    with pytest.raises(ParameterError) as raised:
+        answer(store, question, {"firm": "demo:brand-x"}, lang="en")
+    assert raised.value.name == "firm"
+    with pytest.raises(Exception) as failed:
+        answer(store, question, {"firm": "demo:firm-a"}, lang="en")
+    assert not isinstance(failed.value, ParameterError)
+
+
+def test_labels_of_iris_written_as_prefixed_names_or_whole(firms_store):
+    """The label query writes IRIs as prefixed names where their last segment allows it
+    (``n0:7``, ``n0:a.b``) and whole otherwise: each must find its own label."""
+    from relmark.queries import labels
+
+    _, store = firms_store
+    expected = {
+        "https://example.org/x/7": "Seven",
+        "https://example.org/x/a.b": "A dot B",
+        "https://example.org/x/caff%C3%A8": "Caffè",
+        "https://example.org/x/": "The x namespace",
+        "https://example.org/y#-z": "Minus z",
+        "urn:relmark:test:u": "A URN",
+        DEMO + "brand-x": "Brand X",
+        DEMO + "firm-a": "Firm A",
+        "https://example.org/x/no-label": "no-label",  # the local name
+    }
+    assert labels(store, expected, "en") == expected
+
+
+#: A question that takes seconds (pairs of statements of the ontology): to time out.
+SLOW = """\
+# title: Slow
+# description: Counts pairs of statements, seconds on the ontology alone.
+# param: firm (iri rm:FocalFirm) Any firm.
+SELECT ?n ?firm WHERE {
+  { SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f FILTER(STR(?c) != STR(?f)) } }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("firm", "output", "status"),
+    [("demo:brand-x", "json", 400), ("demo:brand-x", "csv", 400), ("demo:firm-a", "json", 503)],
+)
+def test_a_question_that_times_out_still_reports_a_wrong_class(
+    tmp_path: Path, firm: str, output: str, status: int
+):
+    """For JSON the class check comes after the question now; when the question runs out
+    of time, the check runs alone, so a wrong-class value is still a 400 and a right one
+    the 503. (For the other formats the check still runs first.)"""
+    import pyoxigraph as ox
+
+    from relmark.settings import Settings
+    from relmark.store import EmbeddedStore
+    from relmark.web import create_app
+    from relmark.web.extensions import close_app
+
+    store = EmbeddedStore(tmp_path / "store")
+    store.bulk_replace_graphs(
+        {"urn:relmark:data:firms": [(ox.RdfFormat.TURTLE, FIRMS_TTL.encode(), "firms.ttl")]}
+    )
+    store.close()
+    (tmp_path / "queries").mkdir()
+    (tmp_path / "queries" / "slow.rq").write_text(SLOW, encoding="utf-8")
+    app = create_app(Settings(store=str(tmp_path / "store"), query_timeout=0.5))
+    app.config["RELMARK_QUERIES_DIR"] = tmp_path / "queries"
+    try:
+        response = app.test_client().get(
+            "/api/queries/slow", query_string={"firm": firm, "format": output}
+        )
+        assert response.status_code == status, response.get_json()
+        if status == 400:
+            assert response.get_json()["parameter"] == "firm"
+    finally:
+        close_app(app)

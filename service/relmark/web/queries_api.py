@@ -31,6 +31,8 @@ bp.after_request(allow_cross_origin_reads)
 #: A page holds this many rows unless ``?limit=`` says otherwise (at most RELMARK_MAX_ROWS);
 #: Datasette's default page size, and each IRI on a page costs a label lookup.
 DEFAULT_PAGE = 100
+#: Seconds the class check of the parameters may take after the question timed out.
+CHECK_AFTER_TIMEOUT = 5.0
 #: The answer formats: ``?format=`` name → media type. The first is the default.
 OUTPUTS = {
     "json": "application/json",
@@ -103,16 +105,22 @@ def run_query(name: str) -> Response:
     params = _query_params()
     store = get_store()
 
+    started = threading.Event()
+
     def work(cancelled: threading.Event) -> tuple[NamedResult, dict[str, str]]:
-        result = queries.run_named(store, query, params, limit=limit, offset=offset)
-        names = queries.labels(store, queries.result_iris(result), lang) if output == "json" else {}
-        return result, names
+        started.set()
+        # JSON: the question, then its class checks and labels in one query; the other
+        # formats: the class checks, then the question (queries.answer)
+        labelled = lang if output == "json" else None
+        return queries.answer(store, query, params, limit=limit, offset=offset, lang=labelled)
 
     try:
         result, names = get_query_runner().run(work, settings.query_timeout)
     except ParameterError as error:
         raise parameter_error(error) from None
     except QueryTimeout as error:
+        if output == "json" and started.is_set():  # (not when no worker was free)
+            _check_classes_after_timeout(query, params)
         advice = "narrow the parameters or page with a smaller limit"
         raise query_timeout(error, settings.query_timeout, advice) from None
     next_url = _next_url(query, result) if result.has_more else None
@@ -121,6 +129,32 @@ def run_query(name: str) -> Response:
         response.headers["Link"] = f'<{next_url}>; rel="next"'
     response.vary.add("Accept")
     return response
+
+
+def _check_classes_after_timeout(query: NamedQuery, params: Mapping[str, str]) -> None:
+    """A 400 for an IRI of the wrong class, even when the question ran out of time.
+
+    For JSON, ``queries.answer`` checks the classes after the question (in the label
+    query, to save a round trip to a remote store); a question that times out never gets
+    there, so the check runs alone here, as it once ran before the question. If it cannot
+    finish in ``CHECK_AFTER_TIMEOUT`` seconds either, the timeout stands.
+    """
+    try:
+        bindings = queries.bind_parameters(query, params)
+    except ParameterError:  # bound once already, before the question
+        return
+    if not queries.class_checks(query, bindings):
+        return
+    store = get_store()
+    seconds = min(CHECK_AFTER_TIMEOUT, get_settings().query_timeout)
+    try:
+        get_query_runner().run(
+            lambda cancelled: queries.check_classes(store, query, bindings, params), seconds
+        )
+    except ParameterError as error:
+        raise parameter_error(error) from None
+    except Exception:  # the question's timeout is the answer then
+        return
 
 
 def _render(
