@@ -295,6 +295,7 @@ def test_what_other_clients_write_to_the_engine_is_taken_in_by_infer_full(
 
         full = relmark_cli(engine.location, engine, "infer", "--full")
         assert full.returncode == 0, full.stderr
-        assert "48 rules" in full.stderr and "(+4 −1 since the last run)" in full.stderr, full.stderr
+        assert "48 rules" in full.stderr, full.stderr
+        assert "(+4 −1 since the last run)" in full.stderr, full.stderr
         assert stage(store, ELISA_CR) == {"Advocate"}
         assert_same_as_full_run(store)  # the difference written by that run was the right one
