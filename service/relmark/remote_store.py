@@ -45,6 +45,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit, urlunsplit
@@ -834,6 +835,8 @@ def _results(response: requests.Response, virtuoso: bool = False) -> QueryResult
         content = _canonical_booleans(content, kind)
     if virtuoso and b'"bnode"' in content and kind in (RESULTS_JSON, "application/json"):
         content = _valid_blank_labels(content)
+    if virtuoso and _DURATION in content and kind in (RESULTS_JSON, "application/json"):
+        content = _virtuoso_durations(content)
     if kind in (RESULTS_JSON, "application/json"):
         return ox.parse_query_results(content, format=ox.QueryResultsFormat.JSON)
     if kind in (RESULTS_XML, "application/xml"):
@@ -881,6 +884,41 @@ def _valid_blank_labels(content: bytes) -> bytes:
             if term.get("type") == "bnode":
                 term["value"] = re.sub(r"[^A-Za-z0-9_]", "_", term["value"])
     return json.dumps(data).encode()
+
+
+_DURATION = b"http://www.w3.org/2001/XMLSchema#dayTimeDuration"
+#: An exact number of seconds: Virtuoso's lexical form of an xsd:dayTimeDuration it made
+#: from a number (``STRDT(STR(?seconds), xsd:dayTimeDuration)``). Its own durations come
+#: back rounded (``2.26195e+08``): those are left alone, they cannot be restored.
+_SECONDS = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _virtuoso_durations(content: bytes) -> bytes:
+    """Virtuoso 7.2 keeps no durations: ``date - date`` is an xsd:integer of seconds and a
+    literal typed xsd:dayTimeDuration is turned into a number (openlink/virtuoso-opensource
+    #843, #1147). A query that types exact seconds xsd:dayTimeDuration (as
+    queries/committed-partners-of-brand.rq does) gets the standard's canonical literal
+    (``"P2618D"``) back; a number is no xsd:dayTimeDuration lexical form, so no valid
+    duration is ever changed."""
+    data = json.loads(content)
+    for row in data.get("results", {}).get("bindings", []):
+        for term in row.values():
+            if term.get("datatype") == _DURATION.decode() and _SECONDS.fullmatch(term["value"]):
+                term["value"] = _day_time_duration(Decimal(term["value"]))
+    return json.dumps(data).encode()
+
+
+def _day_time_duration(seconds: Decimal) -> str:
+    """The canonical xsd:dayTimeDuration lexical form of a number of seconds."""
+    sign, rest = ("-" if seconds < 0 else ""), abs(seconds)
+    days, rest = divmod(rest, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, rest = divmod(rest, 60)
+    clock = "".join(f"{n}{unit}" for n, unit in ((int(hours), "H"), (int(minutes), "M")) if n)
+    clock += f"{rest.normalize():f}S" if rest else ""
+    if not days and not clock:
+        return "PT0S"
+    return f"{sign}P{f'{int(days)}D' if days else ''}{'T' + clock if clock else ''}"
 
 
 def _raise_local_syntax_error(sparql: str) -> None:

@@ -141,10 +141,46 @@ class Guard:
         The values go in as a VALUES block written by pyoxigraph (``str`` of a term is
         its N-Triples form), each row with its position, so the guard is checked for many
         solutions in one query and each answer names its row exactly.
+
+        A language-tagged value goes in as its text and its tag, compared in a FILTER:
+        Virtuoso 7.2 loses the tag of such a literal in a VALUES block of several rows (so
+        the guard would never match it). Other values stay bound directly (the fast join).
         """
-        variables = " ".join(f"?{name}" for name in (ROW_VARIABLE, *names))
-        table = values_table(variables, ((number, *row) for number, row in enumerate(rows)))
-        return f"{self.prologue}\nSELECT DISTINCT ?{ROW_VARIABLE} WHERE {{ {table}\n{self.body}}}"
+        tagged = [i for i in range(len(names)) if any(_language(row[i]) for row in rows)]
+        table_names, checks = [ROW_VARIABLE, *names], []
+        for i in tagged:
+            text, tag = f"{ROW_VARIABLE}_text_{names[i]}", f"{ROW_VARIABLE}_lang_{names[i]}"
+            table_names += [text, tag]
+            checks.append(
+                f"(!BOUND(?{text}) || (isLiteral(?{names[i]}) && STR(?{names[i]}) = ?{text}"
+                f" && LCASE(LANG(?{names[i]})) = ?{tag}))"
+            )
+        table = values_table(
+            " ".join(f"?{name}" for name in table_names),
+            (_row_terms(number, row, tagged) for number, row in enumerate(rows)),
+        )
+        condition = f"\nFILTER({' && '.join(checks)})\n" if checks else ""
+        return (
+            f"{self.prologue}\nSELECT DISTINCT ?{ROW_VARIABLE} WHERE {{ {table}\n{self.body}"
+            f"{condition}}}"
+        )
+
+
+def _language(term: object) -> str | None:
+    return term.language if isinstance(term, ox.Literal) else None
+
+
+def _row_terms(number: int, row: tuple[object, ...], tagged: list[int]) -> list[object]:
+    """A guard batch's row: a language-tagged value as UNDEF, then its text and its tag."""
+    terms: list[object] = [number, *row]
+    for i in tagged:
+        language = _language(row[i])
+        if language:
+            terms[1 + i] = "UNDEF"
+            terms += [ox.Literal(row[i].value), ox.Literal(language.lower())]
+        else:
+            terms += ["UNDEF", "UNDEF"]
+    return terms
 
 
 @dataclass(frozen=True)
