@@ -292,8 +292,8 @@ class RemoteStore:
         raise AssertionError("unreachable")
 
     def _write(self, method: str, url: str, **kwargs: object) -> requests.Response:
+        """A write (never retried); the caller keeps the cached graph list true."""
         response = self._send(method, url, max(WRITE_TIMEOUT, self.config.timeout), **kwargs)
-        self._graphs = None
         self._count = None
         return response
 
@@ -605,8 +605,34 @@ class RemoteStore:
             spelled = _spelled_graphs(sparql)
             for graph in sorted(set(self.graph_names()) | spelled):
                 data.append(("named-graph-uri", graph))
-        response = self._write("POST", self.update_url, data=data)
-        self._check(response, "update", sparql)
+        try:
+            response = self._write("POST", self.update_url, data=data)
+            self._check(response, "update", sparql)
+        except BaseException:
+            self._graphs = None  # (an engine without transactions may have done part of it)
+            raise
+        self._graphs_after(sparql)
+
+    def _graphs_after(self, sparql: str) -> None:
+        """Keep the cached list of graphs true after an update relmark sent.
+
+        Listing the graphs scans the store on Oxigraph's server (12 ms at 100k triples, and
+        every write would need it again); asking about each graph the update names costs
+        ~1 ms. An update naming graphs by a variable, or ALL or NAMED ones, drops the list.
+        """
+        if self._graphs is None:
+            return
+        if _ANY_GRAPH.search(_masked(sparql)):
+            self._graphs = None
+            return
+        names = set(self._graphs[1])
+        for graph in _spelled_graphs(sparql):
+            if self._visible(graph):
+                if self.has_graph(graph):
+                    names.add(graph)
+                else:
+                    names.discard(graph)
+        self._graphs = (self._graphs[0], sorted(names))
 
     def update_validated(
         self,
@@ -744,14 +770,20 @@ class RemoteStore:
         return chunks, kept
 
     def _post_graph(self, graph: str, body: bytes) -> None:
-        response = self._write(
-            "POST",
-            self.gsp_url,
-            params={"graph": graph},
-            data=body,
-            headers={"Content-Type": N_TRIPLES},
-        )
-        self._check(response, "graph write")
+        try:
+            response = self._write(
+                "POST",
+                self.gsp_url,
+                params={"graph": graph},
+                data=body,
+                headers={"Content-Type": N_TRIPLES},
+            )
+            self._check(response, "graph write")
+        except BaseException:
+            self._graphs = None
+            raise
+        if self._graphs is not None and self._visible(graph) and body.strip():
+            self._graphs = (self._graphs[0], sorted({*self._graphs[1], graph}))
 
     def _drop_staging(self, graphs: Iterable[str]) -> None:
         """Drop staging graphs (already moved ones are gone: SILENT)."""
@@ -986,6 +1018,8 @@ _MASK = re.compile(
     r"|#[^\n]*",
     re.DOTALL,
 )
+#: An update that may touch graphs it does not name (``GRAPH ?g``, ``DROP ALL``, ``NAMED``).
+_ANY_GRAPH = re.compile(r"\bGRAPH\s*[?$]|\b(?:ALL|NAMED)\b", re.IGNORECASE)
 #: An IRI where a graph's name goes (after GRAPH, INTO, TO, WITH, USING NAMED, MOVE …).
 _GRAPH_IRI = re.compile(
     r"""\b(?:GRAPH|INTO|TO|WITH|USING|NAMED|MOVE|ADD|COPY|SILENT)\s+<([^<>"{}|^`\\\s]*)>""",
