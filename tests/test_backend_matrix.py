@@ -263,21 +263,10 @@ def test_cli_named_questions(backend: Backend, cli_store: str) -> None:
     assert "firm" in refused.stderr and "not an iri" in refused.stderr
 
 
-def test_cli_named_question_with_a_decimal_parameter(
-    request: pytest.FixtureRequest, backend: Backend, cli_store: str
-) -> None:
+def test_cli_named_question_with_a_decimal_parameter(backend: Backend, cli_store: str) -> None:
     """``query --named`` sends no LIMIT (the API pages with LIMIT 101), with a decimal
-    parameter: the rows of every firm, in the question's order."""
-    if backend.name == "virtuoso":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="Virtuoso 7.2 SR128 'Numeric value out of range for <temporary space "
-                "column>(0, 0)': a decimal constant (here the VALUES-bound heuristic) in the "
-                "projection of a query sorted without a LIMIT (or a LIMIT above ~1000); "
-                "relmark must bind decimals to Virtuoso otherwise (remote_store.bind_values)",
-                strict=True,
-            )
-        )
+    parameter: the rows of every firm, in the question's order. (Virtuoso 7.2 fails such a
+    query with SR128 when the decimal is a constant: remote_store binds it computed.)"""
     done = cli(
         backend,
         cli_store,

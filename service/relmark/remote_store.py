@@ -91,6 +91,7 @@ GRAPHS_TTL = 2.0
 #: In the meta graph while a data write has not been followed by its inference refresh.
 STALE_MARK = f"<{INFERRED_GRAPH}> <urn:relmark:meta:inferencesStale> true"
 
+XSD_DECIMAL = "http://www.w3.org/2001/XMLSchema#decimal"
 RESULTS_JSON = "application/sparql-results+json"
 RESULTS_XML = "application/sparql-results+xml"
 N_TRIPLES = "application/n-triples"
@@ -135,6 +136,9 @@ class Engine:
     #: Whether ``DROP``/``CLEAR GRAPH`` fail on a graph that has triples but was never
     #: ``CREATE``d (Virtuoso): relmark sends them ``SILENT`` (see ``update``).
     needs_silent_drop: bool = False
+    #: Whether an xsd:decimal must be bound as a computed value, not a constant (Virtuoso
+    #: 7.2 sorts a projected decimal constant into a (0,0)-precision column: SR128).
+    computed_decimals: bool = False
 
 
 ENGINES = {
@@ -149,6 +153,7 @@ ENGINES = {
         # Virtuoso's own DESCRIBE adds every statement naming the resource as object
         describe_prologue='define sql:describe-mode "CBD"\n',
         needs_silent_drop=True,
+        computed_decimals=True,
     ),
     "generic": Engine("generic", True, None, (), False),
 }
@@ -415,7 +420,7 @@ class RemoteStore:
     ) -> QueryResult:
         """Run a query on the engine; the answer as pyoxigraph results."""
         if substitutions:
-            sparql = bind_values(sparql, substitutions)
+            sparql = bind_values(sparql, substitutions, self.engine.computed_decimals)
         if uses_lateral(sparql) and not self.supports_lateral():
             sparql = without_lateral(sparql)  # after bind_values: see portable_sparql
         return self._ask_engine(sparql, self._dataset(default_graph, named_graphs, sparql))
@@ -1047,13 +1052,17 @@ def _masked(sparql: str) -> str:
     return _MASK.sub(lambda m: " " * len(m[0]), sparql)
 
 
-def bind_values(sparql: str, substitutions: Mapping[str, Term]) -> str:
+def bind_values(
+    sparql: str, substitutions: Mapping[str, Term], computed_decimals: bool = False
+) -> str:
     """The query with its variables bound by a ``VALUES`` block at the top of its WHERE.
 
     Terms are written in their N-Triples form (pyoxigraph's ``str``), never pasted as raw
     text, so a value cannot change the query's structure. A VALUES block at the start of
     the outer group binds the variables before the rest is evaluated, as pyoxigraph's
-    ``substitutions`` do (a trailing VALUES would join only after any aggregation).
+    ``substitutions`` do (a trailing VALUES would join only after any aggregation). With
+    ``computed_decimals`` an xsd:decimal is bound by ``BIND(value + 0.0 AS ?name)`` there
+    instead (the same value, computed: see ``Engine.computed_decimals``).
     """
     names = sorted(substitutions)
     for name in names:
@@ -1061,9 +1070,12 @@ def bind_values(sparql: str, substitutions: Mapping[str, Term]) -> str:
             raise StoreError(f"{name!r} is not a SPARQL variable name")
         if isinstance(substitutions[name], ox.BlankNode):
             raise StoreError("a blank node cannot be bound in a query sent to a SPARQL server")
-    variables = " ".join(f"?{n}" for n in names)
-    row = " ".join(_term_text(substitutions[n]) for n in names)
-    block = f" VALUES ({variables}) {{ ({row}) }} "
+    computed = [n for n in names if computed_decimals and _is_decimal(substitutions[n])]
+    constant = [n for n in names if n not in computed]
+    variables = " ".join(f"?{n}" for n in constant)
+    row = " ".join(_term_text(substitutions[n]) for n in constant)
+    block = f" VALUES ({variables}) {{ ({row}) }} " if constant else " "
+    block += "".join(f"BIND({substitutions[n]} + 0.0 AS ?{n}) " for n in computed)
     code = _masked(sparql)
     form = _FORM.search(code)
     if form is None:
@@ -1076,6 +1088,10 @@ def bind_values(sparql: str, substitutions: Mapping[str, Term]) -> str:
     if brace is None:
         return f"{sparql}\n{block.strip()}"
     return sparql[: brace + 1] + block + sparql[brace + 1 :]
+
+
+def _is_decimal(term: object) -> bool:
+    return isinstance(term, ox.Literal) and term.datatype.value == XSD_DECIMAL
 
 
 def _term_text(term: object) -> str:
