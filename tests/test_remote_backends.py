@@ -815,3 +815,33 @@ def test_guards_binding_literals_infer_as_embedded(engine_name: str, tmp_path: P
             assert _unblocked(store, tmp_path, remote=True) == wanted
         finally:
             store.close()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("query", "SELECT * WHERE { ?s ?p ?o } LIMIT 1"),
+        ("query", "--named", "six-markets"),
+        ("infer",),
+        ("dump",),
+    ],
+    ids=["query", "named", "infer", "dump"],
+)
+def test_cli_with_the_engine_gone_is_one_line_not_a_traceback(args: tuple[str, ...]) -> None:
+    """Nothing listens where the store points (the engine named, so nothing is asked at
+    start): every command ends with exit 1 and one message naming the back end."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = f"sparql+http://127.0.0.1:{port}/query"
+    env = {**relmark_env(None), "RELMARK_REMOTE_ENGINE": "oxigraph", "RELMARK_QUERY_TIMEOUT": "2"}
+    done = subprocess.run(
+        [str(VENV_BIN / "relmark"), "--store", store, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"oxigraph at http://127.0.0.1:{port}/query" in done.stderr, done.stderr

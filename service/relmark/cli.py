@@ -54,7 +54,18 @@ def _open(settings: Settings) -> EmbeddedStore:
         raise  # unreachable: fail() exits
 
 
-@click.group()
+class _Commands(click.Group):
+    """A store failure no command handled itself (a remote engine gone mid-command, say)
+    still ends in one readable line and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except StoreError as error:
+            fail(str(error))
+
+
+@click.group(cls=_Commands)
 @click.option("--store", envvar="RELMARK_STORE", help="Store directory (default ./data/store).")
 @click.version_option(package_name="relmark")
 @click.pass_context
