@@ -16,9 +16,12 @@ connections), so any engine works; what differs between engines is kept in one p
   empties the target (the standard says it is an error; we never rely on either).
   Virtuoso 7.2 has no SPARQL 1.2 ``LATERAL`` (the named questions and label look-ups use
   it): queries are sent rewritten by ``portable_sparql.without_lateral``. It answers
-  booleans as 0/1 (read back as false/true, ``_canonical_booleans``); the rest of its
-  deviations (COALESCE over an unbound value, ``<=`` on dates, no durations) are written
-  around in the query texts themselves (see the README, "Running on a SPARQL server").
+  booleans as 0/1 (read back as false/true, ``_canonical_booleans``) and exact seconds
+  typed xsd:dayTimeDuration as numbers (read back as durations, ``_virtuoso_durations``);
+  a decimal parameter is bound computed, not as a constant (``Engine.computed_decimals``);
+  the rest of its deviations (COALESCE over an unbound value, ``<=`` on dates, joins on
+  computed values) are written around in the query texts themselves (see the README,
+  "Running on a SPARQL server").
 - **generic**: the standard only, union passed explicitly; whether it parses ``LATERAL``
   is asked once (``supports_lateral``).
 
@@ -28,9 +31,12 @@ CONSTRUCT's triples are re-emitted from an in-memory store so they are a real
 
 Loads are all-or-nothing: parsed locally first, written into staging graphs through the
 Graph Store Protocol, then moved into place with one update request (``MOVE``), the
-staging graphs dropped whatever happens. Reads are retried on connection errors (they are
-idempotent); writes never are. An unreachable engine raises ``RemoteUnavailable``, which
-the HTTP layer answers with 503 naming the back end.
+staging graphs dropped whatever happens. The store records what relmark's own writes
+changed (``ChangeRecord``, as the embedded store does), so the inferences follow them
+incrementally; a mark in the meta graph says a data write still awaits its refresh.
+Reads are retried on connection errors (they are idempotent); writes never are. An
+unreachable engine raises ``RemoteUnavailable``, which the HTTP layer answers with 503
+naming the back end.
 """
 
 from __future__ import annotations
