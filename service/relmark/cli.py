@@ -425,12 +425,10 @@ def infer(settings: Settings, full: bool) -> None:
     from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
 
     store = _open(settings)
-    try:
+    try:  # (a store failure ends as one line: _Commands)
         summary = ensure_inferences(store, settings.ontology_dir)
         if full and summary is None:
             summary = refresh_inferences(store, settings.ontology_dir, full=True)
-    except StoreError as error:
-        fail(str(error))
     finally:
         store.close()
     err.print(summary.text if summary else "the inferences are up to date", highlight=False)

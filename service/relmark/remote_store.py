@@ -547,7 +547,6 @@ class RemoteStore:
         finally:
             copy.close()
 
-    # --- writes -------------------------------------------------------------------------
     # --- what relmark's writes changed ---------------------------------------------------
     # The record covers writes made through this RemoteStore, as the embedded store's does;
     # writes other clients send straight to the engine are seen by the next full run
@@ -561,8 +560,9 @@ class RemoteStore:
         except RemoteUnavailable:
             raise
         except RemoteError:
-            return  # an engine that refuses relmark's meta graph refuses the write too, or
-            # takes data but not bookkeeping (another relmark's endpoint): nothing to mark
+            # refused: the data write that follows will be too, or the engine takes data
+            # but not bookkeeping (another relmark's endpoint): there is nothing to mark
+            return
         self._marked = True
 
     def inferences_stale(self) -> bool:
@@ -589,6 +589,7 @@ class RemoteStore:
             return None
         return list(self.triples(graph))
 
+    # --- writes -------------------------------------------------------------------------
     def update(self, sparql: str, *, system: bool = False) -> None:
         """A SPARQL 1.1 Update; relmark's default graph is the engine's (or emulated).
 
