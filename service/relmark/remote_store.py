@@ -45,6 +45,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import re
 import threading
 import time
@@ -98,6 +99,9 @@ GRAPHS_TTL = 2.0
 STALE_MARK = f"<{INFERRED_GRAPH}> <urn:relmark:meta:inferencesStale> true"
 
 XSD_DECIMAL = "http://www.w3.org/2001/XMLSchema#decimal"
+SPARQL_QUERY = "application/sparql-query"
+#: Dataset parameters up to this many characters go in the URL of a direct POST.
+DIRECT_POST_PARAMETERS = 2000
 RESULTS_JSON = "application/sparql-results+json"
 RESULTS_XML = "application/sparql-results+xml"
 N_TRIPLES = "application/n-triples"
@@ -145,10 +149,13 @@ class Engine:
     #: Whether an xsd:decimal must be bound as a computed value, not a constant (Virtuoso
     #: 7.2 sorts a projected decimal constant into a (0,0)-precision column: SR128).
     computed_decimals: bool = False
+    #: Whether queries go as the POST body (``application/sparql-query``, the dataset in
+    #: the URL) rather than a form: ~0.1 ms less per request; Virtuoso 7.2 stalls on it.
+    direct_post: bool = False
 
 
 ENGINES = {
-    "oxigraph": Engine("oxigraph", True, "union-default-graph", lateral=True),
+    "oxigraph": Engine("oxigraph", True, "union-default-graph", lateral=True, direct_post=True),
     "virtuoso": Engine(
         "virtuoso",
         False,
@@ -205,6 +212,13 @@ class RemoteStore:
         # local store's directory looks for one, and there is none here)
         self.location = "sparql+" + config.query_url
         self._session = requests.Session()
+        # the environment (proxies, CA bundle) is read once here, not on every request
+        # (requests re-reads it per request unless told not to: ~0.15 ms each)
+        self._session.trust_env = False
+        self._session.proxies.update(requests.utils.get_environ_proxies(config.query_url))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            self._session.verify = bundle
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -399,8 +413,17 @@ class RemoteStore:
             # would use both, so the FROM clauses are not sent (the caller passed them on)
             sparql = without_from(sparql)
         headers = {"Accept": N_TRIPLES if graph_result else RESULTS_JSON}
-        data = [("query", sparql), *dataset]
-        response = self._read("POST", self.config.query_url, data=data, headers=headers)
+        short = sum(len(key) + len(value) for key, value in dataset) < DIRECT_POST_PARAMETERS
+        if self.engine.direct_post and short:
+            # the query as the body, the dataset in the URL (Protocol §2.1.3): no form
+            # encoding of the query on either side (~0.1 ms per request)
+            headers["Content-Type"] = SPARQL_QUERY
+            response = self._read(
+                "POST", self.config.query_url, params=dataset, data=sparql.encode(), headers=headers
+            )
+        else:  # (a long list of graphs goes in a form, not a long URL)
+            data = [("query", sparql), *dataset]
+            response = self._read("POST", self.config.query_url, data=data, headers=headers)
         self._check(response, "query", sparql)
         if "X-SPARQL-MaxRows" in response.headers:  # Virtuoso cut the answer short
             raise self._truncated(response.headers["X-SPARQL-MaxRows"])
