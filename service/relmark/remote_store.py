@@ -737,16 +737,20 @@ class RemoteStore:
         )
         self.bulk_replace_graphs({graph: [(ox.RdfFormat.N_TRIPLES, data, graph)]})
 
-    def bulk_replace_graphs(self, writes: Mapping[str, list[BulkPart]]) -> None:
+    def bulk_replace_graphs(
+        self, writes: Mapping[str, list[BulkPart]], *, record: bool = True
+    ) -> None:
         """Replace several graphs, all or none: stage each, then one ``MOVE`` request.
 
         Every part is parsed here first, so a syntax error (``SyntaxError`` whose
         ``filename`` is the part's label) stops the load before anything is sent.
+        ``record=False``: the caller declares the changes unknown itself, so the old
+        graphs are not read to note them (``restore``).
         """
         parsed = {graph: self._parsed(parts) for graph, parts in writes.items()}
         staged = {graph: chunks for graph, (chunks, _) in parsed.items()}
         data = [graph for graph in sorted(staged) if graph not in SYSTEM_GRAPHS]
-        old = {graph: self._small_graph(graph) for graph in data}
+        old = {graph: self._small_graph(graph) for graph in data} if record else {}
         run = uuid.uuid4().hex
         staging = {graph: f"{STAGING_PREFIX}{run}:{n}" for n, graph in enumerate(sorted(staged))}
         try:
@@ -764,7 +768,7 @@ class RemoteStore:
             self._send_update(" ;\n".join(operations))
         finally:
             self._drop_staging(staging.values())
-        for graph in data:
+        for graph in data if record else ():
             triples = parsed[graph][1]
             node = ox.NamedNode(graph)
             new = None if triples is None else [ox.Quad(*t, node) for t in triples]
@@ -856,7 +860,7 @@ class RemoteStore:
             triples = by_graph.get(graph, [])
             body = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES) if triples else b""
             writes[iri] = [(ox.RdfFormat.N_TRIPLES, body, iri)] if body else []
-        self.bulk_replace_graphs(writes)
+        self.bulk_replace_graphs(writes, record=False)  # (every change is unknown: below)
         if self.engine.native_default_graph:
             block = self._quad_block(
                 ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph())
