@@ -524,7 +524,8 @@ def _evaluate(
 # --- results as data -------------------------------------------------------------------------
 def labels(store: Store, iris: Iterable[str], lang: str = "en") -> dict[str, str]:
     """A label for each IRI: its rdfs:label in ``lang``, else untagged, else English, else
-    any, else the IRI's local name. One query for the whole page. (The ontology gives every
+    any, else the IRI's local name. One query for the whole page, for the IRIs a remote
+    store has not given labels of lately (``relmark.label_cache``). (The ontology gives every
     SKOS concept an rdfs:label equal to its skos:prefLabel, so one property is enough.)"""
     return _labels_and_checks(store, iris, (), lang)
 
@@ -542,13 +543,19 @@ def _labels_and_checks(
     not an instance of its parameter's class or of a subclass, asserted or inferred.
     """
     wanted = sorted(set(iris))
-    if not wanted and not checks:
-        return {}
+    cache = getattr(store, "label_cache", None)  # a remote store's (relmark.label_cache)
+    found: dict[str, dict[str, str]] = {}
+    token = 0
+    if cache is not None:
+        found, token = cache.known(wanted)
+    unknown = [iri for iri in wanted if iri not in found]
+    if not unknown and not checks:
+        return _chosen_labels(wanted, found, lang)
     branches = []
     prologue = ""
-    if wanted:
+    if unknown:
         # The IRIs come from query answers (already valid IRIs), not from the request.
-        prologue, values = _compact_iris(wanted)
+        prologue, values = _compact_iris(unknown)
         # LATERAL: one index lookup per IRI (a plain join scanned every label in the store).
         branches.append(f"{{ VALUES ?s {{ {values} }} LATERAL {{ ?s <{RDFS_LABEL}> ?label }} }}")
     if checks:
@@ -562,7 +569,7 @@ def _labels_and_checks(
             f"{{ VALUES (?check ?value ?class) {{ {rows} }} "
             f"?value a/<{RDFS_SUBCLASS_OF}>* ?class }}"
         )
-    found: dict[str, dict[str, str]] = {}
+    looked_up: dict[str, dict[str, str]] = {iri: {} for iri in unknown}
     passed: set[int] = set()
     text = f"{prologue}SELECT ?s ?label ?check WHERE {{ {' UNION '.join(branches)} }}"
     solutions = store.query(text)
@@ -575,7 +582,7 @@ def _labels_and_checks(
             continue
         literal = solution[at_label]
         if isinstance(literal, ox.Literal):
-            found.setdefault(solution[at_s].value, {}).setdefault(
+            looked_up[solution[at_s].value].setdefault(
                 (literal.language or "").lower(), literal.value
             )
     for n, (parameter, value) in enumerate(checks):
@@ -584,9 +591,19 @@ def _labels_and_checks(
             raise ParameterError(
                 parameter.name, raw, f"{parameter.expected} (no such resource here)"
             )
+    if cache is not None and looked_up:
+        cache.remember(looked_up, token)
+    return _chosen_labels(wanted, {**found, **looked_up}, lang)
+
+
+def _chosen_labels(
+    iris: Iterable[str], by_iri: Mapping[str, dict[str, str]], lang: str
+) -> dict[str, str]:
+    """Each IRI's label in ``lang``, else untagged, else English, else any, else its local
+    name, from its labels by lowercased language tag."""
     result = {}
-    for iri in wanted:
-        by_lang = found.get(iri, {})
+    for iri in iris:
+        by_lang = by_iri.get(iri, {})
         result[iri] = (
             by_lang.get(lang)
             or by_lang.get("")

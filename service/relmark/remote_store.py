@@ -61,6 +61,7 @@ import pyoxigraph as ox
 import requests
 from requests.adapters import HTTPAdapter
 
+from relmark.label_cache import LABELS_TTL, LabelCache
 from relmark.portable_sparql import uses_lateral, without_lateral
 from relmark.store import (
     CHANGE_LIMIT,
@@ -186,6 +187,7 @@ class RemoteConfig:
     bearer: str | None = field(default=None, repr=False)
     timeout: float = 30.0
     engine: str | None = None
+    label_ttl: float = LABELS_TTL
 
     @classmethod
     def from_location(cls, location: str, **options: object) -> RemoteConfig:
@@ -235,6 +237,8 @@ class RemoteStore:
         self._record = ChangeRecord()
         self._data_writes = 0
         self._marked: bool | None = None  # whether the meta graph holds STALE_MARK
+        self._writes_sent = 0
+        self.label_cache = LabelCache(lambda: self._writes_sent, config.label_ttl)
 
     # --- set-up -------------------------------------------------------------------------
     def _detect(self, wanted: str | None) -> Engine:
@@ -318,9 +322,11 @@ class RemoteStore:
 
     def _write(self, method: str, url: str, **kwargs: object) -> requests.Response:
         """A write (never retried); the caller keeps the cached graph list true."""
-        response = self._send(method, url, max(WRITE_TIMEOUT, self.config.timeout), **kwargs)
-        self._count = None
-        return response
+        try:
+            return self._send(method, url, max(WRITE_TIMEOUT, self.config.timeout), **kwargs)
+        finally:  # (also when it failed: it may have been done in part)
+            self._count = None
+            self._writes_sent += 1  # what label_cache kept may be out of date
 
     def _check(self, response: requests.Response, what: str, text: str | None = None) -> None:
         """Raise for an error response: 400 is the caller's syntax, the rest the engine's."""
@@ -1162,6 +1168,7 @@ def open_remote(location: str, settings: object | None = None) -> RemoteStore:
             ("bearer", "remote_bearer"),
             ("engine", "remote_engine"),
             ("timeout", "query_timeout"),
+            ("label_ttl", "label_ttl"),
         ):
             options[key] = getattr(settings, attribute, None)
     return RemoteStore(RemoteConfig.from_location(location, **options))
