@@ -4,6 +4,7 @@
     python benchmarks/bench_remote.py --size 1m --budget 3 # the issue's data set
     python benchmarks/bench_remote.py --size 1m --inferences copy  # queries only, quicker
     python benchmarks/bench_remote.py --inferences copy --only six-markets global-accounts
+    python benchmarks/bench_remote.py --size 1m --server http://127.0.0.1:7878/query  # loaded
 
 In one run, on one ``oxigraph serve`` loaded by ``relmark load`` (SHACL check included):
 
@@ -13,8 +14,11 @@ In one run, on one ``oxigraph serve`` loaded by ``relmark load`` (SHACL check in
 - queries: the three HTTP shapes of bench_http.py (POST /sparql) and every named question
   (GET /api/queries/<name>, JSON with labels), through ``relmark serve --store
   sparql+http://…`` vs the same SPARQL (same LIMIT, same parameters bound as a VALUES block,
-  union default graph) POSTed straight to the server. Rounds alternate (direct, relmark,
-  …) so noise from other processes falls on both sides.
+  union default graph) POSTed straight to the server. relmark's side is timed three ways:
+  as served (labels kept from the previous request: ``relmark.label_cache``), cold (a
+  second ``relmark serve`` with ``RELMARK_LABEL_TTL=0``: every label looked up, as on a
+  page of IRIs never seen) and without labels. Rounds alternate (direct, relmark, …) so
+  noise from other processes falls on every side.
 
 Target (issue 8): relmark's overhead ≤ 1.2× on queries over 10 ms.
 """
@@ -22,6 +26,7 @@ Target (issue 8): relmark's overhead ≤ 1.2× on queries over 10 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import shutil
 import statistics
@@ -79,10 +84,11 @@ def get(conn: http.client.HTTPConnection, path: str) -> tuple[float, bytes]:
 
 
 def timed_pair(
-    direct, through, budget: float, plain=None, min_runs: int = 5, max_runs: int = 60
+    direct, through, budget: float, min_runs: int = 5, max_runs: int = 60, **others
 ) -> dict:
-    """Medians of interleaved runs; ``plain`` (optional) is relmark without labels."""
-    sides = [direct, through] + ([plain] if plain else [])
+    """Medians of interleaved runs; ``others`` (name: side) are relmark's other ways
+    (``cold_ms``: nothing kept, ``plain_ms``: no labels)."""
+    sides = [direct, through, *others.values()]
     for _ in range(2):  # warm every side
         for side in sides:
             side()
@@ -93,10 +99,10 @@ def timed_pair(
     ):
         for side, samples in zip(sides, times, strict=True):
             samples.append(side())
-    d, r = (statistics.median(t) * 1000 for t in times[:2])
+    d, r, *rest = (statistics.median(t) * 1000 for t in times)
     verdict = ("ok" if r <= 1.2 * d else "MISS") if d > 10 else "(<10 ms)"
     row = {"runs": len(times[0]), "direct_ms": d, "relmark_ms": r, "ratio": r / d}
-    row["plain_ms"] = statistics.median(times[2]) * 1000 if plain else None
+    row.update({f"{name}_ms": ms for name, ms in zip(others, rest, strict=True)})
     return {**row, "verdict": verdict}
 
 
@@ -139,6 +145,38 @@ def copy_inferences(source: EmbeddedStore, target: RemoteStore) -> None:
     )
 
 
+def prepare_server(args: argparse.Namespace, workdir: Path, stack: contextlib.ExitStack):
+    """An Oxigraph server holding the data set and its inferences: started and loaded here
+    (materialisation timed), or the one ``--server`` names (already loaded by an earlier
+    run of this script, say). Returns its query URL and the two materialisation times."""
+    if args.server:
+        print(f"reusing the server at {args.server} (its data and inferences as they are)")
+        return args.server, None, None
+    nt = bench_queries.data_file(args.size)
+    port = free_port()
+    oxi_cmd = [tool("oxigraph"), "serve", "--location", str(workdir / "oxigraph")]
+    oxi_cmd += ["--bind", f"127.0.0.1:{port}"]
+    stack.enter_context(serving("oxigraph", oxi_cmd, port, workdir / "oxigraph.log", 120, "/query"))
+    query_url = f"http://127.0.0.1:{port}/query"
+    seconds = run_step(
+        [tool("relmark"), "--store", f"sparql+{query_url}", "load", str(nt)],
+        workdir / "load.log",
+        3600,
+    )
+    print(f"relmark load {nt.name} onto the server (SHACL-checked): {seconds:.1f} s")
+    with RemoteStore(RemoteConfig(query_url, timeout=3600)) as remote:
+        sync_system_graphs(remote)
+        remote_seconds = None
+        if args.inferences == "remote":
+            started = time.perf_counter()
+            summary = refresh_inferences(remote)
+            remote_seconds = time.perf_counter() - started
+            print(f"  remote:   {summary.text.splitlines()[0]}", flush=True)
+        copy_to = remote if args.inferences == "copy" else None
+        embedded_seconds = materialise_embedded(nt, workdir, copy_to)
+    return query_url, remote_seconds, embedded_seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(bench_queries.SIZES), default="100k")
@@ -153,88 +191,90 @@ def main() -> None:
         help="remote: materialise on the server (timed against embedded); copy: only "
         "embedded, its result copied to the server (when the server takes too long)",
     )
+    parser.add_argument(
+        "--server",
+        metavar="QUERY_URL",
+        help="an Oxigraph server's query URL, already holding --size's data and inferences: "
+        "only the queries are timed",
+    )
     args = parser.parse_args()
 
-    nt = bench_queries.data_file(args.size)
     workdir = fresh_dir(HERE / "out" / "work" / "remote")
-    oxi_port, relmark_port = free_port(), free_port()
-    oxi_cmd = [tool("oxigraph"), "serve", "--location", str(workdir / "oxigraph")]
-    oxi_cmd += ["--bind", f"127.0.0.1:{oxi_port}"]
-    location = f"sparql+http://127.0.0.1:{oxi_port}/query"
-    with serving("oxigraph", oxi_cmd, oxi_port, workdir / "oxigraph.log", 120, "/query"):
-        seconds = run_step(
-            [tool("relmark"), "--store", location, "load", str(nt)], workdir / "load.log", 3600
+    with contextlib.ExitStack() as stack:
+        query_url, remote_seconds, embedded_seconds = prepare_server(args, workdir, stack)
+        oxi = urllib.parse.urlsplit(query_url)
+        remote = stack.enter_context(RemoteStore(RemoteConfig(query_url, timeout=3600)))
+        ports = {"relmark": free_port(), "relmark-cold": free_port()}
+        for name, port in ports.items():
+            serve = [tool("relmark"), "--store", f"sparql+{query_url}", "serve"]
+            serve += ["--host", "127.0.0.1", "--port", str(port), "--threads", "8"]
+            # the cold twin keeps no labels: every page looks all its labels up
+            env = {"RELMARK_LABEL_TTL": "0"} if name == "relmark-cold" else None
+            stack.enter_context(serving(name, serve, port, workdir / f"{name}.log", 600, env=env))
+        direct_conn = http.client.HTTPConnection(oxi.hostname, oxi.port, timeout=600)
+        rel, cold = (
+            http.client.HTTPConnection("127.0.0.1", p, timeout=600) for p in ports.values()
         )
-        print(f"relmark load {nt.name} onto the server (SHACL-checked): {seconds:.1f} s")
-        remote = RemoteStore(RemoteConfig(f"http://127.0.0.1:{oxi_port}/query", timeout=3600))
-        sync_system_graphs(remote)
-        remote_seconds = None
-        if args.inferences == "remote":
-            started = time.perf_counter()
-            summary = refresh_inferences(remote)
-            remote_seconds = time.perf_counter() - started
-            print(f"  remote:   {summary.text.splitlines()[0]}", flush=True)
-        copy_to = remote if args.inferences == "copy" else None
-        embedded_seconds = materialise_embedded(nt, workdir, copy_to)
-
-        serve = [tool("relmark"), "--store", location, "serve", "--host", "127.0.0.1"]
-        serve += ["--port", str(relmark_port), "--threads", "8"]
         rows = []
-        with serving("relmark", serve, relmark_port, workdir / "serve.log", 600):
-            oxi = http.client.HTTPConnection("127.0.0.1", oxi_port, timeout=600)
-            rel = http.client.HTTPConnection("127.0.0.1", relmark_port, timeout=600)
-            for name, text in bench_http.QUERIES.items() if args.only is None else ():
+        for name, text in bench_http.QUERIES.items() if args.only is None else ():
 
-                def direct(text: str = text) -> float:
-                    return post(oxi, "/query", {"query": text, "union-default-graph": ""})[0]
+            def direct(text: str = text) -> float:
+                return post(direct_conn, oxi.path, {"query": text, "union-default-graph": ""})[0]
 
-                def through(text: str = text) -> float:
-                    return post(rel, "/sparql", {"query": text})[0]
+            def through(text: str = text) -> float:
+                return post(rel, "/sparql", {"query": text})[0]
 
-                rows.append({"query": f"http {name}", **timed_pair(direct, through, args.budget)})
-                print(f"  {rows[-1]}", flush=True)
-            brand = f"SELECT ?b WHERE {{ ?b a <{bench_queries.RM}Brand> }} ORDER BY ?b LIMIT 1"
-            values = {
-                "firm": f"{bench_queries.BENCH}firm/1",
-                "brand": next(iter(remote.query(brand)))["b"].value,
-                "asOf": bench_queries.AS_OF,
-            }
-            for query in load_catalogue():
-                if args.only is not None and query.name not in args.only:
-                    continue
-                params = bench_queries.params_for(query, values)
-                bindings = bind_parameters(query, params)
-                text = paged_text(query, DEFAULT_PAGE, 0)
-                sent = bind_values(text, bindings) if bindings else text
-                path = f"/api/queries/{query.name}?" + urllib.parse.urlencode(params)
+            rows.append({"query": f"http {name}", **timed_pair(direct, through, args.budget)})
+            print(f"  {rows[-1]}", flush=True)
+        brand = f"SELECT ?b WHERE {{ ?b a <{bench_queries.RM}Brand> }} ORDER BY ?b LIMIT 1"
+        values = {
+            "firm": f"{bench_queries.BENCH}firm/1",
+            "brand": next(iter(remote.query(brand)))["b"].value,
+            "asOf": bench_queries.AS_OF,
+        }
+        for query in load_catalogue():
+            if args.only is not None and query.name not in args.only:
+                continue
+            params = bench_queries.params_for(query, values)
+            bindings = bind_parameters(query, params)
+            text = paged_text(query, DEFAULT_PAGE, 0)
+            sent = bind_values(text, bindings) if bindings else text
+            path = f"/api/queries/{query.name}?" + urllib.parse.urlencode(params)
 
-                def direct(sent: str = sent) -> float:
-                    return post(oxi, "/query", {"query": sent, "union-default-graph": ""})[0]
+            def direct(sent: str = sent) -> float:
+                return post(direct_conn, oxi.path, {"query": sent, "union-default-graph": ""})[0]
 
-                def through(path: str = path) -> float:
-                    return get(rel, path)[0]
+            def through(path: str = path) -> float:
+                return get(rel, path)[0]
 
-                def plain(path: str = path) -> float:  # the same answer, no label look-up
-                    return get(rel, path + "&format=sparql-json")[0]
+            def labels_cold(path: str = path) -> float:  # every label looked up again
+                return get(cold, path)[0]
 
-                timed = timed_pair(direct, through, args.budget, plain)
-                rows.append({"query": query.name, **timed})
-                print(f"  {rows[-1]}", flush=True)
-        remote.close()
+            def plain(path: str = path) -> float:  # the same answer, no label look-up
+                return get(rel, path + "&format=sparql-json")[0]
+
+            timed = timed_pair(direct, through, args.budget, cold=labels_cold, plain=plain)
+            rows.append({"query": query.name, **timed})
+            print(f"  {rows[-1]}", flush=True)
 
     print(f"\nrelmark in front of oxigraph server, {args.size} triples (ms, medians)")
-    print("(relmark: the API's JSON with labels; no labels: ?format=sparql-json, the same answer")
-    print(" without the label look-up; the target applies to the first)")
+    print("(relmark: the API's JSON with labels, as served again (labels kept, as when paging")
+    print(" back or through IRIs seen before); cold: the same with every label looked up")
+    print(" (RELMARK_LABEL_TTL=0: a page of IRIs never seen); no labels: ?format=sparql-json)")
     header = f"{'query':36} {'runs':>4} {'direct':>9} {'relmark':>9} {'ratio':>6}  target ≤1.2×"
-    print(f"{header}  {'no labels':>9} {'ratio':>6}")
+    print(f"{header}  {'cold':>9} {'ratio':>6}  {'no labels':>9} {'ratio':>6}")
     for row in rows:
-        plain = row["plain_ms"]
-        extra = f"  {plain:>9.2f} {plain / row['direct_ms']:>6.2f}" if plain else ""
-        print(
+        line = (
             f"{row['query']:36} {row['runs']:>4} {row['direct_ms']:>9.2f} "
-            f"{row['relmark_ms']:>9.2f} {row['ratio']:>6.2f}  {row['verdict']:<12}{extra}"
+            f"{row['relmark_ms']:>9.2f} {row['ratio']:>6.2f}  {row['verdict']:<12}"
         )
+        for key in ("cold_ms", "plain_ms"):
+            if key in row:
+                line += f"  {row[key]:>9.2f} {row[key] / row['direct_ms']:>6.2f}"
+        print(line)
     shutil.rmtree(workdir, ignore_errors=True)
+    if embedded_seconds is None:
+        return
     if remote_seconds is None:
         print(f"\nfull materialisation: embedded {embedded_seconds:.1f} s (remote not run)")
         return

@@ -185,9 +185,16 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
 
 @contextlib.contextmanager
 def serving(
-    name: str, cmd: list[str], port: int, log: Path, ready_timeout: float, path: str = "/sparql"
+    name: str,
+    cmd: list[str],
+    port: int,
+    log: Path,
+    ready_timeout: float,
+    path: str = "/sparql",
+    env: dict[str, str] | None = None,
 ):
-    """Starts cmd (new session, output to log), waits until ready, yields, always stops."""
+    """Starts cmd (new session, output to log, ``env`` added to the environment), waits
+    until ready, yields, always stops."""
     with open(log, "ab") as fh:
         fh.write(("$ " + " ".join(cmd) + "\n").encode())
         fh.flush()
@@ -197,6 +204,7 @@ def serving(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, **env} if env else None,
         )
     ep = Endpoint(name, f"http://127.0.0.1:{port}{path}", proc.pid, log, port=port, path=path)
     try:
