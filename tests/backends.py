@@ -296,18 +296,22 @@ def load_demo(store: str, engine: Engine | None) -> None:
 
 
 @contextlib.contextmanager
-def running_relmark_on(store: str, engine: Engine | None, home: Path) -> Iterator[RelmarkServer]:
-    """``relmark --store STORE serve`` (one process) in front of ``engine``."""
+def running_relmark_on(
+    store: str, engine: Engine | None, home: Path, workers: int = 1
+) -> Iterator[RelmarkServer]:
+    """``relmark --store STORE serve --workers N`` in front of ``engine``."""
     port = _free_port()
     relmark = VENV_BIN / "relmark"
     command = [str(relmark), "--store", store, "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--threads", "8"]
+    command += ["--port", str(port), "--threads", "8", "--workers", str(workers)]
     log = home / "relmark.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, env=relmark_env(engine), stdout=out, stderr=subprocess.STDOUT
         )
-    server = RelmarkServer(f"http://127.0.0.1:{port}", SERVER_TOKEN, home, log, process.pid)
+    server = RelmarkServer(
+        f"http://127.0.0.1:{port}", SERVER_TOKEN, home, log, process.pid, workers
+    )
     try:
         wait_until_ready(process, server.url + "/healthz", log, "relmark serve", 120)
         yield server

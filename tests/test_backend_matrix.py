@@ -5,7 +5,7 @@ run on the embedded store, that is the three-back-end matrix.
 The tests are not copied: every test of tests/test_sparql_protocol.py,
 tests/test_graph_store.py, tests/test_api_classify.py and tests/test_named_queries.py that
 takes the ``relmark_server`` fixture is imported here, and this module's ``relmark_server``
-is a real ``relmark serve`` in front of each back end, holding the demo data PUT through
+is a real ``relmark serve --workers 2`` in front of each back end, holding the demo data PUT through
 ``/data`` exactly as conftest's ``put_demo_data`` does (graphs ``urn:relmark:data:demo-*``),
 so their exact expected answers hold unchanged. ``EXCLUDED`` names the few that are about
 the embedded store itself. Then the CLI (``relmark load`` all or nothing, ``classify``,
@@ -107,11 +107,13 @@ REMOTE_BACKENDS = [b for b in BACKENDS if b != "embedded"]
 def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Backend]:
-    """``relmark serve`` in front of one back end, the demo files PUT into demo-* graphs."""
+    """``relmark serve --workers 2`` in front of one back end (a writer process and two
+    workers reading the engine; tests/test_remote_backends.py serves from one process),
+    the demo files PUT into demo-* graphs."""
     home = tmp_path_factory.mktemp(f"matrix-{request.param}")
     with (
         _engine(request.param, home) as engine,
-        running_relmark_on(engine.location, engine, home) as server,
+        running_relmark_on(engine.location, engine, home, workers=2) as server,
     ):
         put_demo_data(server)
         yield Backend(request.param, server, engine.location, engine)

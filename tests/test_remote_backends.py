@@ -623,11 +623,13 @@ def test_healthz_reports_the_remote(remote: Backend) -> None:
     assert body["triples"] > 1889
 
 
-def test_remote_down_is_503(tmp_path: Path) -> None:
-    """Its own Oxigraph server, so stopping it disturbs no other test."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_remote_down_is_503(tmp_path: Path, workers: int) -> None:
+    """Its own Oxigraph server, so stopping it disturbs no other test. With two workers a
+    write fails in the supervisor, and its error crosses to the worker as the same one."""
     with (
         oxigraph_server(tmp_path) as engine,
-        running_relmark_on(engine.location, engine, tmp_path) as server,
+        running_relmark_on(engine.location, engine, tmp_path, workers) as server,
     ):
         slow = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }"
         started = time.monotonic()
@@ -646,6 +648,15 @@ def test_remote_down_is_503(tmp_path: Path) -> None:
         health = requests.get(server.url + "/healthz", timeout=30)
         assert health.status_code == 503
         assert health.json()["remote"]["reachable"] is False
+        put = requests.put(
+            server.data,
+            params={"graph": DATA + "down"},
+            data=f"<{DEMO}a> <{DEMO}b> 1 .".encode(),
+            headers={"Content-Type": "text/turtle", **server.auth},
+            timeout=60,
+        )
+        assert put.status_code == 503, put.text
+        assert put.json()["where"] == f"oxigraph at {engine.query_url}"
 
 
 def test_an_engine_that_does_not_answer_in_time_is_our_query_timeout() -> None:

@@ -4,7 +4,10 @@ One supervisor owns the store and applies every write; two worker processes answ
 from snapshots. These tests check what that model promises beyond the protocol suites
 (which conftest already runs over two workers): every reader sees a write at once, errors
 raised in the supervisor keep their status, and a query that times out takes its worker
-process (and so its evaluation) with it while the server keeps answering.
+process (and so its evaluation) with it while the server keeps answering. In front of a
+SPARQL server (an Oxigraph server here; tests/test_backend_matrix.py runs the protocol
+suites over two workers on both engines) the workers read the engine, and a write
+through either one is seen by both at once, labels included.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import psutil
 import pyoxigraph as ox
 import pytest
 import requests
+from backends import oxigraph_server, running_relmark_on
 from conftest import (
     DEMO_GRAPH_PREFIX,
     SERVER_QUERY_TIMEOUT,
@@ -39,10 +43,11 @@ from relmark.serving import (
     reply_value,
 )
 from relmark.store import ONTOLOGY_GRAPH, EmbeddedStore, SnapshotReplica, StoreError
-from relmark.vocab import ONTOLOGY_DIR, RM, demo_paths, ontology_paths
+from relmark.vocab import DEMO, ONTOLOGY_DIR, RM, demo_paths, ontology_paths
 
 XSD_INTEGER = "http://www.w3.org/2001/XMLSchema#integer"
 RDFS_COMMENT = "http://www.w3.org/2000/01/rdf-schema#comment"
+RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 SCRATCH_GRAPH = "urn:relmark:data:serving-scratch"
 #: A cross product of every triple with itself three times: runs for hours, yields no row.
 RUNAWAY_QUERY = """SELECT (COUNT(*) AS ?n) WHERE {
@@ -56,6 +61,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelmarkServer]:
     with running_relmark(tmp_path_factory.mktemp("serving"), workers=2) as running:
         put_demo_data(running)
         yield running
+
+
+@pytest.fixture(scope="module")
+def remote_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelmarkServer]:
+    """Two workers in front of an Oxigraph server of this module's own (the supervisor
+    applies the writes to it; the workers read it directly)."""
+    home = tmp_path_factory.mktemp("serving-remote")
+    with (
+        oxigraph_server(home) as engine,
+        running_relmark_on(engine.location, engine, home, workers=2) as running,
+    ):
+        put_demo_data(running)
+        yield running
+
+
+@pytest.fixture(params=["embedded", "oxigraph"])
+def any_server(request: pytest.FixtureRequest) -> RelmarkServer:
+    return request.getfixturevalue("server" if request.param == "embedded" else "remote_server")
 
 
 def workers_of(server: RelmarkServer) -> list[psutil.Process]:
@@ -132,7 +155,18 @@ def test_two_worker_processes_serve_and_healthz_says_so(server: RelmarkServer) -
     assert str(status["generation"]) in {p.name for p in snapshots.iterdir()}
 
 
-def test_concurrent_clients_read_the_demo_data(server: RelmarkServer) -> None:
+def test_workers_in_front_of_a_sparql_server_read_it_and_healthz_says_so(
+    remote_server: RelmarkServer,
+) -> None:
+    assert len(workers_of(remote_server)) == 2
+    status = health(remote_server)
+    assert status["status"] == "ok" and status["remote"]["reachable"] is True
+    assert status["workers"] == 2 and status["reads"] == "remote"
+    assert status["generation"] > 1  # the demo data PUT through the supervisor
+
+
+def test_concurrent_clients_read_the_demo_data(any_server: RelmarkServer) -> None:
+    server = any_server
     expected = {
         DEMO_GRAPH_PREFIX + path.stem: len(list(ox.parse(path=str(path)))) for path in demo_paths()
     }
@@ -147,7 +181,8 @@ def test_concurrent_clients_read_the_demo_data(server: RelmarkServer) -> None:
     assert all(n == expected[graph] for graph, n in answers), answers
 
 
-def test_a_write_is_visible_at_once_to_every_worker(server: RelmarkServer) -> None:
+def test_a_write_is_visible_at_once_to_every_worker(any_server: RelmarkServer) -> None:
+    server = any_server
     put_scratch(server, f'<urn:relmark:test:note> <{RDFS_COMMENT}> "put" .')
     for _ in range(6):  # new connections: either worker may answer
         rows = select(server, f"SELECT ?c {{ GRAPH <{SCRATCH_GRAPH}> {{ ?s ?p ?c }} }}")
@@ -175,6 +210,34 @@ def test_a_write_is_visible_at_once_to_every_worker(server: RelmarkServer) -> No
     )
     assert response.status_code == 204
     assert not ask(server, f"ASK {{ GRAPH <{SCRATCH_GRAPH}> {{ ?s ?p ?o }} }}")
+
+
+def test_labels_each_worker_keeps_follow_a_write_through_any_worker(
+    remote_server: RelmarkServer,
+) -> None:
+    """A worker keeps the labels it read from the engine (``relmark.label_cache``); a
+    write applied by the supervisor makes both read them again."""
+
+    def sellers() -> set[str]:  # new connections: either worker may answer
+        found = set()
+        for _ in range(8):
+            response = requests.get(
+                f"{remote_server.url}/api/queries/repeat-share",
+                params={"firm": "demo:banca-lariana", "lang": "en"},
+                timeout=30,
+            )
+            assert response.status_code == 200, response.text
+            found |= {row["seller"]["label"] for row in response.json()["rows"]}
+        return found
+
+    assert sellers() == {"Banca Lariana"}  # untagged: the bank has no English label
+    label = f'<{DEMO}banca-lariana> <{RDFS_LABEL}> "Lariana Bank"@en'
+    added = update(remote_server, f"INSERT DATA {{ GRAPH <{SCRATCH_GRAPH}> {{ {label} }} }}")
+    assert added.status_code == 204, added.text
+    assert sellers() == {"Lariana Bank"}
+    removed = update(remote_server, f"DELETE DATA {{ GRAPH <{SCRATCH_GRAPH}> {{ {label} }} }}")
+    assert removed.status_code == 204, removed.text
+    assert sellers() == {"Banca Lariana"}
 
 
 def test_workers_read_from_memory_copies_of_the_newest_snapshot(server: RelmarkServer) -> None:

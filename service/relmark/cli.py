@@ -111,12 +111,6 @@ def serve(
     if memory_copy is not None:
         settings = dataclasses.replace(settings, memory_copy_quads=memory_copy)
 
-    if workers > 1 and str(settings.store).startswith(("sparql+http://", "sparql+https://")):
-        fail(
-            "a remote store is served by one process (--workers 1) for now: the worker "
-            "model shares an embedded store's snapshots; add --threads instead",
-            2,
-        )
     try:
         run_server(settings, host=host, port=port, threads=threads, workers=workers)
     except StoreError as error:

@@ -72,9 +72,11 @@ from relmark.store import (
     BulkPart,
     ChangeRecord,
     Changes,
+    ForwardedWrites,
     QueryResult,
     StoreError,
     Term,
+    WriteForwarder,
     is_system_graph,
 )
 
@@ -115,6 +117,9 @@ class RemoteError(StoreError):
         super().__init__(message)
         self.backend = backend
 
+    def __reduce__(self) -> tuple:  # pickled from a serving worker's writer: same error there
+        return type(self), (str(self), self.backend)
+
 
 class RemoteUnavailable(RemoteError):
     """The remote engine cannot be reached (down, refusing, or slower than our timeout)."""
@@ -126,6 +131,9 @@ class RemoteTimeout(RemoteUnavailable):
     def __init__(self, message: str, backend: str, seconds: float) -> None:
         super().__init__(message, backend)
         self.seconds = seconds
+
+    def __reduce__(self) -> tuple:
+        return type(self), (str(self), self.backend, self.seconds)
 
 
 @dataclass(frozen=True)
@@ -1156,8 +1164,9 @@ def _outer_brace(code: str, start: int) -> int | None:
     return None
 
 
-def open_remote(location: str, settings: object | None = None) -> RemoteStore:
-    """A ``RemoteStore`` for ``sparql+http(s)://…``, configured from ``settings``."""
+def remote_config(location: str, settings: object | None = None) -> RemoteConfig:
+    """The configuration of ``sparql+http(s)://…``, endpoints and credentials from
+    ``settings``."""
     options: dict[str, object] = {}
     if settings is not None:
         for key, attribute in (
@@ -1171,15 +1180,64 @@ def open_remote(location: str, settings: object | None = None) -> RemoteStore:
             ("label_ttl", "label_ttl"),
         ):
             options[key] = getattr(settings, attribute, None)
-    return RemoteStore(RemoteConfig.from_location(location, **options))
+    return RemoteConfig.from_location(location, **options)
+
+
+def open_remote(location: str, settings: object | None = None) -> RemoteStore:
+    """A ``RemoteStore`` for ``sparql+http(s)://…``, configured from ``settings``."""
+    return RemoteStore(remote_config(location, settings))
+
+
+class RemoteReplica(ForwardedWrites, RemoteStore):
+    """A serving worker's remote store (``relmark serve --workers N``): reads go to the
+    engine, writes to the writer process.
+
+    The writer counts the writes it applied in shared memory (``generation``, moved before
+    it answers). What this process keeps from the engine (the list of graphs, the quad
+    count, labels) is dropped when that number moved, so a request on any worker reads
+    what every write answered before it wrote.
+    """
+
+    def __init__(
+        self, config: RemoteConfig, generation: Callable[[], int], writer: WriteForwarder
+    ) -> None:
+        self._shared_generation = generation
+        self._writer = writer
+        self._seen = generation()
+        super().__init__(config)
+        self.label_cache = LabelCache(generation, config.label_ttl)
+
+    @property
+    def generation(self) -> int:
+        """The writes the writer process has applied (for /healthz)."""
+        return self._shared_generation()
+
+    def _catch_up(self) -> None:
+        moved = self._shared_generation()
+        if moved != self._seen:
+            self._seen = moved  # first: a write ending during the next read is seen again
+            self._graphs = self._count = None
+
+    def graph_names(self) -> list[str]:
+        self._catch_up()
+        return super().graph_names()
+
+    def count(self) -> int:
+        self._catch_up()
+        return super().count()
+
+    def _forward(self, method: str, *args: object) -> object:
+        return self._writer(method, *args)[0]  # applied on the engine when this returns
 
 
 __all__ = [
     "EMULATED_DEFAULT_GRAPH",
     "RemoteConfig",
     "RemoteError",
+    "RemoteReplica",
     "RemoteStore",
     "RemoteUnavailable",
     "bind_values",
     "open_remote",
+    "remote_config",
 ]

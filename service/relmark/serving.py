@@ -24,6 +24,14 @@ How (gunicorn's pre-fork model, with a single writer):
 
 SIGTERM or SIGINT to the supervisor stops the workers, closes the store and removes the
 snapshots; stale snapshots left by a crash are removed at start-up.
+
+On a remote store (``sparql+http://…``) the engine holds the data, so there are no
+snapshots: the supervisor still applies every write (and refreshes the inferences after
+it, which two processes doing at once would race), then moves the shared generation
+number (``WriteCounter``); each worker reads the engine directly through a
+``RemoteReplica``, which drops what it keeps from the engine when that number moves. A
+timed-out query does not retire its worker there: the request to the engine has the same
+timeout, so nothing is left evaluating in the worker.
 """
 
 from __future__ import annotations
@@ -54,8 +62,9 @@ import waitress
 from relmark import loading
 from relmark.memory_copy import MemoryCopy
 from relmark.reasoning.maintain import refresh_inferences
+from relmark.remote_store import RemoteReplica, remote_config
 from relmark.settings import Settings
-from relmark.store import EmbeddedStore, SnapshotReplica, StoreError, open_store
+from relmark.store import EmbeddedStore, SnapshotReplica, Store, StoreError, open_store
 from relmark.vocab import SHAPES_FILE
 from relmark.web import create_app
 from relmark.web.extensions import (
@@ -143,7 +152,7 @@ def encode_write(method: str, args: tuple) -> tuple:
     return args
 
 
-def decode_write(store: EmbeddedStore, method: str, args: tuple) -> tuple:
+def decode_write(store: Store, method: str, args: tuple) -> tuple:
     """``encode_write``'s inverse, in the writer process (the check rebuilt on its store)."""
     if method == "update_validated":
         sparql, ontology_dir, graphs = args
@@ -289,11 +298,32 @@ class SnapshotPublisher:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+class WriteCounter:
+    """``SnapshotPublisher`` for a remote store: the engine holds the data, so publishing
+    a write is moving the shared generation number."""
+
+    def __init__(self, generation: Any) -> None:
+        self.generation = generation  # a shared multiprocessing RawValue("q")
+
+    def start(self) -> None:
+        self.generation.value = 1
+
+    def publish(self) -> int:
+        self.generation.value += 1  # (only the writer's lock holder moves it)
+        return self.generation.value
+
+    def remove(self) -> None:
+        """Nothing to remove: there are no snapshots."""
+
+
 class StoreWriter:
     """The one writer: applies forwarded writes in turn, each followed by its snapshot."""
 
     def __init__(
-        self, store: EmbeddedStore, publisher: SnapshotPublisher, ontology_dir: Path | None = None
+        self,
+        store: Store,
+        publisher: SnapshotPublisher | WriteCounter,
+        ontology_dir: Path | None = None,
     ) -> None:
         self.store = store
         self.publisher = publisher
@@ -343,8 +373,8 @@ class WorkerPlan:
     listener: socket.socket
     threads: int
     workers: int
-    store_path: Path
-    snapshots: Path
+    store_path: Path | None  # None: a remote store (settings.store)
+    snapshots: Path | None
     generation: Any
     writer_address: str
     authkey: bytes
@@ -371,16 +401,18 @@ class Supervisor:
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT; raises ``StoreError`` if the store cannot be opened."""
-        store = open_store(self.settings.store)
+        store: Store = open_store(self.settings.store, self.settings)
         generation = self._context.RawValue("q", 0)
-        publisher = SnapshotPublisher(store, generation)
+        local = isinstance(store, EmbeddedStore)
+        publisher = SnapshotPublisher(store, generation) if local else WriteCounter(generation)
         self._writer = StoreWriter(store, publisher, self.settings.ontology_dir)
         address, private = _writer_address()
         self._listener: multiprocessing.connection.Listener | None = None
         http: socket.socket | None = None
         try:
             sync_system_graphs(store, self.settings)
-            store.optimize()
+            if local:
+                store.optimize()
             # compiled once here, inherited by every forked worker
             loading.compiled_shapes(self.settings.ontology_dir / SHAPES_FILE)
             publisher.start()
@@ -395,8 +427,8 @@ class Supervisor:
                 listener=http,
                 threads=self.threads,
                 workers=self.workers,
-                store_path=store.path,
-                snapshots=publisher.directory,
+                store_path=store.path if local else None,
+                snapshots=publisher.directory if local else None,
                 generation=generation,
                 writer_address=address,
                 authkey=authkey,
@@ -614,22 +646,30 @@ def _run_worker(plan: WorkerPlan) -> None:
     """A worker process: waitress on the inherited socket, reads from snapshots."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
     writer = WriteClient(plan.writer_address, plan.authkey)
-    memory = MemoryCopy(plan.settings.memory_copy_quads, log)
-    replica = SnapshotReplica(
-        plan.store_path, plan.snapshots, lambda: plan.generation.value, writer, memory
-    )
+
+    def generation() -> int:
+        return plan.generation.value
+
+    replica: SnapshotReplica | RemoteReplica
+    if plan.store_path is None or plan.snapshots is None:
+        config = remote_config(str(plan.settings.store), plan.settings)
+        replica = RemoteReplica(config, generation, writer)
+    else:
+        memory = MemoryCopy(plan.settings.memory_copy_quads, log)
+        replica = SnapshotReplica(plan.store_path, plan.snapshots, generation, writer, memory)
     app = create_app(plan.settings, store=replica)
     server = waitress.create_server(
         app, sockets=[plan.listener], threads=plan.threads, ident="relmark"
     )
     retirement = Retirement(server, writer, plan.supervisor_pid)
-    set_query_timeout_hook(app, retirement.after_timeout)
+    if isinstance(replica, SnapshotReplica):  # (the engine ends a remote query at its timeout)
+        set_query_timeout_hook(app, retirement.after_timeout)
     set_serving_details(
         app,
         lambda: {
             "workers": plan.workers,
             "generation": replica.generation,
-            "reads": replica.reads_from,
+            "reads": getattr(replica, "reads_from", "remote"),
         },
     )
     signal.signal(signal.SIGTERM, retirement.on_sigterm)

@@ -619,7 +619,54 @@ class WriteForwarder(Protocol):
     def __call__(self, method: str, *args: object) -> tuple[object, int]: ...
 
 
-class SnapshotReplica:
+class ForwardedWrites:
+    """A serving worker's store writes: each one is sent to the one process that applies
+    writes (``relmark.serving``), and returns once readers here can see it.
+
+    Why one writer: it refreshes the inferences after each write from the quads that write
+    changed, and two processes doing that at once would race. The class that mixes this
+    in reads from its own copy (``SnapshotReplica``) or from the engine
+    (``RemoteReplica``) and says, in ``_forward``, how it catches up with a write.
+    """
+
+    #: The writes are applied (and the inferences refreshed) elsewhere: not after a view.
+    forwards_writes = True
+
+    def _forward(self, method: str, *args: object) -> object:
+        raise NotImplementedError
+
+    def update(self, sparql: str, *, system: bool = False) -> None:
+        self._forward("update", sparql)
+
+    def update_validated(
+        self,
+        sparql: str,
+        check: Callable[[list[ox.Quad]], None],
+        graphs: Iterable[str] | None = None,
+    ) -> None:
+        """As ``EmbeddedStore.update_validated``; ``check`` must be one the writer can rebuild."""
+        self._forward("update_validated", sparql, check, None if graphs is None else list(graphs))
+
+    def add_quads(self, quads: Iterable[ox.Quad]) -> None:
+        self._forward("add_quads", list(quads))
+
+    def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
+        self._forward("replace_graph", graph, list(triples))
+
+    def bulk_replace_graphs(self, writes: Mapping[str, list[BulkPart]]) -> None:
+        self._forward("bulk_replace_graphs", dict(writes))
+
+    def drop_graph(self, graph: str) -> bool:
+        return bool(self._forward("drop_graph", graph))
+
+    def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None:
+        self._forward("restore", source, fmt)
+
+    def sync_file_graph(self, graph: str, paths: list[Path]) -> bool:
+        return bool(self._forward("sync_file_graph", graph, paths))
+
+
+class SnapshotReplica(ForwardedWrites):
     """The store of a serving worker process: reads a snapshot, forwards writes.
 
     One process (``relmark.serving``) owns the read-write ``EmbeddedStore``. After each write
@@ -739,41 +786,11 @@ class SnapshotReplica:
             raise StoreError(f"{fmt.name} cannot hold named graphs; dump as N-Quads or TriG")
         self._reader().dump(output, format=fmt)
 
-    # --- writes: forwarded to the writer process ----------------------------------------
+    # --- writes: forwarded to the writer process (ForwardedWrites) ----------------------
     def _forward(self, method: str, *args: object) -> object:
         result, generation = self._writer(method, *args)
         self._advance(generation)
         return result
-
-    def update(self, sparql: str, *, system: bool = False) -> None:
-        self._forward("update", sparql)
-
-    def update_validated(
-        self,
-        sparql: str,
-        check: Callable[[list[ox.Quad]], None],
-        graphs: Iterable[str] | None = None,
-    ) -> None:
-        """As ``EmbeddedStore.update_validated``; ``check`` must be one the writer can rebuild."""
-        self._forward("update_validated", sparql, check, None if graphs is None else list(graphs))
-
-    def add_quads(self, quads: Iterable[ox.Quad]) -> None:
-        self._forward("add_quads", list(quads))
-
-    def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
-        self._forward("replace_graph", graph, list(triples))
-
-    def bulk_replace_graphs(self, writes: Mapping[str, list[BulkPart]]) -> None:
-        self._forward("bulk_replace_graphs", dict(writes))
-
-    def drop_graph(self, graph: str) -> bool:
-        return bool(self._forward("drop_graph", graph))
-
-    def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None:
-        self._forward("restore", source, fmt)
-
-    def sync_file_graph(self, graph: str, paths: list[Path]) -> bool:
-        return bool(self._forward("sync_file_graph", graph, paths))
 
 
 def open_store(location: str | Path, settings: object | None = None) -> EmbeddedStore:

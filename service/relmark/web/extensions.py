@@ -124,7 +124,8 @@ def init_app(app: Flask, settings: Settings, store: EmbeddedStore | None) -> Non
         store = open_store(settings.store)
     app.extensions[STORE] = store
     app.extensions[RUNNER] = QueryRunner(QUERY_WORKERS)
-    sync_system_graphs(store, settings)
+    if not getattr(store, "forwards_writes", False):  # a worker's: its writer did it
+        sync_system_graphs(store, settings)
 
 
 def sync_system_graphs(store: Store, settings: Settings) -> None:
@@ -135,12 +136,12 @@ def sync_system_graphs(store: Store, settings: Settings) -> None:
 def after_write() -> None:
     """Bring the inferences up to date after a view wrote the store (DESIGN §5).
 
-    Only where this process owns the store (embedded, or a remote SPARQL server): a
-    ``SnapshotReplica``'s writes were applied by the supervisor's ``StoreWriter``, which
-    refreshed them before publishing.
+    Only where this process applies its writes: a serving worker's (``ForwardedWrites``)
+    were applied by the supervisor's ``StoreWriter``, which refreshed them before
+    answering.
     """
     store = get_store()
-    if isinstance(store, EmbeddedStore) or getattr(store, "remote", False):
+    if not getattr(store, "forwards_writes", False):
         refresh_inferences(store, get_settings().ontology_dir)
 
 
