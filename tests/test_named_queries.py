@@ -10,6 +10,7 @@ the catalogue's own checks and the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -588,10 +589,12 @@ SELECT ?other ?firm WHERE { SERVICE <http://127.0.0.1:9/sparql> { ?other ?p ?fir
 
 
 class RecordingStore:
-    """The real embedded store, recording the text of each query sent to it."""
+    """The real embedded store, recording the text of each query sent to it; ``remote``:
+    answered as a remote store's queries are (the class check beside the question)."""
 
-    def __init__(self, store) -> None:
+    def __init__(self, store, remote: bool = False) -> None:
         self.store = store
+        self.remote = remote
         self.sent: list[str] = []
 
     def query(self, sparql: str, **options):
@@ -620,13 +623,17 @@ def _question(home: Path, name: str):
     return next(q for q in load_catalogue(home) if q.name == name)
 
 
+@pytest.mark.parametrize("remote", [False, True], ids=["embedded", "remote"])
 @pytest.mark.parametrize("lang", ["en", "it", None])
-def test_answer_checks_classes_in_the_label_query(firms_store, lang: str | None):
-    """The question, then one query for the class check and the labels (none without lang)."""
+def test_answer_checks_classes_asks_the_question_then_the_labels(
+    firms_store, lang: str | None, remote: bool
+):
+    """One query for the class checks (first, or beside the question on a remote store),
+    the question, then one for the labels (none without lang)."""
     from relmark.queries import answer
 
     home, store = firms_store
-    recording = RecordingStore(store)
+    recording = RecordingStore(store, remote)
     result, names = answer(
         recording, _question(home, "every-firm"), {"firm": "demo:holding"}, lang=lang
     )
@@ -640,7 +647,10 @@ def test_answer_checks_classes_in_the_label_query(firms_store, lang: str | None)
         None: {},
     }
     assert names == expected[lang]
-    assert len(recording.sent) == 2  # the question; the class check with the labels
+    checks = [text for text in recording.sent if "?check" in text]
+    assert len(checks) == 1 and len(recording.sent) == (3 if lang else 2)
+    if not remote:
+        assert recording.sent[0] == checks[0]
 
 
 @pytest.mark.parametrize("lang", ["en", None])
@@ -660,12 +670,14 @@ def test_answer_refuses_a_wrong_class_even_when_the_question_found_rows(
         run_named(store, question, {"firm": value})
 
 
-def test_a_failing_question_still_reports_a_wrong_class_first(firms_store):
-    """As when the check ran before the question: a wrong-class value is the error, and
-    only a right one lets the engine's own error through."""
+@pytest.mark.parametrize("remote", [False, True], ids=["embedded", "remote"])
+def test_a_failing_question_still_reports_a_wrong_class_first(firms_store, remote: bool):
+    """Also when the check runs beside the question (a remote store): a wrong-class value
+    is the error, and only a right one lets the engine's own error through."""
     from relmark.queries import ParameterError, answer
 
-    home, store = firms_store
+    home, embedded = firms_store
+    store = RecordingStore(embedded, remote)
     question = _question(home, "failing")
     with pytest.raises(ParameterError) as raised:
         answer(store, question, {"firm": "demo:brand-x"}, lang="en")
@@ -706,38 +718,45 @@ SELECT ?n ?firm WHERE {
 """
 
 
+@pytest.mark.parametrize("backend", ["embedded", "oxigraph"])
 @pytest.mark.parametrize(
     ("firm", "output", "status"),
     [("demo:brand-x", "json", 400), ("demo:brand-x", "csv", 400), ("demo:firm-a", "json", 503)],
 )
 def test_a_question_that_times_out_still_reports_a_wrong_class(
-    tmp_path: Path, firm: str, output: str, status: int
+    tmp_path: Path, firm: str, output: str, status: int, backend: str
 ):
-    """For JSON the class check comes after the question now; when the question runs out
-    of time, the check runs alone, so a wrong-class value is still a 400 and a right one
-    the 503. (For the other formats the check still runs first.)"""
+    """A wrong-class value is a 400 and a right one the 503: the check runs first on the
+    embedded store; on a remote store it runs beside the question, and when the question
+    runs out of time, again alone. (An Oxigraph server of the test's own: stopping it
+    ends the slow query there.)"""
     import pyoxigraph as ox
+    from backends import oxigraph_server
 
     from relmark.settings import Settings
-    from relmark.store import EmbeddedStore
+    from relmark.store import open_store
     from relmark.web import create_app
     from relmark.web.extensions import close_app
 
-    store = EmbeddedStore(tmp_path / "store")
-    store.bulk_replace_graphs(
-        {"urn:relmark:data:firms": [(ox.RdfFormat.TURTLE, FIRMS_TTL.encode(), "firms.ttl")]}
-    )
-    store.close()
-    (tmp_path / "queries").mkdir()
-    (tmp_path / "queries" / "slow.rq").write_text(SLOW, encoding="utf-8")
-    app = create_app(Settings(store=str(tmp_path / "store"), query_timeout=0.5))
-    app.config["RELMARK_QUERIES_DIR"] = tmp_path / "queries"
-    try:
-        response = app.test_client().get(
-            "/api/queries/slow", query_string={"firm": firm, "format": output}
-        )
-        assert response.status_code == status, response.get_json()
-        if status == 400:
-            assert response.get_json()["parameter"] == "firm"
-    finally:
-        close_app(app)
+    with contextlib.ExitStack() as stack:
+        location = str(tmp_path / "store")
+        if backend == "oxigraph":
+            location = stack.enter_context(oxigraph_server(tmp_path)).location
+        settings = Settings(store=location, query_timeout=0.5)
+        with open_store(location, settings) as store:
+            store.bulk_replace_graphs(
+                {"urn:relmark:data:firms": [(ox.RdfFormat.TURTLE, FIRMS_TTL.encode(), "firms.ttl")]}
+            )
+        (tmp_path / "queries").mkdir()
+        (tmp_path / "queries" / "slow.rq").write_text(SLOW, encoding="utf-8")
+        app = create_app(settings)
+        app.config["RELMARK_QUERIES_DIR"] = tmp_path / "queries"
+        try:
+            response = app.test_client().get(
+                "/api/queries/slow", query_string={"firm": firm, "format": output}
+            )
+            assert response.status_code == status, response.get_json()
+            if status == 400:
+                assert response.get_json()["parameter"] == "firm"
+        finally:
+            close_app(app)

@@ -39,6 +39,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,8 @@ from relmark.vocab import DEMO, QUERIES_DIR, RM
 XSD = "http://www.w3.org/2001/XMLSchema#"
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 RDFS_SUBCLASS_OF = "http://www.w3.org/2000/01/rdf-schema#subClassOf"
+#: Where a remote store's class checks run while the question runs (``answer``).
+_CHECKS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="relmark-check")
 
 #: The parameter types a header may declare, with what a value of each must look like.
 PARAMETER_TYPES: dict[str, str] = {
@@ -427,11 +430,29 @@ def check_classes(
     """Each IRI value is a resource of its declared class (asserted or inferred, or a subclass).
 
     A firm misspelt as a brand would otherwise give an empty answer that looks like "none".
-    One query for all the parameters (``answer`` folds it into the label look-up instead).
+    One query for all the parameters. Raises ``ParameterError`` for the first value (in
+    declaration order) that is not; ``given`` holds the values as the caller spelt them.
     """
     checks = class_checks(query, bindings)
-    if checks:
-        _labels_and_checks(store, (), checks, "en", given)
+    if not checks:
+        return
+    # Values parsed by parse_value (an IRI without any of <>"{}|^`\ or space), written in
+    # their N-Triples form, as a remote store writes substitutions (bind_values).
+    rows = " ".join(
+        f"({n} {value} <{p.class_iri}>)"  # the class: from the catalogue, checked
+        for n, (p, value) in enumerate(checks)
+    )
+    text = (
+        f"SELECT ?check WHERE {{ VALUES (?check ?value ?class) {{ {rows} }} "
+        f"?value a/<{RDFS_SUBCLASS_OF}>* ?class }}"
+    )
+    passed = {int(solution["check"].value) for solution in store.query(text)}  # type: ignore[union-attr]
+    for n, (parameter, value) in enumerate(checks):
+        if n not in passed:
+            raw = (given or {}).get(parameter.name) or value.value
+            raise ParameterError(
+                parameter.name, raw, f"{parameter.expected} (no such resource here)"
+            )
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -469,35 +490,35 @@ def answer(
     offset: int = 0,
     lang: str | None = None,
 ) -> tuple[NamedResult, dict[str, str]]:
-    """``run_named``, and with ``lang`` the labels of the page's IRIs too, in two queries.
+    """``run_named``, and with ``lang`` the labels of the page's IRIs too.
 
-    On a remote store each query is a round trip (the HTTP client alone costs ~0.5 ms, and
-    the engine's own time comes on top), so with labels to look up the class checks of the
-    IRI parameters do not get a query of their own: the question runs first, then one
-    query checks the classes and looks the labels up together. The answer and the errors
-    are those of checking first: a value of the wrong class raises ``ParameterError`` and
-    the page is discarded (reads have no effects); when the question itself fails (a
-    timeout, an engine error), the classes are checked alone before its error is passed
-    on, so a wrong-class value is still what is reported. Without ``lang`` the check (one
-    query for all the parameters) simply runs before the question.
+    The class checks of the IRI parameters answer as if they ran first: a value of the
+    wrong class raises ``ParameterError``, also when the question itself failed (a
+    timeout, an engine error), and the page is discarded (reads have no effects). On a
+    remote store each query is a round trip (the HTTP client alone costs ~0.5 ms, the
+    engine's time comes on top), so there the check runs on another thread while the
+    question runs, and adds no time of its own; the labels a remote store keeps
+    (``relmark.label_cache``) cost none either.
     """
     if limit is not None and limit < 0:
         raise ParameterError("limit", str(limit), "a whole number of at least 0")
     if offset < 0:
         raise ParameterError("offset", str(offset), "a whole number of at least 0")
     bindings = bind_parameters(query, params)
-    checks = class_checks(query, bindings)
-    if lang is None:  # no label look-up to fold the check into: it goes first, on its own
-        if checks:
-            _labels_and_checks(store, (), checks, "en", params)
-        return _evaluate(store, query, bindings, limit, offset), {}
+    check: Future[None] | None = None
+    if getattr(store, "remote", False) and class_checks(query, bindings):
+        check = _CHECKS.submit(check_classes, store, query, bindings, params)
+    else:
+        check_classes(store, query, bindings, params)
     try:
         result = _evaluate(store, query, bindings, limit, offset)
     except Exception:
-        if checks:
-            _labels_and_checks(store, (), checks, "en", params)
+        if check is not None:
+            check.result()  # a wrong-class value is what is reported
         raise
-    return result, _labels_and_checks(store, result_iris(result), checks, lang, params)
+    if check is not None:
+        check.result()
+    return result, ({} if lang is None else labels(store, result_iris(result), lang))
 
 
 def _evaluate(
@@ -527,21 +548,6 @@ def labels(store: Store, iris: Iterable[str], lang: str = "en") -> dict[str, str
     any, else the IRI's local name. One query for the whole page, for the IRIs a remote
     store has not given labels of lately (``relmark.label_cache``). (The ontology gives every
     SKOS concept an rdfs:label equal to its skos:prefLabel, so one property is enough.)"""
-    return _labels_and_checks(store, iris, (), lang)
-
-
-def _labels_and_checks(
-    store: Store,
-    iris: Iterable[str],
-    checks: Sequence[tuple[Parameter, ox.NamedNode]],
-    lang: str,
-    given: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """``labels`` of ``iris`` and the class checks of ``checks``, in one query (a UNION).
-
-    Raises ``ParameterError`` for the first checked value (in declaration order) that is
-    not an instance of its parameter's class or of a subclass, asserted or inferred.
-    """
     wanted = sorted(set(iris))
     cache = getattr(store, "label_cache", None)  # a remote store's (relmark.label_cache)
     found: dict[str, dict[str, str]] = {}
@@ -549,51 +555,25 @@ def _labels_and_checks(
     if cache is not None:
         found, token = cache.known(wanted)
     unknown = [iri for iri in wanted if iri not in found]
-    if not unknown and not checks:
-        return _chosen_labels(wanted, found, lang)
-    branches = []
-    prologue = ""
     if unknown:
+        looked_up: dict[str, dict[str, str]] = {iri: {} for iri in unknown}
         # The IRIs come from query answers (already valid IRIs), not from the request.
         prologue, values = _compact_iris(unknown)
         # LATERAL: one index lookup per IRI (a plain join scanned every label in the store).
-        branches.append(f"{{ VALUES ?s {{ {values} }} LATERAL {{ ?s <{RDFS_LABEL}> ?label }} }}")
-    if checks:
-        # Values parsed by parse_value (an IRI without any of <>"{}|^`\ or space), written
-        # in their N-Triples form, as a remote store writes substitutions (bind_values).
-        rows = " ".join(
-            f"({n} {value} <{p.class_iri}>)"  # the class: from the catalogue, checked
-            for n, (p, value) in enumerate(checks)
+        text = (
+            f"{prologue}SELECT ?s ?label WHERE {{ VALUES ?s {{ {values} }} "
+            f"LATERAL {{ ?s <{RDFS_LABEL}> ?label }} }}"
         )
-        branches.append(
-            f"{{ VALUES (?check ?value ?class) {{ {rows} }} "
-            f"?value a/<{RDFS_SUBCLASS_OF}>* ?class }}"
-        )
-    looked_up: dict[str, dict[str, str]] = {iri: {} for iri in unknown}
-    passed: set[int] = set()
-    text = f"{prologue}SELECT ?s ?label ?check WHERE {{ {' UNION '.join(branches)} }}"
-    solutions = store.query(text)
-    names = [v.value for v in solutions.variables]  # type: ignore[union-attr]
-    at_s, at_label, at_check = (names.index(n) for n in ("s", "label", "check"))
-    for solution in solutions:
-        check = solution[at_check]
-        if check is not None:
-            passed.add(int(check.value))
-            continue
-        literal = solution[at_label]
-        if isinstance(literal, ox.Literal):
-            looked_up[solution[at_s].value].setdefault(
-                (literal.language or "").lower(), literal.value
-            )
-    for n, (parameter, value) in enumerate(checks):
-        if n not in passed:
-            raw = (given or {}).get(parameter.name) or value.value
-            raise ParameterError(
-                parameter.name, raw, f"{parameter.expected} (no such resource here)"
-            )
-    if cache is not None and looked_up:
-        cache.remember(looked_up, token)
-    return _chosen_labels(wanted, {**found, **looked_up}, lang)
+        for solution in store.query(text):  # type: ignore[union-attr]
+            literal = solution["label"]
+            if isinstance(literal, ox.Literal):
+                looked_up[solution["s"].value].setdefault(
+                    (literal.language or "").lower(), literal.value
+                )
+        if cache is not None:
+            cache.remember(looked_up, token)
+        found.update(looked_up)
+    return _chosen_labels(wanted, found, lang)
 
 
 def _chosen_labels(

@@ -109,8 +109,6 @@ def run_query(name: str) -> Response:
 
     def work(cancelled: threading.Event) -> tuple[NamedResult, dict[str, str]]:
         started.set()
-        # JSON: the question, then its class checks and labels in one query; the other
-        # formats: the class checks, then the question (queries.answer)
         labelled = lang if output == "json" else None
         return queries.answer(store, query, params, limit=limit, offset=offset, lang=labelled)
 
@@ -119,7 +117,7 @@ def run_query(name: str) -> Response:
     except ParameterError as error:
         raise parameter_error(error) from None
     except QueryTimeout as error:
-        if output == "json" and started.is_set():  # (not when no worker was free)
+        if getattr(store, "remote", False) and started.is_set():  # (not when no worker was free)
             _check_classes_after_timeout(query, params)
         advice = "narrow the parameters or page with a smaller limit"
         raise query_timeout(error, settings.query_timeout, advice) from None
@@ -134,10 +132,10 @@ def run_query(name: str) -> Response:
 def _check_classes_after_timeout(query: NamedQuery, params: Mapping[str, str]) -> None:
     """A 400 for an IRI of the wrong class, even when the question ran out of time.
 
-    For JSON, ``queries.answer`` checks the classes after the question (in the label
-    query, to save a round trip to a remote store); a question that times out never gets
-    there, so the check runs alone here, as it once ran before the question. If it cannot
-    finish in ``CHECK_AFTER_TIMEOUT`` seconds either, the timeout stands.
+    On a remote store ``queries.answer`` checks the classes while the question runs, and
+    reports the check's error once the question ends; a question that times out never
+    gets there, so the check runs again here. If it cannot finish in
+    ``CHECK_AFTER_TIMEOUT`` seconds either, the timeout stands.
     """
     try:
         bindings = queries.bind_parameters(query, params)
