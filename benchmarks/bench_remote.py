@@ -15,8 +15,8 @@ In one run, on one ``oxigraph serve`` loaded by ``relmark load`` (SHACL check in
   (GET /api/queries/<name>, JSON with labels), through ``relmark serve --store
   sparql+http://…`` vs the same SPARQL (same LIMIT, same parameters bound as a VALUES block,
   union default graph) POSTed straight to the server. relmark's side is timed three ways:
-  as served (labels kept from the previous request: ``relmark.label_cache``), cold (a
-  second ``relmark serve`` with ``RELMARK_LABEL_TTL=0``: every label looked up, as on a
+  as served (labels kept from the previous request: ``relmark.lookup_cache``), cold (a
+  second ``relmark serve`` with ``RELMARK_LOOKUP_TTL=0``: every label looked up, as on a
   page of IRIs never seen) and without labels. Rounds alternate (direct, relmark, …) so
   noise from other processes falls on every side.
 
@@ -209,7 +209,7 @@ def main() -> None:
             serve = [tool("relmark"), "--store", f"sparql+{query_url}", "serve"]
             serve += ["--host", "127.0.0.1", "--port", str(port), "--threads", "8"]
             # the cold twin keeps no labels: every page looks all its labels up
-            env = {"RELMARK_LABEL_TTL": "0"} if name == "relmark-cold" else None
+            env = {"RELMARK_LOOKUP_TTL": "0"} if name == "relmark-cold" else None
             stack.enter_context(serving(name, serve, port, workdir / f"{name}.log", 600, env=env))
         direct_conn = http.client.HTTPConnection(oxi.hostname, oxi.port, timeout=600)
         rel, cold = (
@@ -260,7 +260,7 @@ def main() -> None:
     print(f"\nrelmark in front of oxigraph server, {args.size} triples (ms, medians)")
     print("(relmark: the API's JSON with labels, as served again (labels kept, as when paging")
     print(" back or through IRIs seen before); cold: the same with every label looked up")
-    print(" (RELMARK_LABEL_TTL=0: a page of IRIs never seen); no labels: ?format=sparql-json)")
+    print(" (RELMARK_LOOKUP_TTL=0: a page of IRIs never seen); no labels: ?format=sparql-json)")
     header = f"{'query':36} {'runs':>4} {'direct':>9} {'relmark':>9} {'ratio':>6}  target ≤1.2×"
     print(f"{header}  {'cold':>9} {'ratio':>6}  {'no labels':>9} {'ratio':>6}")
     for row in rows:

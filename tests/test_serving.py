@@ -215,7 +215,7 @@ def test_a_write_is_visible_at_once_to_every_worker(any_server: RelmarkServer) -
 def test_labels_each_worker_keeps_follow_a_write_through_any_worker(
     remote_server: RelmarkServer,
 ) -> None:
-    """A worker keeps the labels it read from the engine (``relmark.label_cache``); a
+    """A worker keeps the labels it read from the engine (``relmark.lookup_cache``); a
     write applied by the supervisor makes both read them again."""
 
     def sellers() -> set[str]:  # new connections: either worker may answer

@@ -431,28 +431,51 @@ def check_classes(
 
     A firm misspelt as a brand would otherwise give an empty answer that looks like "none".
     One query for all the parameters. Raises ``ParameterError`` for the first value (in
-    declaration order) that is not; ``given`` holds the values as the caller spelt them.
+    declaration order) that is not; ``given`` holds the values as the caller spelt them. A
+    remote store keeps the verdicts (``relmark.lookup_cache``).
     """
     checks = class_checks(query, bindings)
     if not checks:
         return
-    # Values parsed by parse_value (an IRI without any of <>"{}|^`\ or space), written in
-    # their N-Triples form, as a remote store writes substitutions (bind_values).
-    rows = " ".join(
-        f"({n} {value} <{p.class_iri}>)"  # the class: from the catalogue, checked
-        for n, (p, value) in enumerate(checks)
-    )
-    text = (
-        f"SELECT ?check WHERE {{ VALUES (?check ?value ?class) {{ {rows} }} "
-        f"?value a/<{RDFS_SUBCLASS_OF}>* ?class }}"
-    )
-    passed = {int(solution["check"].value) for solution in store.query(text)}  # type: ignore[union-attr]
-    for n, (parameter, value) in enumerate(checks):
-        if n not in passed:
+    keys = _check_keys(checks)
+    cache = getattr(store, "check_cache", None)  # a remote store's (relmark.lookup_cache)
+    verdicts: dict[str, bool] = {}
+    token = 0
+    if cache is not None:
+        verdicts, token = cache.known(keys)
+    todo = [n for n, key in enumerate(keys) if key not in verdicts]
+    if todo:
+        # Values parsed by parse_value (an IRI without any of <>"{}|^`\ or space), written
+        # in their N-Triples form, as a remote store writes substitutions (bind_values).
+        rows = " ".join(f"({n} {keys[n]})" for n in todo)  # the class: from the catalogue
+        text = (
+            f"SELECT ?check WHERE {{ VALUES (?check ?value ?class) {{ {rows} }} "
+            f"?value a/<{RDFS_SUBCLASS_OF}>* ?class }}"
+        )
+        passed = {int(solution["check"].value) for solution in store.query(text)}  # type: ignore[union-attr]
+        looked_up = {keys[n]: n in passed for n in todo}
+        if cache is not None:
+            cache.remember(looked_up, token)
+        verdicts.update(looked_up)
+    for (parameter, value), key in zip(checks, keys, strict=True):
+        if not verdicts[key]:
             raw = (given or {}).get(parameter.name) or value.value
             raise ParameterError(
                 parameter.name, raw, f"{parameter.expected} (no such resource here)"
             )
+
+
+def _check_keys(checks: Sequence[tuple[Parameter, ox.NamedNode]]) -> list[str]:
+    """Each check as ``<value> <class>``: its key in a remote store's ``check_cache``, and
+    its row of the check query."""
+    return [f"{value} <{p.class_iri}>" for p, value in checks]
+
+
+def _checked_lately(store: Store, checks: Sequence[tuple[Parameter, ox.NamedNode]]) -> bool:
+    """Whether a remote store kept the verdicts of all of ``checks``."""
+    cache = getattr(store, "check_cache", None)
+    keys = _check_keys(checks)
+    return cache is not None and len(cache.known(keys)[0]) == len(keys)
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -497,8 +520,8 @@ def answer(
     timeout, an engine error), and the page is discarded (reads have no effects). On a
     remote store each query is a round trip (the HTTP client alone costs ~0.5 ms, the
     engine's time comes on top), so there the check runs on another thread while the
-    question runs, and adds no time of its own; the labels a remote store keeps
-    (``relmark.label_cache``) cost none either.
+    question runs, and adds no time of its own; the labels and checks a remote store
+    keeps (``relmark.lookup_cache``) cost no query at all.
     """
     if limit is not None and limit < 0:
         raise ParameterError("limit", str(limit), "a whole number of at least 0")
@@ -506,9 +529,10 @@ def answer(
         raise ParameterError("offset", str(offset), "a whole number of at least 0")
     bindings = bind_parameters(query, params)
     check: Future[None] | None = None
-    if getattr(store, "remote", False) and class_checks(query, bindings):
+    checks = class_checks(query, bindings)
+    if checks and getattr(store, "remote", False) and not _checked_lately(store, checks):
         check = _CHECKS.submit(check_classes, store, query, bindings, params)
-    else:
+    else:  # microseconds on the embedded store; no query when the verdicts were kept
         check_classes(store, query, bindings, params)
     try:
         result = _evaluate(store, query, bindings, limit, offset)
@@ -546,10 +570,10 @@ def _evaluate(
 def labels(store: Store, iris: Iterable[str], lang: str = "en") -> dict[str, str]:
     """A label for each IRI: its rdfs:label in ``lang``, else untagged, else English, else
     any, else the IRI's local name. One query for the whole page, for the IRIs a remote
-    store has not given labels of lately (``relmark.label_cache``). (The ontology gives every
+    store has not given labels of lately (``relmark.lookup_cache``). (The ontology gives every
     SKOS concept an rdfs:label equal to its skos:prefLabel, so one property is enough.)"""
     wanted = sorted(set(iris))
-    cache = getattr(store, "label_cache", None)  # a remote store's (relmark.label_cache)
+    cache = getattr(store, "label_cache", None)  # a remote store's (relmark.lookup_cache)
     found: dict[str, dict[str, str]] = {}
     token = 0
     if cache is not None:

@@ -61,7 +61,7 @@ import pyoxigraph as ox
 import requests
 from requests.adapters import HTTPAdapter
 
-from relmark.label_cache import LABELS_TTL, LabelCache
+from relmark.lookup_cache import LOOKUP_TTL, LookupCache
 from relmark.portable_sparql import uses_lateral, without_lateral
 from relmark.store import (
     CHANGE_LIMIT,
@@ -195,7 +195,7 @@ class RemoteConfig:
     bearer: str | None = field(default=None, repr=False)
     timeout: float = 30.0
     engine: str | None = None
-    label_ttl: float = LABELS_TTL
+    lookup_ttl: float = LOOKUP_TTL
 
     @classmethod
     def from_location(cls, location: str, **options: object) -> RemoteConfig:
@@ -246,7 +246,13 @@ class RemoteStore:
         self._data_writes = 0
         self._marked: bool | None = None  # whether the meta graph holds STALE_MARK
         self._writes_sent = 0
-        self.label_cache = LabelCache(lambda: self._writes_sent, config.label_ttl)
+        # labels and class checks already looked up (relmark.lookup_cache)
+        self.label_cache: LookupCache[dict[str, str]] = LookupCache(
+            lambda: self._writes_sent, config.lookup_ttl
+        )
+        self.check_cache: LookupCache[bool] = LookupCache(
+            lambda: self._writes_sent, config.lookup_ttl
+        )
 
     # --- set-up -------------------------------------------------------------------------
     def _detect(self, wanted: str | None) -> Engine:
@@ -334,7 +340,7 @@ class RemoteStore:
             return self._send(method, url, max(WRITE_TIMEOUT, self.config.timeout), **kwargs)
         finally:  # (also when it failed: it may have been done in part)
             self._count = None
-            self._writes_sent += 1  # what label_cache kept may be out of date
+            self._writes_sent += 1  # what the lookup caches kept may be out of date
 
     def _check(self, response: requests.Response, what: str, text: str | None = None) -> None:
         """Raise for an error response: 400 is the caller's syntax, the rest the engine's."""
@@ -1177,7 +1183,7 @@ def remote_config(location: str, settings: object | None = None) -> RemoteConfig
             ("bearer", "remote_bearer"),
             ("engine", "remote_engine"),
             ("timeout", "query_timeout"),
-            ("label_ttl", "label_ttl"),
+            ("lookup_ttl", "lookup_ttl"),
         ):
             options[key] = getattr(settings, attribute, None)
     return RemoteConfig.from_location(location, **options)
@@ -1205,7 +1211,8 @@ class RemoteReplica(ForwardedWrites, RemoteStore):
         self._writer = writer
         self._seen = generation()
         super().__init__(config)
-        self.label_cache = LabelCache(generation, config.label_ttl)
+        self.label_cache = LookupCache(generation, config.lookup_ttl)
+        self.check_cache = LookupCache(generation, config.lookup_ttl)
 
     @property
     def generation(self) -> int:

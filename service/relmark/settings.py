@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from relmark.label_cache import LABELS_TTL
+from relmark.lookup_cache import LOOKUP_TTL
 from relmark.vocab import ONTOLOGY_DIR
 
 
@@ -32,9 +32,9 @@ class Settings:
     remote_password: str | None = None
     remote_bearer: str | None = None
     remote_engine: str | None = None
-    # How long labels read from a remote store are kept while nothing is written through
-    # relmark (``relmark.label_cache``; 0: never kept).
-    label_ttl: float = LABELS_TTL
+    # How long labels and class checks read from a remote store are kept while nothing is
+    # written through relmark (``relmark.lookup_cache``; 0: never kept).
+    lookup_ttl: float = LOOKUP_TTL
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -53,8 +53,8 @@ class Settings:
             values["max_result_rows"] = int(env["RELMARK_MAX_ROWS"])
         if "RELMARK_MEMORY_COPY" in env:
             values["memory_copy_quads"] = int(env["RELMARK_MEMORY_COPY"])
-        if "RELMARK_LABEL_TTL" in env:
-            values["label_ttl"] = float(env["RELMARK_LABEL_TTL"])
+        if "RELMARK_LOOKUP_TTL" in env:
+            values["lookup_ttl"] = float(env["RELMARK_LOOKUP_TTL"])
         if "RELMARK_ONTOLOGY" in env:
             values["ontology_dir"] = Path(env["RELMARK_ONTOLOGY"])
         for name, variable in (

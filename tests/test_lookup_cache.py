@@ -1,8 +1,10 @@
-"""Labels read from a remote store are kept until relmark writes, or for the TTL.
+"""Labels and class checks read from a remote store are kept until relmark writes, or
+for the TTL.
 
 On the real engines (an Oxigraph server, Virtuoso): a second ``RemoteStore`` plays
-another client writing straight to the engine, which relmark cannot see; its label shows
-once relmark writes anything, or at once when nothing is kept (``RELMARK_LABEL_TTL=0``).
+another client writing straight to the engine, which relmark cannot see; what it changed
+shows once relmark writes anything, or at once when nothing is kept
+(``RELMARK_LOOKUP_TTL=0``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from backends import (
     virtuoso_engine,  # noqa: F401  (a fixture)
 )
 
-from relmark.label_cache import LabelCache
-from relmark.queries import labels
+from relmark.lookup_cache import LookupCache
+from relmark.queries import ParameterError, bind_parameters, check_classes, labels, load_catalogue
 from relmark.remote_store import RemoteStore
 from relmark.settings import Settings
 from relmark.store import data_graph, open_store
@@ -29,6 +31,13 @@ RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 GRAPH = ox.NamedNode(data_graph("labels"))
 SOMEONE = ox.NamedNode(DEMO + "label-cache-someone")
 NAMELESS = ox.NamedNode(DEMO + "label-cache-nameless")
+#: A question whose parameter must name an rm:Person.
+ANYONE = """\
+# title: Anyone
+# description: Whoever the parameter names.
+# param: person (iri rm:Person) A person.
+SELECT ?person WHERE { BIND(1 AS ?one) }
+"""
 
 
 @pytest.fixture(params=["oxigraph", "virtuoso"])
@@ -36,8 +45,8 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     return request.getfixturevalue(f"{request.param}_engine")
 
 
-def _open(engine: Engine, label_ttl: float) -> RemoteStore:
-    store = open_store(engine.location, Settings.from_env(engine.env, label_ttl=label_ttl))
+def _open(engine: Engine, lookup_ttl: float) -> RemoteStore:
+    store = open_store(engine.location, Settings.from_env(engine.env, lookup_ttl=lookup_ttl))
     assert isinstance(store, RemoteStore)
     return store
 
@@ -88,6 +97,25 @@ def test_kept_labels_are_dropped_when_relmark_writes(
     assert labels(ours, iris, "it") == {SOMEONE.value: "Qualcuno", NAMELESS.value: "Senza nome"}
 
 
+def test_kept_class_checks_are_dropped_when_relmark_writes(
+    stores: tuple[RemoteStore, RemoteStore], tmp_path
+) -> None:
+    ours, other = stores
+    (tmp_path / "anyone.rq").write_text(ANYONE, encoding="utf-8")
+    question = load_catalogue(tmp_path)[0]
+    bindings = bind_parameters(question, {"person": "demo:label-cache-nameless"})
+    check_classes(ours, question, bindings)  # a Person: passes, and the verdict is kept
+    typed = f"{NAMELESS} {RDF_TYPE} <{RM}Person>"
+    other.update(f"DELETE DATA {{ GRAPH {GRAPH} {{ {typed} }} }}")
+    with pytest.raises(ParameterError):
+        check_classes(other, question, bindings)  # (nothing kept there: no Person now)
+    check_classes(ours, question, bindings)  # kept: the other client's write is not seen
+    ours.add_quads([ox.Quad(SOMEONE, ox.NamedNode(RM + "note"), ox.Literal("x"), GRAPH)])
+    with pytest.raises(ParameterError) as raised:
+        check_classes(ours, question, bindings)
+    assert raised.value.name == "person"
+
+
 def test_with_a_ttl_of_zero_nothing_is_kept(
     engine: Engine, stores: tuple[RemoteStore, RemoteStore]
 ) -> None:
@@ -105,7 +133,7 @@ def test_a_look_up_that_a_write_overtook_is_not_kept() -> None:
     """A write that ends while labels are being read may have changed them: what that
     read found is not kept (``known`` hands out the write count it saw)."""
     writes = [0]
-    cache = LabelCache(lambda: writes[0], ttl=3600)
+    cache = LookupCache(lambda: writes[0], ttl=3600)
     found, token = cache.known(["urn:x"])
     assert found == {}
     writes[0] += 1  # a write ends while the labels are read
@@ -117,7 +145,7 @@ def test_a_look_up_that_a_write_overtook_is_not_kept() -> None:
 
 
 def test_the_oldest_labels_go_first_beyond_the_limit() -> None:
-    cache = LabelCache(lambda: 0, ttl=3600, max_entries=2)
+    cache = LookupCache(lambda: 0, ttl=3600, max_entries=2)
     for iri in ("urn:a", "urn:b", "urn:c"):
         cache.remember({iri: {}}, cache.known([iri])[1])
     assert set(cache.known(["urn:a", "urn:b", "urn:c"])[0]) == {"urn:b", "urn:c"}
