@@ -24,7 +24,12 @@ import psutil
 import pyoxigraph as ox
 import pytest
 import requests
-from backends import oxigraph_server, running_relmark_on
+from backends import (
+    Engine,
+    oxigraph_engine,  # noqa: F401  (a fixture)
+    oxigraph_server,
+    running_relmark_on,
+)
 from conftest import (
     DEMO_GRAPH_PREFIX,
     SERVER_QUERY_TIMEOUT,
@@ -39,10 +44,12 @@ from relmark.serving import (
     KEEP_SNAPSHOTS,
     SnapshotPublisher,
     StoreWriter,
+    WriteCounter,
     encode_write,
     reply_value,
 )
-from relmark.store import ONTOLOGY_GRAPH, EmbeddedStore, SnapshotReplica, StoreError
+from relmark.settings import Settings
+from relmark.store import ONTOLOGY_GRAPH, EmbeddedStore, SnapshotReplica, StoreError, open_store
 from relmark.vocab import DEMO, ONTOLOGY_DIR, RM, demo_paths, ontology_paths
 
 XSD_INTEGER = "http://www.w3.org/2001/XMLSchema#integer"
@@ -535,3 +542,23 @@ def test_old_snapshots_are_pruned_and_stay_readable_while_open(channel: Channel)
     # files of a deleted snapshot stay readable through a store opened on it
     assert [q.object.value for q in old.quads_for_pattern(None, None, None)] == ["0"]
     assert [q.object.value for q in stale.triples(None)] == [str(KEEP_SNAPSHOTS + 2)]
+
+
+def test_a_failed_write_to_a_remote_store_still_moves_the_write_count(
+    oxigraph_engine: Engine,  # noqa: F811
+) -> None:
+    """An engine may have done part of a write that failed (Virtuoso commits each operation
+    of an update on its own), so the workers must drop what they kept then too."""
+    generation = multiprocessing.get_context("fork").RawValue("q", 0)
+    counter = WriteCounter(generation)
+    counter.start()
+    store = open_store(oxigraph_engine.location, Settings.from_env(oxigraph_engine.env))
+    writer = StoreWriter(store, counter)
+    try:
+        missing = "DROP GRAPH <urn:relmark:test:never-written>"  # not SILENT: an error
+        reply = writer.apply("update", (missing,))
+        with pytest.raises(StoreError):
+            reply_value(reply)
+        assert generation.value == 2
+    finally:
+        writer.close()

@@ -1199,9 +1199,9 @@ class RemoteReplica(ForwardedWrites, RemoteStore):
     engine, writes to the writer process.
 
     The writer counts the writes it applied in shared memory (``generation``, moved before
-    it answers). What this process keeps from the engine (the list of graphs, the quad
-    count, labels) is dropped when that number moved, so a request on any worker reads
-    what every write answered before it wrote.
+    it answers, and after a write that failed). What this process keeps from the engine
+    (the list of graphs, the quad count, labels, class checks) is dropped when that number
+    moved, so a request on any worker reads what every write answered before it wrote.
     """
 
     def __init__(

@@ -294,6 +294,10 @@ class SnapshotPublisher:
             shutil.rmtree(self.directory / str(self._kept.popleft()), ignore_errors=True)
         return generation
 
+    def after_failure(self) -> None:
+        """Nothing to publish: a failed write left the embedded store as it was (one
+        transaction, or a journaled bulk load put back)."""
+
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -311,6 +315,11 @@ class WriteCounter:
     def publish(self) -> int:
         self.generation.value += 1  # (only the writer's lock holder moves it)
         return self.generation.value
+
+    def after_failure(self) -> None:
+        """A failed write may have changed the engine in part (Virtuoso commits each
+        operation of an update on its own): workers drop what they kept."""
+        self.publish()
 
     def remove(self) -> None:
         """Nothing to remove: there are no snapshots."""
@@ -339,11 +348,15 @@ class StoreWriter:
             with self._lock:
                 if self._closed:
                     raise StoreError("the server is shutting down; nothing was written")
-                result = getattr(self.store, method)(*decode_write(self.store, method, args))
-                if method in MAYBE_UNCHANGED and not result:
-                    return ("ok", result, self.publisher.generation.value)
-                # inferences before the snapshot: readers never see data without them
-                refresh_inferences(self.store, self.ontology_dir)
+                try:
+                    result = getattr(self.store, method)(*decode_write(self.store, method, args))
+                    if method in MAYBE_UNCHANGED and not result:
+                        return ("ok", result, self.publisher.generation.value)
+                    # inferences before the snapshot: readers never see data without them
+                    refresh_inferences(self.store, self.ontology_dir)
+                except Exception:
+                    self.publisher.after_failure()
+                    raise
                 return ("ok", result, self.publisher.publish())
         except EXPECTED_ERRORS as error:
             return ("error", encode_error(error))
