@@ -19,6 +19,7 @@ from relmark.store import EmbeddedStore, Store
 from relmark.web import api, errors, graphs, health, openapi, queries_api, sparql
 from relmark.web.browse import bp as browse_bp
 from relmark.web.extensions import close_app, get_settings, get_store, init_app
+from relmark.web.json_provider import OrjsonProvider
 
 
 def create_app(settings: Settings, store: Store | None = None) -> Flask:
@@ -30,7 +31,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes  # a form update is one field
-    app.json.sort_keys = False
+    app.json = OrjsonProvider(app)
     init_app(app, settings, store)  # type: ignore[arg-type]
     errors.register(app)
     app.register_blueprint(sparql.bp)

@@ -10,7 +10,6 @@ a time with a ``next`` link (also sent as ``Link: <…>; rel="next"``).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -168,7 +167,7 @@ def _render(
     if output == "sparql-json":
         body = queries.sparql_json(result, [next_url] if next_url else [])
         return Response(
-            json.dumps(body, ensure_ascii=False),
+            current_app.json.dumps(body),
             content_type="application/sparql-results+json; charset=utf-8",
         )
     return jsonify(
