@@ -434,7 +434,15 @@ def check_classes(
     declaration order) that is not; ``given`` holds the values as the caller spelt them. A
     remote store keeps the verdicts (``relmark.lookup_cache``).
     """
-    checks = class_checks(query, bindings)
+    _verify_classes(store, class_checks(query, bindings), given)
+
+
+def _verify_classes(
+    store: Store,
+    checks: Sequence[tuple[Parameter, ox.NamedNode]],
+    given: Mapping[str, str] | None = None,
+) -> None:
+    """``check_classes`` of the ``class_checks`` already taken from a question's bindings."""
     if not checks:
         return
     keys = _check_keys(checks)
@@ -531,9 +539,9 @@ def answer(
     check: Future[None] | None = None
     checks = class_checks(query, bindings)
     if checks and getattr(store, "remote", False) and not _checked_lately(store, checks):
-        check = _CHECKS.submit(check_classes, store, query, bindings, params)
+        check = _CHECKS.submit(_verify_classes, store, checks, params)
     else:  # microseconds on the embedded store; no query when the verdicts were kept
-        check_classes(store, query, bindings, params)
+        _verify_classes(store, checks, params)
     try:
         result = _evaluate(store, query, bindings, limit, offset)
     except Exception:
