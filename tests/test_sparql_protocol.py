@@ -30,9 +30,9 @@ from rdflib.plugins.stores.sparqlstore import SPARQLStore, SPARQLUpdateStore
 from SPARQLWrapper import CSV, JSON, JSONLD, N3, POST, RDFXML, TSV, TURTLE, XML, SPARQLWrapper
 
 from relmark.settings import Settings
+from relmark.sparql_text import dataset_of, iris_in, is_single_lookup, may_write_any_graph
 from relmark.vocab import DEMO, RM
 from relmark.web import close_app, create_app
-from relmark.web.sparql_text import dataset_of, iris_in, is_single_lookup, may_write_any_graph
 
 #: rdflib's parsers and SPARQLWrapper use rdflib's deprecated ConjunctiveGraph internally.
 pytestmark = [
@@ -728,7 +728,7 @@ def test_healthz(relmark_server: RelmarkServer) -> None:
     assert body["graphs"] >= 6
 
 
-# --- reading SPARQL text (relmark.web.sparql_text) ----------------------------------------------
+# --- reading SPARQL text (relmark.sparql_text) ----------------------------------------------
 def test_dataset_of_reads_from_clauses_not_strings_or_comments() -> None:
     query = """PREFIX d: <urn:relmark:data:>
     # FROM <urn:in-a-comment>

@@ -34,17 +34,9 @@ from __future__ import annotations
 
 import re
 
+from relmark.sparql_text import masked
 from relmark.store import StoreError
 
-#: The text with IRIs, strings and comments blanked (same length), so keywords and braces
-#: can be found safely.
-_MASK = re.compile(
-    r"""<[^<>"{}|^`\\\s]*>"""
-    r'''|"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^'\\]|\\.|'(?!''))*\'\'\''''
-    r"""|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'"""
-    r"|#[^\n]*",
-    re.DOTALL,
-)
 # a keyword, not a prefixed name's local part (rm:LATERAL) nor a variable (?lateral)
 _LATERAL = re.compile(r"(?<![\w:?$-])LATERAL\b", re.IGNORECASE)
 _FILTER = re.compile(r"(?<![\w:?$-])FILTER\b", re.IGNORECASE)
@@ -55,13 +47,9 @@ class Unportable(StoreError):
     """A query whose LATERAL cannot be rewritten into an equivalent SPARQL 1.1 query."""
 
 
-def _masked(sparql: str) -> str:
-    return _MASK.sub(lambda m: " " * len(m[0]), sparql)
-
-
 def uses_lateral(sparql: str) -> bool:
     """Whether the query has a LATERAL (outside strings, IRIs and comments)."""
-    return _LATERAL.search(_masked(sparql)) is not None
+    return _LATERAL.search(masked(sparql)) is not None
 
 
 def without_lateral(sparql: str) -> str:
@@ -70,7 +58,7 @@ def without_lateral(sparql: str) -> str:
     Raises ``Unportable`` when a LATERAL is used where the rewrite would change the answer.
     """
     while True:
-        code = _masked(sparql)
+        code = masked(sparql)
         found = _LATERAL.search(code)
         if found is None:
             return sparql

@@ -15,13 +15,13 @@ from typing import Any
 import pyoxigraph as ox
 from flask import Blueprint, render_template, request
 
+from relmark.sparql_text import dataset_of
 from relmark.vocab import DEMO, RM
 from relmark.web.errors import ApiError, query_timeout, syntax_error
 from relmark.web.extensions import QueryTimeout, get_query_runner, get_settings, get_store
 from relmark.web.i18n import page_language, words
 from relmark.web.ontology_view import bound, labels, local_name
 from relmark.web.resource_view import term_view
-from relmark.web.sparql_text import dataset_of
 
 try:  # the named questions are another session's module (issue 6)
     from relmark import queries as named_queries

@@ -18,6 +18,13 @@ from flask import Blueprint, Response, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from relmark.loading import ShapesCheck
+from relmark.sparql_text import (
+    dataset_of,
+    drops_everything,
+    iris_in,
+    is_single_lookup,
+    may_write_any_graph,
+)
 from relmark.store import SYSTEM_GRAPHS
 from relmark.web.auth import require_token
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
@@ -38,13 +45,6 @@ from relmark.web.negotiation import (
     not_acceptable,
 )
 from relmark.web.serialization import serialize_rdf, serialize_result
-from relmark.web.sparql_text import (
-    dataset_of,
-    drops_everything,
-    iris_in,
-    is_single_lookup,
-    may_write_any_graph,
-)
 
 bp = Blueprint("sparql", __name__)
 bp.after_request(allow_cross_origin_reads)
