@@ -8,15 +8,18 @@ classification and explanation, with the embedded back end's answers.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 import re
 import socket
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -673,6 +676,83 @@ def test_an_engine_that_does_not_answer_in_time_is_our_query_timeout() -> None:
         answer = remote_failed(caught.value)
         assert (answer.status, answer.error) == (503, "query timeout")
         assert "RELMARK_QUERY_TIMEOUT" in answer.detail
+
+
+def test_a_deadline_ends_reads_sooner_than_the_configured_timeout() -> None:
+    """How a request's query timeout holds on a remote store without another thread
+    (``QueryRunner``): each read gets what is left of the deadline as its HTTP timeout."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        store = RemoteStore(
+            RemoteConfig(f"http://127.0.0.1:{port}/query", timeout=30, engine="oxigraph")
+        )
+        started = time.monotonic()
+        with pytest.raises(RemoteTimeout), store.deadline(0.5):
+            store.query("SELECT * WHERE { ?s ?p ?o }")
+        assert time.monotonic() - started < 5  # the deadline, not the 30 s of the settings
+        with store.deadline(0.0), pytest.raises(RemoteTimeout):  # none left: no request
+            store.query("ASK {}")
+        assert store._read_timeout() == 30  # the block is over: the settings' timeout again
+
+
+class _RecordingEngine(BaseHTTPRequestHandler):
+    """A stand-in SPARQL endpoint that records what it is sent: ``/moved`` redirects
+    (307) to ``/query``, which answers SELECT with no rows and ASK with true."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.seen.append((self.path, self.headers, body))  # type: ignore[attr-defined]
+        if self.path.startswith("/moved"):
+            self.send_response(307)
+            self.send_header("Location", "/query" + self.path[len("/moved") :])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        select = b"SELECT" in body.upper()
+        answer = (
+            b'{"head":{"vars":["g"]},"results":{"bindings":[]}}'
+            if select
+            else (b'{"head":{},"boolean":true}')
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/sparql-results+json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_queries_carry_the_sessions_headers_and_follow_redirects() -> None:
+    """Queries go through the session's urllib3 pool directly (``RemoteStore._pooled``):
+    they still send the credentials and the session's headers, and a redirect is still
+    followed (by ``requests``), so the engine cannot tell the two ways apart."""
+    engine = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingEngine)
+    engine.seen = []  # type: ignore[attr-defined]
+    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{engine.server_port}"
+        store = RemoteStore(
+            RemoteConfig(f"{url}/query", engine="generic", user="ana", password="s3cret")
+        )
+        assert bool(store.query("ASK { ?s ?p ?o }")) is True
+        path, headers, body = engine.seen[-1]
+        assert path == "/query"  # (no graphs on this engine: no dataset parameters)
+        assert body == b"query=ASK+%7B+%3Fs+%3Fp+%3Fo+%7D"  # a form: no direct POST here
+        assert headers["Authorization"] == "Basic " + base64.b64encode(b"ana:s3cret").decode()
+        assert headers["Content-Type"] == "application/x-www-form-urlencoded"
+        assert headers["User-Agent"].startswith("python-requests/")
+        moved = RemoteStore(RemoteConfig(f"{url}/moved", engine="generic"))
+        engine.seen.clear()  # type: ignore[attr-defined]
+        assert bool(moved.query("ASK {}")) is True
+        paths = [path for path, _, _ in engine.seen]  # type: ignore[attr-defined]
+        # the first redirect is met twice (then requests follows it), the rest once
+        assert paths[:3] == ["/moved", "/moved", "/query"], paths
+        assert paths[3:] == ["/moved", "/query"] * ((len(paths) - 3) // 2), paths
+    finally:
+        engine.shutdown()
+        engine.server_close()
 
 
 def test_remote_store_without_server_fails_cleanly() -> None:
