@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 
-from relmark.sparql_text import masked
+from relmark.sparql_text import kept_for_short_texts, masked
 from relmark.store import StoreError
 
 # a keyword, not a prefixed name's local part (rm:LATERAL) nor a variable (?lateral)
@@ -47,6 +47,7 @@ class Unportable(StoreError):
     """A query whose LATERAL cannot be rewritten into an equivalent SPARQL 1.1 query."""
 
 
+@kept_for_short_texts
 def uses_lateral(sparql: str) -> bool:
     """Whether the query has a LATERAL (outside strings, IRIs and comments)."""
     return _LATERAL.search(masked(sparql)) is not None

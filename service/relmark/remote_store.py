@@ -64,7 +64,14 @@ from requests.adapters import HTTPAdapter
 
 from relmark.lookup_cache import LOOKUP_TTL, LookupCache
 from relmark.portable_sparql import uses_lateral, without_lateral
-from relmark.sparql_text import QUERY_FORM, code_only, masked, may_write_any_graph, query_form
+from relmark.sparql_text import (
+    QUERY_FORM,
+    code_only,
+    kept_for_short_texts,
+    masked,
+    may_write_any_graph,
+    query_form,
+)
 from relmark.store import (
     CHANGE_LIMIT,
     CONTENT_HASH,
@@ -1259,6 +1266,15 @@ def bind_values(
     row = " ".join(_term_text(substitutions[n]) for n in constant)
     block = f" VALUES ({variables}) {{ ({row}) }} " if constant else " "
     block += "".join(f"BIND({substitutions[n]} + 0.0 AS ?{n}) " for n in computed)
+    brace = _where_brace(sparql)
+    if brace is None:
+        return f"{sparql}\n{block.strip()}"
+    return sparql[: brace + 1] + block + sparql[brace + 1 :]
+
+
+@kept_for_short_texts
+def _where_brace(sparql: str) -> int | None:
+    """Where the query's WHERE group opens (None: it has no braces)."""
     code = masked(sparql)
     form = QUERY_FORM.search(code)
     if form is None:
@@ -1267,10 +1283,7 @@ def bind_values(
     if form[1].upper() == "CONSTRUCT":
         where = _WHERE.search(code, start)
         start = where.end() if where else start
-    brace = _outer_brace(code, start)
-    if brace is None:
-        return f"{sparql}\n{block.strip()}"
-    return sparql[: brace + 1] + block + sparql[brace + 1 :]
+    return _outer_brace(code, start)
 
 
 def _is_decimal(term: object) -> bool:

@@ -6,14 +6,16 @@ a query's form and ``FROM``/``FROM NAMED`` dataset, the graphs an update may wri
 a remote store binds parameters and whether a query uses ``LATERAL``.
 
 A named question's text is read this way several times on every run against a remote
-store (30–80 µs each for a 3 KB text), so the blanked texts of the last few hundred texts
-under 64 KB are kept.
+store (30–80 µs each for a 3 KB text), so the readings of recent short texts are kept
+(``kept_for_short_texts``).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 _TOKENS = re.compile(
     r"""(?P<iri><[^<>"{}|^`\\\s]*>)"""
@@ -32,37 +34,46 @@ _DROP_EVERYTHING = re.compile(r"\b(DROP|CLEAR)\s+(SILENT\s+)?(ALL|NAMED)\b", re.
 
 #: A query's form, searched for in ``masked`` text.
 QUERY_FORM = re.compile(r"\b(SELECT|ASK|CONSTRUCT|DESCRIBE)\b", re.IGNORECASE)
-#: Texts longer than this are blanked each time, not kept (an update may be megabytes).
+#: Texts longer than this are read again each time, not kept (an update may be megabytes).
 _KEPT_LENGTH = 64 * 1024
 
+T = TypeVar("T")
 
+
+def kept_for_short_texts(read: Callable[[str], T]) -> Callable[[str], T]:
+    """``read`` with its answers kept for the last 256 texts of up to 64 KB.
+
+    For readings of a text that are asked again and again: a named question's text is the
+    same on every run, and reading it costs 30–80 µs each time (regular expressions over
+    3 KB, most of it comments).
+    """
+    kept = functools.lru_cache(maxsize=256)(read)
+
+    @functools.wraps(read)
+    def reading(sparql: str) -> T:
+        return kept(sparql) if len(sparql) <= _KEPT_LENGTH else read(sparql)
+
+    return reading
+
+
+@kept_for_short_texts
 def code_only(sparql: str) -> str:
     """The text with string literals and comments blanked (IRIs kept, ``#`` in them too)."""
-    return _kept_code(sparql) if len(sparql) <= _KEPT_LENGTH else _code(sparql)
+    return _TOKENS.sub(lambda m: m[0] if m.lastgroup == "iri" else " " * len(m[0]), sparql)
 
 
+@kept_for_short_texts
 def masked(sparql: str) -> str:
     """The text with IRIs, string literals and comments blanked, so keywords and braces can
     be found safely."""
-    return _kept_masked(sparql) if len(sparql) <= _KEPT_LENGTH else _masked(sparql)
+    return _TOKENS.sub(lambda m: " " * len(m[0]), sparql)
 
 
+@kept_for_short_texts
 def query_form(sparql: str) -> str | None:
     """SELECT, ASK, CONSTRUCT or DESCRIBE (upper case), or None for no query form."""
     found = QUERY_FORM.search(masked(sparql))
     return None if found is None else found[1].upper()
-
-
-def _code(sparql: str) -> str:
-    return _TOKENS.sub(lambda m: m[0] if m.lastgroup == "iri" else " " * len(m[0]), sparql)
-
-
-def _masked(sparql: str) -> str:
-    return _TOKENS.sub(lambda m: " " * len(m[0]), sparql)
-
-
-_kept_code = functools.lru_cache(maxsize=256)(_code)
-_kept_masked = functools.lru_cache(maxsize=256)(_masked)
 
 
 def _resolver(code: str) -> dict[str, str]:
