@@ -1,8 +1,9 @@
 """The remote back end: the ``Store`` protocol over SPARQL 1.1 Protocol, Update and Graph Store.
 
 ``RELMARK_STORE=sparql+http://host:port/path`` puts relmark in front of an existing SPARQL
-engine. Only the three W3C protocols are spoken (``requests`` sessions, pooled
-connections), so any engine works; what differs between engines is kept in one place,
+engine. Only the three W3C protocols are spoken (a ``requests`` session with pooled
+connections; queries, the hot path, go through its urllib3 pool directly: ``_pooled``),
+so any engine works; what differs between engines is kept in one place,
 ``Engine`` (detected from the ``Server`` header, or set with ``RELMARK_REMOTE_ENGINE``):
 
 - **Oxigraph server** has a real default graph and a ``union-default-graph`` parameter:
@@ -272,9 +273,9 @@ class RemoteStore:
         if config.bearer:
             self._session.headers["Authorization"] = f"Bearer {config.bearer}"
         self._auth = (config.user, config.password or "") if config.user else None
-        # what the session would add to every request, for those sent by ``_pooled``
-        self._pools: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}
-        self._redirected: set[str] = set()
+        self._pools: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}  # (_pool_for)
+        self._redirected: set[str] = set()  # query URLs left to requests (_pooled)
+        # what the session adds to every request, for the queries ``_pooled`` sends
         self._pool_headers = dict(self._session.headers)
         if config.user:
             basic = f"{config.user}:{config.password or ''}"
