@@ -35,13 +35,14 @@ _DROP_EVERYTHING = re.compile(r"\b(DROP|CLEAR)\s+(SILENT\s+)?(ALL|NAMED)\b", re.
 #: A query's form, searched for in ``masked`` text.
 QUERY_FORM = re.compile(r"\b(SELECT|ASK|CONSTRUCT|DESCRIBE)\b", re.IGNORECASE)
 #: Texts longer than this are read again each time, not kept (an update may be megabytes).
-_KEPT_LENGTH = 64 * 1024
+_KEPT_LENGTH = 16 * 1024
 
 T = TypeVar("T")
 
 
 def kept_for_short_texts(read: Callable[[str], T]) -> Callable[[str], T]:
-    """``read`` with its answers kept for the last 256 texts of up to 64 KB.
+    """``read`` with its answers kept for the last 256 texts of up to 16 KB (at most
+    ~8 MB for a reading that is itself a text, such as ``masked``).
 
     For readings of a text that are asked again and again: a named question's text is the
     same on every run, and reading it costs 30–80 µs each time (regular expressions over
