@@ -660,6 +660,12 @@ class RemoteStore:
         self._graphs = (now, names)
         return list(names)
 
+    def forget_graphs(self) -> None:
+        """Drop the list of graphs and the quad count kept for ``GRAPHS_TTL``: for a reader
+        that must see what other clients wrote straight to the engine just now (a full
+        inference run is how relmark takes such writes in)."""
+        self._graphs = self._count = None
+
     def has_graph(self, graph: str) -> bool:
         pattern = "{}" if self.engine.empty_graph_pattern else "{ ?s ?p ?o }"
         return bool(self._raw_query(f"ASK {{ GRAPH <{graph}> {pattern} }}"))
@@ -1366,7 +1372,7 @@ class RemoteReplica(ForwardedWrites, RemoteStore):
         moved = self._shared_generation()
         if moved != self._seen:
             self._seen = moved  # first: a write ending during the next read is seen again
-            self._graphs = self._count = None
+            self.forget_graphs()
 
     def graph_names(self) -> list[str]:
         self._catch_up()

@@ -64,6 +64,7 @@ def materialise(store: RemoteStore, rules: list[Rule]) -> RunSummary:
     """Infer everything the rules allow on the remote store, with provenance."""
     with engine.ONE_RUN_AT_A_TIME:
         started = time.perf_counter()
+        store.forget_graphs()  # the run reads every graph as the engine has it now
         run = uuid.uuid4().hex
         staging = f"{STAGING_PREFIX}{run}:inferred"
         default_copy = f"{STAGING_PREFIX}{run}:default"
