@@ -26,7 +26,7 @@ from relmark.sparql_text import (
     may_write_any_graph,
 )
 from relmark.store import SYSTEM_GRAPHS
-from relmark.web.auth import require_token
+from relmark.web.auth import require_admin, require_token
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
 from relmark.web.errors import ApiError, query_timeout, syntax_error
 from relmark.web.extensions import (
@@ -191,6 +191,8 @@ def _body_text() -> str:
 def run_update(sparql: str, params: MultiDict) -> Response:
     """Apply an update if the token is right and the graphs it writes still conform."""
     require_token()
+    if drops_everything(sparql):
+        require_admin()  # store-wide CLEAR/DROP ALL/NAMED: admins only (web/auth.py)
     if params.getlist("using-graph-uri") or params.getlist("using-named-graph-uri"):
         raise ApiError(
             400,
