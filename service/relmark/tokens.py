@@ -192,6 +192,10 @@ class TokenStore:
                 found = Principal(entry.name, entry.role)
         return found
 
+    def empty(self) -> bool:
+        """Whether no token exists at all (a read-only server open to everyone)."""
+        return not self._env_hash and not self._current()
+
     def can_write(self) -> bool:
         """Whether any token may write: without one the server is read-only."""
         return bool(self._env_hash) or any(e.role != "reader" for e in self._current())

@@ -70,6 +70,11 @@ def serve(
     The bind address goes into the settings: whether reads need a token depends on it.
     """
     settings = replace(settings, bind_host=host)
+    if auth.reads_public(settings):
+        reads = "reads are open to anyone who can connect (RELMARK_PUBLIC_READS=0 closes them)"
+    else:
+        reads = "reads need a reader token (relmark token create --role reader)"
+    print(f"relmark: bound to {host}: {reads}", file=sys.stderr)
     if workers > 1:
         from relmark.serving import serve_workers
 

@@ -112,16 +112,23 @@ def current_principal() -> Principal | None:
     """The caller's principal; None when no credentials came. A bad token is 401."""
     if "relmark_principal" not in g:
         principal = None
-        if "Authorization" in request.headers:
+        if _credentials():
             auth.login_required(_passed)()  # raises through _refuse when not valid
             principal = auth.current_user()
         g.relmark_principal = principal
     return g.relmark_principal
 
 
+def _credentials() -> bool:
+    """Whether the request presents credentials to check. On a server that knows no token
+    at all none can be right, and a write is refused as "updates are disabled" (403) below,
+    which says more than "the bearer token is wrong" would."""
+    return "Authorization" in request.headers and not token_store().empty()
+
+
 def require_role(role: str) -> Principal | None:
     """Refuse the request unless its caller holds ``role`` (None: an open read)."""
-    if role == "reader" and "Authorization" not in request.headers and reads_public():
+    if role == "reader" and not _credentials() and reads_public():
         return None
     if role != "reader" and not token_store().can_write():
         raise ApiError(
