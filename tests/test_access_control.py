@@ -183,6 +183,22 @@ def test_the_cli_refuses_a_bad_role_a_taken_name_and_an_unknown_revoke(tmp_path:
     assert [e.name for e in read_entries(tmp_path / "store.tokens.json")] == ["r"]
 
 
+def test_a_broken_token_file_refuses_every_token_but_keeps_open_reads(tmp_path: Path) -> None:
+    with serve(tmp_path, "127.0.0.1") as server:
+        (tmp_path / "store.tokens.json").write_text('{"tokens": [{"name": "x"')
+        url = server.url + "/sparql"
+        for who in ("reader", "writer"):
+            response = requests.post(
+                url, data={"update": _insert(who)}, headers=server.auth(who), timeout=30
+            )
+            assert response.status_code == 500
+            body = response.json()
+            assert body["error"] == "the token file cannot be read"
+            assert str(tmp_path) not in response.text
+        assert requests.get(url, params={"query": "ASK {}"}, timeout=30).status_code == 200
+    assert "not a relmark token file" in (tmp_path / "server.log").read_text()
+
+
 def test_a_revoked_token_is_refused_by_the_running_server(network: Server) -> None:
     token = create_token(network.home, "reader", "short-lived")
     headers = {"Authorization": f"Bearer {token}"}

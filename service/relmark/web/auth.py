@@ -20,6 +20,8 @@ a wrong token never passes silently as anonymous.
 
 from __future__ import annotations
 
+import sys
+
 from flask import Flask, g, request
 from flask_httpauth import HTTPTokenAuth
 
@@ -46,6 +48,18 @@ def init_app(app: Flask, settings: Settings) -> None:
         token_path(settings.store, settings.token_file), settings.token
     )
     app.before_request(gate)
+    app.register_error_handler(TokenError, _broken_token_file)
+
+
+def _broken_token_file(error: TokenError) -> object:
+    """500 for a token file that does not parse: every token is refused (fail closed) while
+    open reads go on. The file's path and the parse error go to the log, not the client."""
+    print(f"relmark: {error}", file=sys.stderr)
+    return ApiError(
+        500,
+        "the token file cannot be read",
+        detail="no token can be checked until the operator fixes it (relmark token list)",
+    ).to_response()
 
 
 def token_store() -> TokenStore:
@@ -64,10 +78,7 @@ def reads_public(settings: Settings | None = None) -> bool:
 
 @auth.verify_token
 def _verify(token: str) -> Principal | None:
-    try:
-        return token_store().verify(token.strip())
-    except TokenError as error:  # a broken file must not lock anyone in or out silently
-        raise ApiError(500, "the token file cannot be read", detail=str(error)) from None
+    return token_store().verify(token.strip())  # a broken file: TokenError, 500 above
 
 
 @auth.get_user_roles
