@@ -519,3 +519,22 @@ def test_a_browser_without_a_token_gets_an_html_401(network: Server) -> None:
     assert response.headers["Content-Type"].startswith("text/html")
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="relmark"'
     assert "a bearer token is required" in response.text
+
+
+def test_the_openapi_document_says_which_operations_need_a_token(
+    network: Server, local: Server
+) -> None:
+    closed = requests.get(
+        network.url + "/api/openapi.json", headers=network.auth("reader"), timeout=60
+    ).json()
+    opened = requests.get(local.url + "/api/openapi.json", timeout=60).json()
+    assert closed["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert closed["paths"]["/sparql"]["get"]["security"] == [{"bearer": []}]
+    assert opened["paths"]["/sparql"]["get"]["security"] == [{}, {"bearer": []}]
+    for document in (closed, opened):
+        assert document["paths"]["/data"]["put"]["security"] == [{"bearer": []}]
+        assert document["paths"]["/healthz"]["get"]["security"] == [{}, {"bearer": []}]
+        for item in document["paths"].values():
+            for method, operation in item.items():
+                if method in ("get", "put", "post", "delete"):
+                    assert "401" in operation["responses"], (method, operation["summary"])
