@@ -62,6 +62,7 @@ import waitress
 from relmark import loading
 from relmark.memory_copy import MemoryCopy
 from relmark.reasoning.maintain import refresh_inferences
+from relmark.reasoning.whatif import stop_fresh_process
 from relmark.remote_store import RemoteReplica, remote_config
 from relmark.settings import Settings
 from relmark.store import EmbeddedStore, SnapshotReplica, Store, StoreError, open_store
@@ -640,6 +641,7 @@ class Retirement:
         while self._server.active_channels and time.monotonic() < deadline:
             self._server.trigger.pull_trigger(self._close_idle_connections)
             time.sleep(0.05)
+        stop_fresh_process()  # os._exit skips its clean-up: "leaked semaphore objects"
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -688,6 +690,7 @@ def _run_worker(plan: WorkerPlan) -> None:
     signal.signal(signal.SIGTERM, retirement.on_sigterm)
     threading.Thread(target=retirement.watch_supervisor, name="relmark-watch", daemon=True).start()
     server.run()
+    stop_fresh_process()
     os._exit(0)
 
 
