@@ -50,6 +50,7 @@ import tempfile
 import threading
 import time
 import traceback
+import types
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,6 +302,49 @@ class SnapshotPublisher:
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class SnapshotThread:
+    """One-process ``relmark serve``: publishes a snapshot moments after each write.
+
+    There are no readers here to need them, but the command line does: ``relmark query``,
+    ``dump`` and co. read the newest snapshot while the store is served
+    (``relmark.read_view``). A burst of writes gives one snapshot, taken once the
+    inferences caught up with the data (or after ``SETTLE`` s, if they do not).
+    """
+
+    SETTLE = 1.0
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self._publisher = SnapshotPublisher(store, types.SimpleNamespace(value=0))
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="relmark-snapshots", daemon=True)
+
+    def start(self) -> None:
+        self._publisher.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop publishing and remove the snapshots (before the store is closed)."""
+        self._stopping.set()
+        self._thread.join(timeout=self.SETTLE + 5)
+        self._publisher.remove()
+
+    def _run(self) -> None:
+        store = self._publisher.store
+        seen = store.wait_for_writes(-1, 0)
+        while not self._stopping.is_set():
+            if store.wait_for_writes(seen, timeout=0.5) == seen:
+                continue
+            deadline = time.monotonic() + self.SETTLE
+            while store.inferences_stale() and time.monotonic() < deadline:
+                if self._stopping.wait(0.01):
+                    return
+            seen = store.wait_for_writes(-1, 0)
+            try:
+                self._publisher.publish()
+            except Exception as error:  # never end the server for a missed snapshot
+                log(f"cannot publish a snapshot: {error}")
 
 
 class WriteCounter:
