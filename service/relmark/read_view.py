@@ -5,8 +5,9 @@ instance (``Store.read_only`` on a store another process writes is undefined beh
 What the server does offer: every ``relmark serve`` publishes read-only snapshots of the
 store in ``<store>.snapshots/<generation>`` (RocksDB checkpoints: each one the store at
 one instant, between two writes, never written again). ``--workers N`` publishes one
-after each write, before the write is answered; one process publishes one moments after
-a write (``relmark.serving.SnapshotThread``).
+after each write, before the write is answered; one process publishes one when a command
+asks for it (``relmark.serving.SnapshotThread``). Either way the snapshot a command reads
+holds every write the server answered before the command started.
 
 So ``relmark query | classify | explain | dump`` open the store itself when they can, and
 otherwise a private copy of the newest snapshot: immutable files hard-linked, the rest
@@ -19,8 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
+import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,10 @@ from relmark.store import EmbeddedStore, Store, StoreError, StoreLocked, open_st
 
 #: Attempts at copying the newest snapshot (the server may prune one while it is copied).
 COPY_ATTEMPTS = 5
+#: Longest wait for a one-process server to take the snapshot asked for.
+REQUEST_WAIT = 10.0
+#: As ``relmark.serving.SnapshotThread.ON_REQUEST`` (not imported: that loads the server).
+ON_REQUEST = "on-request"
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,25 @@ def snapshots_of(path: Path | str) -> Path:
     """Where a served store's snapshots are (``relmark.serving.SnapshotPublisher``)."""
     path = Path(path).resolve()
     return path.with_name(path.name + ".snapshots")
+
+
+def _ask_for_snapshot(directory: Path) -> None:
+    """Have a one-process server take a snapshot now, if it publishes them on request.
+
+    (``--workers N`` publishes after every write anyway.) The request is a file the server
+    removes once the newest snapshot holds every write it answered before.
+    """
+    if not (directory / ON_REQUEST).exists():
+        return
+    request = directory / f"wanted-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        request.touch()
+    except OSError:  # the server stopped meanwhile: nothing to ask
+        return
+    deadline = time.monotonic() + REQUEST_WAIT
+    while request.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    request.unlink(missing_ok=True)  # not answered in time: read the newest there is
 
 
 def newest_snapshot(directory: Path) -> Path | None:
@@ -67,6 +94,7 @@ def open_for_reading(location: str | Path, settings: object | None = None) -> It
         store = open_store(location, settings)
     except StoreLocked as locked:
         directory = snapshots_of(location)
+        _ask_for_snapshot(directory)
         if newest_snapshot(directory) is None:
             raise StoreLocked(
                 f"{locked}; it has published no snapshot in {directory} to read instead"

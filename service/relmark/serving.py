@@ -305,23 +305,33 @@ class SnapshotPublisher:
 
 
 class SnapshotThread:
-    """One-process ``relmark serve``: publishes a snapshot moments after each write.
+    """One-process ``relmark serve``: publishes a snapshot when the command line asks.
 
-    There are no readers here to need them, but the command line does: ``relmark query``,
-    ``dump`` and co. read the newest snapshot while the store is served
-    (``relmark.read_view``). A burst of writes gives one snapshot, taken once the
-    inferences caught up with the data (or after ``SETTLE`` s, if they do not).
+    ``relmark query``, ``dump`` and co. read the newest snapshot while the store is served
+    (``relmark.read_view``). Here nothing else needs snapshots, and each one flushes
+    RocksDB's memtables into new small files (work for compaction, on the CPU the queries
+    use), so one is taken only on request: the command drops a ``wanted-*`` file in the
+    snapshots directory and waits until it is gone; by then a snapshot holds every write
+    answered before the request. (``ON_REQUEST`` there tells commands to ask.)
     """
 
+    #: The file that says "ask for a snapshot"; requests are files named ``wanted-*``.
+    ON_REQUEST = "on-request"
+    #: Seconds between looks for requests.
+    POLL = 0.05
+    #: Longest wait for the inferences to catch up with a write in flight.
     SETTLE = 1.0
 
     def __init__(self, store: EmbeddedStore) -> None:
         self._publisher = SnapshotPublisher(store, types.SimpleNamespace(value=0))
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relmark-snapshots", daemon=True)
+        self._published_at = -1  # the store's write count when the last snapshot was taken
 
     def start(self) -> None:
+        self._published_at = self._publisher.store.wait_for_writes(-1, 0)
         self._publisher.start()
+        (self._publisher.directory / self.ON_REQUEST).touch()
         self._thread.start()
 
     def stop(self) -> None:
@@ -331,20 +341,27 @@ class SnapshotThread:
         self._publisher.remove()
 
     def _run(self) -> None:
-        store = self._publisher.store
-        seen = store.wait_for_writes(-1, 0)
-        while not self._stopping.is_set():
-            if store.wait_for_writes(seen, timeout=0.5) == seen:
-                continue
-            deadline = time.monotonic() + self.SETTLE
-            while store.inferences_stale() and time.monotonic() < deadline:
-                if self._stopping.wait(0.01):
-                    return
-            seen = store.wait_for_writes(-1, 0)
+        directory = self._publisher.directory
+        while not self._stopping.wait(self.POLL):
             try:
-                self._publisher.publish()
+                requests = list(directory.glob("wanted-*"))
+                if requests:
+                    self._publish_if_written()
+                for request in requests:
+                    request.unlink(missing_ok=True)
             except Exception as error:  # never end the server for a missed snapshot
                 log(f"cannot publish a snapshot: {error}")
+
+    def _publish_if_written(self) -> None:
+        store = self._publisher.store
+        if store.wait_for_writes(-1, 0) == self._published_at:
+            return  # the newest snapshot is the store as it is
+        deadline = time.monotonic() + self.SETTLE
+        while store.inferences_stale() and time.monotonic() < deadline:
+            if self._stopping.wait(0.01):
+                return
+        self._published_at = store.wait_for_writes(-1, 0)
+        self._publisher.publish()
 
 
 class WriteCounter:
