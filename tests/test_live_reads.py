@@ -8,6 +8,7 @@ is the store at one instant, and restoring it gives that store back.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -270,6 +271,32 @@ def test_snapshots_pruned_while_read_never_give_a_partial_view(tmp_path: Path) -
     assert written > KEEP_SNAPSHOTS * 3, written  # pruning really went on meanwhile
     assert seen == sorted(seen) and seen[-1] > 0, seen
     assert not list(tmp_path.glob(".relmark-read-*")), "a read view's copy was left behind"
+
+
+def test_a_killed_commands_copy_is_removed_by_the_next_one(server: RelmarkServer) -> None:
+    """A command killed mid-read leaves its hard-linked copy; the next command removes it
+    (it would keep pruned snapshots on disk), and leaves a live process's copy alone."""
+    parent = server.store.parent
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        orphan = parent / f".relmark-read-{dead.stdout.strip()}-x"
+        alive = parent / f".relmark-read-{sleeper.pid}-x"
+        for copy in (orphan, alive):
+            (copy / "0").mkdir(parents=True)
+        _, note = cli_count(server.store, COUNT)
+        assert SNAPSHOT_NOTE in note
+        assert not orphan.exists() and alive.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    shutil.rmtree(alive)
+    assert not list(parent.glob(".relmark-read-*"))
 
 
 class _Generation:

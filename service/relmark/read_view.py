@@ -34,6 +34,8 @@ from relmark.store import EmbeddedStore, Store, StoreError, StoreLocked, open_st
 
 #: Attempts at copying the newest snapshot (the server may prune one while it is copied).
 COPY_ATTEMPTS = 5
+#: A command's private copy of a snapshot: ``<store's parent>/.relmark-read-<pid>-…``.
+READ_PREFIX = ".relmark-read-"
 #: Longest wait for a one-process server to take the snapshot asked for.
 REQUEST_WAIT = 10.0
 #: As ``relmark.serving.SnapshotThread.ON_REQUEST`` (not imported: that loads the server).
@@ -116,8 +118,10 @@ def open_for_reading(location: str | Path, settings: object | None = None) -> It
 @contextlib.contextmanager
 def _snapshot_copy(directory: Path) -> Iterator[tuple[EmbeddedStore, int, datetime.datetime]]:
     """A private, writable copy of the newest snapshot (deleted on the way out)."""
+    _remove_orphans(directory.parent)
     # next to the snapshots: hard links need the same file system
-    with tempfile.TemporaryDirectory(prefix=".relmark-read-", dir=directory.parent) as scratch:
+    prefix = f"{READ_PREFIX}{os.getpid()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=directory.parent) as scratch:
         failure: Exception | None = None
         for attempt in range(COPY_ATTEMPTS):
             snapshot = newest_snapshot(directory)
@@ -140,6 +144,25 @@ def _snapshot_copy(directory: Path) -> Iterator[tuple[EmbeddedStore, int, dateti
                 copy.close()
             return
         raise StoreError(f"cannot copy a snapshot of {directory}: {failure}")
+
+
+def _remove_orphans(parent: Path) -> None:
+    """Remove the copies of commands that were killed before they could (their hard links
+    would keep pruned snapshots' files on disk for good)."""
+    for path in parent.glob(READ_PREFIX + "*"):
+        pid = path.name[len(READ_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _complete(directory: Path, generation: int, copy: Path) -> bool:
