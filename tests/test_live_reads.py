@@ -115,7 +115,7 @@ def http_count(server: RelmarkServer, query: str) -> int:
     response = requests.get(
         server.sparql,
         params={"query": query},
-        headers={"Accept": "application/sparql-results+json"},
+        headers={"Accept": "application/sparql-results+json", **server.auth},
         timeout=60,
     )
     assert response.status_code == 200, response.text

@@ -21,6 +21,8 @@ import requests
 from conftest import SERVER_TOKEN, _free_port, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Sent with reads too: harmless where reads are open, needed where they are not.
+AUTH = {"Authorization": f"Bearer {SERVER_TOKEN}"}
 RELMARK = Path(sys.executable).with_name("relmark")
 RM = "https://w3id.org/relmark/ontology#"
 ELISA = "https://w3id.org/relmark/demo/cr-elisa-mariani"
@@ -116,7 +118,7 @@ def commitment(url: str) -> list[str]:
     response = requests.get(
         url + "/sparql",
         params={"query": COMMITMENT},
-        headers={"Accept": "application/sparql-results+json"},
+        headers={"Accept": "application/sparql-results+json", **AUTH},
         timeout=30,
     )
     assert response.status_code == 200, response.text
@@ -155,7 +157,7 @@ def test_restart_keeps_a_change_and_ctrl_c_is_clean(tmp_path: Path) -> None:
             what_if = requests.post(
                 url + "/api/classify",
                 data=A_REFERRAL.encode(),
-                headers={"Content-Type": "text/turtle"},
+                headers={"Content-Type": "text/turtle", **AUTH},
                 timeout=120,
             )
             assert what_if.status_code == 200, what_if.text
@@ -247,7 +249,7 @@ def test_ctrl_c_on_make_runs_server_exits_0_without_leaks(tmp_path: Path) -> Non
             response = requests.post(
                 url + "/api/classify",
                 data=A_REFERRAL.encode(),
-                headers={"Content-Type": "text/turtle"},
+                headers={"Content-Type": "text/turtle", **AUTH},
                 timeout=120,
             )
             assert response.status_code == 200, response.text
