@@ -8,6 +8,7 @@ is the store at one instant, and restoring it gives that store back.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import pytest
 import rdflib
 import rdflib.compare
 import requests
-from conftest import RelmarkServer, put_demo_data, running_relmark
+from conftest import SERVER_TOKEN, RelmarkServer, put_demo_data, running_relmark
 
 from relmark.read_view import open_for_reading, snapshots_of
 from relmark.serving import KEEP_SNAPSHOTS, SnapshotPublisher
@@ -91,6 +92,7 @@ def relmark(store: Path, *args: str, timeout: float = 120) -> subprocess.Complet
         [str(RELMARK), "--store", str(store), *args],
         capture_output=True,
         timeout=timeout,
+        env={**os.environ, "RELMARK_TOKEN": SERVER_TOKEN},  # for --server
     )
 
 
@@ -195,9 +197,10 @@ def test_dump_during_writes_is_one_state_and_restores_to_it(
         while done < 3 and thread.is_alive():
             time.sleep(0.05)
         dumps = []
-        for attempt in range(3):
+        for attempt in range(4):  # from the snapshot, then through the server (GET /data)
             before = done
-            result = relmark(server.store, "dump")
+            via = ("--server", server.url) if attempt % 2 else ()
+            result = relmark(server.store, "dump", *via)
             after = done
             assert result.returncode == 0, result.stderr.decode()
             quads = list(ox.parse(result.stdout, format=ox.RdfFormat.N_QUADS))
@@ -211,7 +214,7 @@ def test_dump_during_writes_is_one_state_and_restores_to_it(
     assert not failures, failures
     assert any(after > before for _, before, after, _, _ in dumps), "no write ran during a dump"
 
-    k, _, _, data, _ = dumps[-1]
+    k, _, _, data, _ = dumps[-2]  # (a snapshot's)
     backup = tmp_path / "backup.nq"
     backup.write_bytes(data)
     restored = tmp_path / "restored"
@@ -324,3 +327,30 @@ def test_opening_a_served_store_never_recovers_its_write_in_progress(tmp_path: P
     finally:
         store.close()
     assert not snapshots_of(path).exists()
+
+
+def test_query_and_dump_through_the_server(server: RelmarkServer, tmp_path: Path) -> None:
+    """``--server URL``: the SPARQL endpoint and the Graph Store answer; no store is opened."""
+    unused = tmp_path / "no-store-here"
+    result = relmark(unused, "query", "--server", server.url, COUNT, "--format", "json")
+    assert result.returncode == 0, result.stderr.decode()
+    assert f"read through the server at {server.url}" in result.stderr.decode()
+    answer = json.loads(result.stdout)
+    assert int(answer["results"]["bindings"][0]["n"]["value"]) == http_count(server, COUNT)
+
+    construct = f"CONSTRUCT {{ <{ELISA}> ?p ?o }} WHERE {{ <{ELISA}> ?p ?o }}"
+    result = relmark(unused, "query", "--server", server.url + "/sparql", construct)
+    assert result.returncode == 0, result.stderr.decode()
+    assert f"{RM}commitmentLevel".encode() in result.stdout
+
+    result = relmark(unused, "query", "--server", server.url, "SELECT ?x WHERE {")
+    assert result.returncode == 2 and b"the server answered 400" in result.stderr
+
+    through = relmark(unused, "dump", "--server", server.url)
+    direct = relmark(server.store, "dump")
+    assert through.returncode == 0 and direct.returncode == 0, through.stderr.decode()
+    assert isomorphic(through.stdout, direct.stdout)
+    assert not unused.exists()
+
+    nobody = relmark(unused, "dump", "--server", "http://127.0.0.1:9")
+    assert nobody.returncode == 1 and b"cannot reach the server" in nobody.stderr

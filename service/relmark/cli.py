@@ -40,6 +40,12 @@ GRAPH_FORMATS = {
     "jsonld": ox.RdfFormat.JSON_LD,
 }
 DUMP_FORMATS = {"nquads": ox.RdfFormat.N_QUADS, "trig": ox.RdfFormat.TRIG}
+SERVER_OPTION = click.option(
+    "--server",
+    metavar="URL",
+    help="Read through a running relmark at URL (e.g. http://127.0.0.1:8080) instead of "
+    "the store directory; sends RELMARK_TOKEN when set.",
+)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -305,11 +311,23 @@ def validate(settings: Settings, files: tuple[str, ...], fmt: str | None, report
 )
 @click.option("--named", help="Run a named question of queries/ instead (see /api/queries).")
 @click.option("--param", "params", multiple=True, help="A named question's parameter, k=v.")
+@SERVER_OPTION
 @click.pass_obj
 def query(
-    settings: Settings, sparql: str | None, fmt: str | None, named: str | None, params: tuple
+    settings: Settings,
+    sparql: str | None,
+    fmt: str | None,
+    named: str | None,
+    params: tuple,
+    server: str | None,
 ) -> None:
-    """Run a SPARQL query against the store ('-' reads it from stdin), or --named NAME."""
+    """Run a SPARQL query against the store ('-' reads it from stdin), or --named NAME.
+
+    While `relmark serve` holds the store, the query reads its newest snapshot; with
+    --server URL it goes to that server's SPARQL endpoint instead.
+    """
+    if server is not None and named is not None:
+        fail("--named runs here; use the server's /api/queries for a question there", 2)
     if named is not None:
         from relmark.named_cli import print_named
 
@@ -320,6 +338,9 @@ def query(
         fail("give a SPARQL query (or '-' for stdin), or --named NAME", 2)
     if sparql == "-":
         sparql = sys.stdin.read()
+    if server is not None:
+        _print_result(_server_query(server, settings, sparql), fmt)
+        return
     with _read_view(settings) as store:
         try:
             result = store.query(sparql)
@@ -332,7 +353,7 @@ def _print_result(result, fmt: str | None) -> None:
     out = sys.stdout.buffer
     if isinstance(result, ox.QueryBoolean):
         click.echo("true" if bool(result) else "false")
-    elif isinstance(result, ox.QueryTriples):
+    elif isinstance(result, ox.QueryTriples | list):  # (a list: triples from a server)
         out.write(
             ox.serialize(result, format=GRAPH_FORMATS.get(fmt or "turtle", ox.RdfFormat.TURTLE))
         )
@@ -347,13 +368,18 @@ def _print_result(result, fmt: str | None) -> None:
 
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(list(DUMP_FORMATS)), default="nquads")
+@SERVER_OPTION
 @click.pass_obj
-def dump(settings: Settings, fmt: str) -> None:
+def dump(settings: Settings, fmt: str, server: str | None) -> None:
     """Write every graph of the store to stdout (a backup: `relmark dump > backup.nq`).
 
     Works while `relmark serve` runs on the store too: the dump is then its newest
     snapshot, the store at one instant between two writes (a note on stderr says which).
+    With --server URL it is that server's whole dataset (GET /data), read the same way.
     """
+    if server is not None:
+        _server_dump(server, settings, fmt)
+        return
     with _read_view(settings) as store:
         store.dump(sys.stdout.buffer, DUMP_FORMATS[fmt])
 
@@ -387,6 +413,58 @@ def restore(settings: Settings, backup: str, fmt: str | None) -> None:
 LANG_OPTION = click.option(
     "--lang", type=click.Choice(["en", "it"]), default="en", show_default=True
 )
+
+
+def _server_request(server: str, settings: Settings, method: str, path: str, **kwargs):
+    """A request to a running relmark (``--server``), with RELMARK_TOKEN if one is set.
+
+    A refusal ends the command with the server's error (exit 2 for a 4xx: the input).
+    """
+    import requests
+
+    base = server.rstrip("/").removesuffix("/sparql")
+    headers = kwargs.pop("headers", {})
+    if settings.token:
+        headers["Authorization"] = f"Bearer {settings.token}"
+    err.print(f"note: read through the server at {base}", highlight=False, markup=False)
+    try:
+        response = requests.request(method, base + path, headers=headers, timeout=None, **kwargs)
+    except requests.RequestException as error:
+        fail(f"cannot reach the server at {base}: {error}")
+    if not response.ok:
+        try:
+            body = response.json()
+            reason = f"{body['error']}" + (f" ({body['detail']})" if body.get("detail") else "")
+        except (ValueError, KeyError, TypeError):
+            reason = response.text[:500]
+        fail(
+            f"the server answered {response.status_code}: {reason}",
+            2 if response.status_code < 500 else 1,
+        )
+    return response
+
+
+def _server_query(server: str, settings: Settings, sparql: str) -> object:
+    """A query answered by a running relmark, parsed as a local answer would be."""
+    accept = "application/sparql-results+json, application/n-triples;q=0.9"
+    response = _server_request(
+        server, settings, "POST", "/sparql", data={"query": sparql}, headers={"Accept": accept}
+    )
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+    if kind == "application/n-triples":
+        return list(ox.parse(response.content, format=ox.RdfFormat.N_TRIPLES))
+    return ox.parse_query_results(response.content, format=ox.QueryResultsFormat.JSON)
+
+
+def _server_dump(server: str, settings: Settings, fmt: str) -> None:
+    """A running relmark's whole dataset (its Graph Store, GET /data) to stdout."""
+    media = DUMP_FORMATS[fmt].media_type
+    response = _server_request(
+        server, settings, "GET", "/data", headers={"Accept": media}, stream=True
+    )
+    for chunk in response.iter_content(chunk_size=1 << 20):
+        sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
 
 
 @contextlib.contextmanager
