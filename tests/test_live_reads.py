@@ -66,6 +66,12 @@ def assert_one_state(quads: list[ox.Quad]) -> int:
     return k
 
 
+#: rdflib's own N-Quads parser uses its deprecated ``Dataset.default_context``.
+rdflib_internal_deprecation = pytest.mark.filterwarnings(
+    "ignore:Dataset.default_context is deprecated:DeprecationWarning"
+)
+
+
 def isomorphic(left: bytes, right: bytes) -> bool:
     """Equal N-Quads datasets up to blank node names (a restore names them anew), by rdflib.
 
@@ -168,6 +174,7 @@ def test_a_read_sees_an_acknowledged_write(server: RelmarkServer) -> None:
     assert count == 1, note
 
 
+@rdflib_internal_deprecation
 def test_dump_during_writes_is_one_state_and_restores_to_it(
     server: RelmarkServer, tmp_path: Path
 ) -> None:
@@ -329,6 +336,7 @@ def test_opening_a_served_store_never_recovers_its_write_in_progress(tmp_path: P
     assert not snapshots_of(path).exists()
 
 
+@rdflib_internal_deprecation
 def test_query_and_dump_through_the_server(server: RelmarkServer, tmp_path: Path) -> None:
     """``--server URL``: the SPARQL endpoint and the Graph Store answer; no store is opened."""
     unused = tmp_path / "no-store-here"
