@@ -50,6 +50,7 @@ import tempfile
 import threading
 import time
 import traceback
+import types
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ import waitress
 from relmark import loading
 from relmark.memory_copy import MemoryCopy
 from relmark.reasoning.maintain import refresh_inferences
+from relmark.reasoning.whatif import stop_fresh_process
 from relmark.remote_store import RemoteReplica, remote_config
 from relmark.settings import Settings
 from relmark.store import EmbeddedStore, SnapshotReplica, Store, StoreError, open_store
@@ -300,6 +302,66 @@ class SnapshotPublisher:
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class SnapshotThread:
+    """One-process ``relmark serve``: publishes a snapshot when the command line asks.
+
+    ``relmark query``, ``dump`` and co. read the newest snapshot while the store is served
+    (``relmark.read_view``). Here nothing else needs snapshots, and each one flushes
+    RocksDB's memtables into new small files (work for compaction, on the CPU the queries
+    use), so one is taken only on request: the command drops a ``wanted-*`` file in the
+    snapshots directory and waits until it is gone; by then a snapshot holds every write
+    answered before the request. (``ON_REQUEST`` there tells commands to ask.)
+    """
+
+    #: The file that says "ask for a snapshot"; requests are files named ``wanted-*``.
+    ON_REQUEST = "on-request"
+    #: Seconds between looks for requests.
+    POLL = 0.05
+    #: Longest wait for the inferences to catch up with a write in flight.
+    SETTLE = 1.0
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self._publisher = SnapshotPublisher(store, types.SimpleNamespace(value=0))
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="relmark-snapshots", daemon=True)
+        self._published_at = -1  # the store's write count when the last snapshot was taken
+
+    def start(self) -> None:
+        self._published_at = self._publisher.store.wait_for_writes(-1, 0)
+        self._publisher.start()
+        (self._publisher.directory / self.ON_REQUEST).touch()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop publishing and remove the snapshots (before the store is closed)."""
+        self._stopping.set()
+        self._thread.join(timeout=self.SETTLE + 5)
+        self._publisher.remove()
+
+    def _run(self) -> None:
+        directory = self._publisher.directory
+        while not self._stopping.wait(self.POLL):
+            try:
+                requests = list(directory.glob("wanted-*"))
+                if requests:
+                    self._publish_if_written()
+                for request in requests:
+                    request.unlink(missing_ok=True)
+            except Exception as error:  # never end the server for a missed snapshot
+                log(f"cannot publish a snapshot: {error}")
+
+    def _publish_if_written(self) -> None:
+        store = self._publisher.store
+        if store.wait_for_writes(-1, 0) == self._published_at:
+            return  # the newest snapshot is the store as it is
+        deadline = time.monotonic() + self.SETTLE
+        while store.inferences_stale() and time.monotonic() < deadline:
+            if self._stopping.wait(0.01):
+                return
+        self._published_at = store.wait_for_writes(-1, 0)
+        self._publisher.publish()
 
 
 class WriteCounter:
@@ -640,6 +702,7 @@ class Retirement:
         while self._server.active_channels and time.monotonic() < deadline:
             self._server.trigger.pull_trigger(self._close_idle_connections)
             time.sleep(0.05)
+        stop_fresh_process()  # os._exit skips its clean-up: "leaked semaphore objects"
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -688,6 +751,7 @@ def _run_worker(plan: WorkerPlan) -> None:
     signal.signal(signal.SIGTERM, retirement.on_sigterm)
     threading.Thread(target=retirement.watch_supervisor, name="relmark-watch", daemon=True).start()
     server.run()
+    stop_fresh_process()
     os._exit(0)
 
 

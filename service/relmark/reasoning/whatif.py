@@ -13,9 +13,11 @@ of its own (see below why).
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -210,8 +212,30 @@ def _fresh_process() -> ProcessPoolExecutor:
         return executor
 
 
+def stop_fresh_process() -> None:
+    """Shut this process's what-if process down, if it started one (a worker, before exit).
+
+    Workers end with ``os._exit``, which skips the executor's own clean-up: its queues'
+    semaphores then stay registered with multiprocessing's resource tracker, which warns
+    "leaked semaphore objects" when the worker is gone (on every Ctrl-C of ``make run``
+    after a what-if). Shutting down and collecting the executor unregisters them.
+    """
+    with _FRESH_LOCK:
+        executor = _FRESH.pop(os.getpid(), None)
+    if executor is None:
+        return
+    executor.shutdown(wait=True, cancel_futures=True)
+    del executor
+    gc.collect()  # the queues' finalizers unlink their semaphores and tell the tracker
+
+
 def _exit_with_parent(parent: int) -> None:
-    """In the fresh process: end when the worker that started it ends (even if killed)."""
+    """In the fresh process: end when the worker that started it ends (even if killed).
+
+    Ctrl-C reaches the whole process group; the worker's ``stop_fresh_process`` ends this
+    process in order, so it ignores SIGINT rather than die with a traceback mid-shutdown.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -83,10 +83,15 @@ def serve(
     import waitress
 
     app = create_app(settings)
+    snapshots = None
     with app.app_context():
         store = get_store()
         if isinstance(store, EmbeddedStore):
             store.optimize()  # once, before serving: reads are faster on compacted files
+            from relmark.serving import SnapshotThread
+
+            snapshots = SnapshotThread(store)  # for `relmark query` &c. while served
+            snapshots.start()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)  # waitress's loop ends on SystemExit; the store is closed below
@@ -96,6 +101,8 @@ def serve(
     try:
         waitress.serve(app, host=host, port=port, threads=threads, ident="relmark")
     finally:
+        if snapshots is not None:
+            snapshots.stop()
         close_app(app)
 
 
