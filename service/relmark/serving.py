@@ -37,6 +37,7 @@ timeout, so nothing is left evaluating in the worker.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -51,6 +52,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -60,14 +62,32 @@ import pyoxigraph as ox
 import waitress
 
 from relmark import loading
+from relmark.memory_bound import (
+    MEMORY_EXCEEDED,
+    Watchdog,
+    default_bound,
+    describe,
+    set_address_space_backstop,
+)
 from relmark.memory_copy import MemoryCopy
 from relmark.reasoning.maintain import refresh_inferences
 from relmark.remote_store import RemoteReplica, remote_config
 from relmark.settings import Settings
-from relmark.store import EmbeddedStore, SnapshotReplica, Store, StoreError, open_store
+from relmark.store import (
+    EmbeddedStore,
+    SnapshotReplica,
+    Store,
+    StoreError,
+    open_store,
+    remove_stale_scratch,
+)
 from relmark.vocab import SHAPES_FILE
 from relmark.web import create_app
+from relmark.web.errors import ApiError
 from relmark.web.extensions import (
+    QUERY_WORKERS,
+    query_refusal,
+    retiring_error,
     set_query_timeout_hook,
     set_serving_details,
     sync_system_graphs,
@@ -79,8 +99,11 @@ KEEP_SNAPSHOTS = 4
 RETIRED = 3
 #: Seconds a retiring worker gives the requests it is still answering.
 RETIRE_GRACE = 5.0
-#: A worker that dies sooner than this after starting is restarted after a back-off.
-STARTUP_GRACE = 5.0
+#: The same for a worker over its memory bound (its runaway query keeps allocating).
+MEMORY_GRACE = 1.0
+#: Waitress threads beyond the query slots, for /healthz and quick refusals under load.
+RESERVED_THREADS = 2
+#: A worker that dies before it ever served is restarted after a back-off up to this long.
 MAX_BACKOFF = 30.0
 LISTEN_BACKLOG = 1024
 
@@ -375,6 +398,7 @@ class StoreWriter:
 class Worker:
     process: multiprocessing.process.BaseProcess
     started: float
+    ready: Any  # a shared RawValue("b"): 1 once the worker serves (set by the worker)
     retiring: bool = False
 
 
@@ -417,6 +441,9 @@ class Supervisor:
         store: Store = open_store(self.settings.store, self.settings)
         generation = self._context.RawValue("q", 0)
         local = isinstance(store, EmbeddedStore)
+        if local:  # (open: RocksDB's lock says no other process uses its scratch copies)
+            for stale in remove_stale_scratch(store.path):
+                log(f"removed {stale}, left by a crash")
         publisher = SnapshotPublisher(store, generation) if local else WriteCounter(generation)
         self._writer = StoreWriter(store, publisher, self.settings.ontology_dir)
         address, private = _writer_address()
@@ -479,26 +506,37 @@ class Supervisor:
             multiprocessing.connection.wait(sentinels, timeout=0.1)
 
     def _reap(self) -> None:
-        """Forget exited workers; a start-up death postpones the next spawn (back-off)."""
+        """Forget exited workers; only a death before serving postpones the next spawn.
+
+        Whether a worker had become ready, not how long ago it started, tells the two
+        deaths apart: a worker that served and then crashed (a request that made it
+        segfault, the kernel's OOM killer, a ``kill -9``) is replaced at once, however young
+        it was, so requests that crash workers one a second cannot starve the service of
+        them; only a worker that cannot even start (a broken store, a bad setting) backs
+        off, so a permanent failure does not fork in a tight loop.
+        """
         now = time.monotonic()
         with self._children_lock:
             alive = {id(w): w.process.is_alive() for w in self._children}
             exited = [w for w in self._children if not alive[id(w)]]
             self._children = [w for w in self._children if alive[id(w)]]
-            if any(now - w.started > STARTUP_GRACE for w in self._children):
+            if any(w.ready.value for w in self._children):
                 self._failures = 0  # workers start fine again
         for worker in exited:
             worker.process.join()
             code = worker.process.exitcode
             if worker.retiring or code == RETIRED:
                 log(f"worker {worker.process.pid} retired")
-            elif now - worker.started < STARTUP_GRACE:
+            elif code == MEMORY_EXCEEDED:
+                log(f"worker {worker.process.pid} passed its memory bound; replacing it")
+            elif worker.ready.value:
+                self._next_spawn = 0.0
+                log(f"worker {worker.process.pid} exited ({code}); replacing it at once")
+            else:
                 self._failures += 1
                 delay = min(MAX_BACKOFF, 0.5 * 2 ** (self._failures - 1))
                 self._next_spawn = now + delay
                 log(f"worker {worker.process.pid} died at start-up ({code}); retry in {delay:g} s")
-            else:
-                log(f"worker {worker.process.pid} exited ({code}); replacing it")
 
     def _replenish(self) -> None:
         """Start workers until ``workers`` of them are serving (retiring ones do not count)."""
@@ -507,12 +545,13 @@ class Supervisor:
         if missing <= 0 or time.monotonic() < self._next_spawn:
             return
         for _ in range(missing):
+            ready = self._context.RawValue("b", 0)
             process = self._context.Process(
-                target=_run_worker, args=(self._plan,), name="relmark-worker"
+                target=_run_worker, args=(self._plan, ready), name="relmark-worker"
             )
             process.start()
             with self._children_lock:
-                self._children.append(Worker(process, time.monotonic()))
+                self._children.append(Worker(process, time.monotonic(), ready))
 
     def _retiring(self, pid: int) -> None:
         with self._children_lock:
@@ -586,12 +625,25 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 # --- the worker -------------------------------------------------------------------------------
 class Retirement:
-    """A worker's way out: stop accepting, let in-flight requests finish, ``os._exit``."""
+    """A worker's way out: stop accepting, answer what it holds, then ``os._exit``.
 
-    def __init__(self, server: Any, writer: WriteClient, supervisor_pid: int) -> None:
+    The requests a retiring worker holds are answered, never dropped: the query runner
+    refuses every query waiting for its result and every later one with a 503 and
+    ``Retry-After`` (``QueryRunner.refuse``), other requests finish as usual, and the
+    process exits once its connections are closed (or after ``RETIRE_GRACE``).
+    """
+
+    def __init__(
+        self,
+        server: Any,
+        writer: WriteClient,
+        supervisor_pid: int,
+        refuse: Callable[[Exception], None] | None = None,
+    ) -> None:
         self._server = server  # waitress's TcpWSGIServer
         self._writer = writer
         self._supervisor_pid = supervisor_pid
+        self._refuse = refuse
         self._lock = threading.Lock()
         self._started = False
 
@@ -602,6 +654,36 @@ class Retirement:
         loop has stopped accepting: a client that reconnects after the 503 reaches
         another worker, never this one on its way out.
         """
+        self._stop_accepting_now()
+        self._begin("a query timed out; retiring", RETIRED, announce=True, error=retiring_error())
+
+    def after_memory(self, bound: int, resident: int) -> None:
+        """The memory watchdog's hook: answer what we hold with 503 naming the bound, exit.
+
+        Which query grew the process cannot be told, so every query in flight is refused;
+        the grace is short (``MEMORY_GRACE``) as the evaluation keeps allocating.
+        """
+        error = memory_error(bound, resident)
+        self._stop_accepting_now()
+        self._begin(
+            f"resident memory {describe(resident)} passed the bound of {describe(bound)} "
+            "(RELMARK_WORKER_MEMORY); retiring",
+            MEMORY_EXCEEDED,
+            announce=True,
+            error=error,
+            grace=MEMORY_GRACE,
+        )
+
+    def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self._begin("stopping", 0, announce=False, error=retiring_error())
+
+    def watch_supervisor(self) -> None:
+        """Exit when the supervisor is gone (no writes possible, nobody to stop us)."""
+        while os.getppid() == self._supervisor_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    def _stop_accepting_now(self) -> None:
         stopped = threading.Event()
 
         def stop_accepting() -> None:
@@ -610,36 +692,36 @@ class Retirement:
 
         self._server.trigger.pull_trigger(stop_accepting)
         stopped.wait(timeout=1.0)
-        self._begin("a query timed out; retiring", RETIRED, announce=True)
 
-    def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        self._begin("stopping", 0, announce=False)
-
-    def watch_supervisor(self) -> None:
-        """Exit when the supervisor is gone (no writes possible, nobody to stop us)."""
-        while os.getppid() == self._supervisor_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    def _begin(self, reason: str, code: int, *, announce: bool) -> None:
+    def _begin(
+        self,
+        reason: str,
+        code: int,
+        *,
+        announce: bool,
+        error: Exception,
+        grace: float = RETIRE_GRACE,
+    ) -> None:
         with self._lock:
             if self._started:
                 return
             self._started = True
         log(reason)
+        if self._refuse is not None:
+            self._refuse(error)
         threading.Thread(
-            target=self._retire, args=(code, announce), name="relmark-retire", daemon=True
+            target=self._retire, args=(code, announce, grace), name="relmark-retire", daemon=True
         ).start()
 
-    def _retire(self, code: int, announce: bool) -> None:
+    def _retire(self, code: int, announce: bool, grace: float) -> None:
         if announce:  # on failure the supervisor still replaces us once we exit
             with contextlib.suppress(OSError, EOFError):
                 self._writer.announce_retiring()
         self._server.trigger.pull_trigger(self._stop_accepting)
-        deadline = time.monotonic() + RETIRE_GRACE
+        deadline = time.monotonic() + grace
         while self._server.active_channels and time.monotonic() < deadline:
             self._server.trigger.pull_trigger(self._close_idle_connections)
-            time.sleep(0.05)
+            time.sleep(0.02)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -655,7 +737,27 @@ class Retirement:
                 channel.will_close = True
 
 
-def _run_worker(plan: WorkerPlan) -> None:
+def memory_error(bound: int, resident: int) -> ApiError:
+    """503 for the queries of a worker that passed ``RELMARK_WORKER_MEMORY``."""
+    return ApiError(
+        503,
+        "memory limit exceeded",
+        detail=f"the worker answering this query grew to {describe(resident)}, over its "
+        f"memory bound of {describe(bound)} (RELMARK_WORKER_MEMORY); the query was stopped "
+        "and the worker is being replaced. Narrow the query (fewer rows to sort or group) "
+        "or add a LIMIT to a query without ORDER BY",
+        headers={"Retry-After": "1"},
+    )
+
+
+def worker_memory_bound(settings: Settings, workers: int) -> int:
+    """Bytes each worker (and what-if helper) may hold: the setting, else the default."""
+    if settings.worker_memory is not None:
+        return settings.worker_memory
+    return default_bound(workers)
+
+
+def _run_worker(plan: WorkerPlan, ready: Any = None) -> None:
     """A worker process: waitress on the inherited socket, reads from snapshots."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
     writer = WriteClient(plan.writer_address, plan.authkey)
@@ -670,11 +772,14 @@ def _run_worker(plan: WorkerPlan) -> None:
     else:
         memory = MemoryCopy(plan.settings.memory_copy_quads, log)
         replica = SnapshotReplica(plan.store_path, plan.snapshots, generation, writer, memory)
-    app = create_app(plan.settings, store=replica)
-    server = waitress.create_server(
-        app, sockets=[plan.listener], threads=plan.threads, ident="relmark"
-    )
-    retirement = Retirement(server, writer, plan.supervisor_pid)
+    bound = worker_memory_bound(plan.settings, plan.workers)
+    # (resolved, so the what-if helper gets the same bound)
+    app = create_app(dataclasses.replace(plan.settings, worker_memory=bound), store=replica)
+    # more threads than query slots: requests waiting for a query's answer can hold at
+    # most QUERY_WORKERS of them, so /healthz and refusals always find a free thread
+    threads = max(plan.threads, QUERY_WORKERS + RESERVED_THREADS)
+    server = waitress.create_server(app, sockets=[plan.listener], threads=threads, ident="relmark")
+    retirement = Retirement(server, writer, plan.supervisor_pid, query_refusal(app))
     if isinstance(replica, SnapshotReplica):  # (the engine ends a remote query at its timeout)
         set_query_timeout_hook(app, retirement.after_timeout)
     set_serving_details(
@@ -687,6 +792,13 @@ def _run_worker(plan: WorkerPlan) -> None:
     )
     signal.signal(signal.SIGTERM, retirement.on_sigterm)
     threading.Thread(target=retirement.watch_supervisor, name="relmark-watch", daemon=True).start()
+    if bound > 0:
+        set_address_space_backstop(bound)
+        Watchdog(
+            bound, lambda rss: retirement.after_memory(bound, rss), MEMORY_EXCEEDED, log
+        ).start()
+    if ready is not None:
+        ready.value = 1  # from now on a death is a crash, replaced at once
     server.run()
     os._exit(0)
 

@@ -35,6 +35,14 @@ class Settings:
     # How long labels and class checks read from a remote store are kept while nothing is
     # written through relmark (``relmark.lookup_cache``; 0: never kept).
     lookup_ttl: float = LOOKUP_TTL
+    # Resident memory each serving worker and what-if helper may use, in bytes
+    # (``relmark.memory_bound``; None: 3/4 of physical memory divided among the workers;
+    # 0: no bound). A query that passes it gets 503 and its worker is replaced.
+    worker_memory: int | None = None
+    # What-if (``POST /api/classify``): seconds its helper may take (None: the query
+    # timeout), and the most triples a hypothetical record may hold (413 beyond).
+    whatif_timeout: float | None = None
+    whatif_max_triples: int = 10_000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -67,5 +75,13 @@ class Settings:
         ):
             if env.get(variable):
                 values[name] = env[variable]
+        if env.get("RELMARK_WORKER_MEMORY"):
+            from relmark.memory_bound import parse_size
+
+            values["worker_memory"] = parse_size(env["RELMARK_WORKER_MEMORY"])
+        if env.get("RELMARK_WHATIF_TIMEOUT"):
+            values["whatif_timeout"] = float(env["RELMARK_WHATIF_TIMEOUT"])
+        if env.get("RELMARK_WHATIF_MAX_TRIPLES"):
+            values["whatif_max_triples"] = int(env["RELMARK_WHATIF_MAX_TRIPLES"])
         settings = cls(**values)
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

@@ -6,13 +6,15 @@ closes it (flaskr's ``db.py`` pattern), so no view manages a store's lifecycle.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager
 from typing import TypeVar
@@ -22,7 +24,8 @@ from flask import Flask, current_app
 from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
 from relmark.remote_store import RemoteTimeout
 from relmark.settings import Settings
-from relmark.store import EmbeddedStore, Store, open_store
+from relmark.store import EmbeddedStore, Store, open_store, remove_stale_scratch
+from relmark.web.errors import ApiError
 
 STORE = "relmark.store"
 SETTINGS = "relmark.settings"
@@ -30,14 +33,46 @@ RUNNER = "relmark.query_runner"
 OWNS_STORE = "relmark.owns_store"
 SERVING = "relmark.serving_details"
 
-#: At most this many queries evaluate at once; more wait for a slot (within their timeout).
+#: At most this many queries evaluate at once per process; more get 503 at once.
 QUERY_WORKERS = 8
+#: How long a query waits for a free slot before it is refused (503 + Retry-After): a
+#: short wait absorbs a slot that is being released, a long one would hold the request's
+#: waitress thread (and with enough of them, /healthz) behind queries that may run for
+#: the whole timeout.
+SLOT_WAIT = 0.05
+#: Seconds a refused client is asked to wait before it retries.
+RETRY_AFTER_BUSY = 2
+#: Niceness of the query threads: CPU-bound evaluations yield the cores to the request
+#: threads, so /healthz and cheap requests stay fast while slow queries run.
+QUERY_NICENESS = 5
 
 T = TypeVar("T")
 
 
 class QueryTimeout(Exception):
-    """A query did not finish (or did not get a worker) within the allowed time."""
+    """A query did not finish within the allowed time."""
+
+
+def busy_error(slots: int) -> ApiError:
+    """503 for a query that found every slot of this process taken."""
+    return ApiError(
+        503,
+        "the server is busy",
+        detail=f"all {slots} query slots of this worker are evaluating other queries; "
+        f"retry after {RETRY_AFTER_BUSY} s",
+        headers={"Retry-After": str(RETRY_AFTER_BUSY)},
+    )
+
+
+def retiring_error() -> ApiError:
+    """503 for a query held by a worker on its way out (a new connection reaches another)."""
+    return ApiError(
+        503,
+        "the worker is restarting",
+        detail="this worker process is being replaced (a query overran its timeout); "
+        "nothing was evaluated; retry at once",
+        headers={"Retry-After": "1"},
+    )
 
 
 class QueryRunner:
@@ -69,16 +104,22 @@ class QueryRunner:
         on_timeout: Callable[[], None] | None = None,
         deadline: Callable[[float], AbstractContextManager[None]] | None = None,
     ) -> None:
+        self._workers = workers
         self._slots = threading.BoundedSemaphore(workers)
         self._running = 0
         self._count_lock = threading.Lock()
         self.on_timeout = on_timeout
         self._deadline = deadline
         self._tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        #: what request threads wait on, with the flag that stops each evaluation
+        self._waiting: dict[Future, threading.Event] = {}
+        self._refusal: ApiError | None = None
         for n in range(0 if deadline else workers):
             threading.Thread(target=self._serve, name=f"relmark-query-{n}", daemon=True).start()
 
     def _serve(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # (per-thread niceness: Linux)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), QUERY_NICENESS)
         while True:
             self._tasks.get()()
 
@@ -87,22 +128,49 @@ class QueryRunner:
         """How many queries are evaluating now, including timed-out ones still finishing."""
         return self._running
 
+    def refuse(self, error: ApiError) -> None:
+        """Answer every query waiting for its result, and every later one, with ``error``.
+
+        For a worker on its way out (retiring after a timeout, or over its memory bound):
+        the requests it holds get their 503 now instead of a reset connection when it
+        exits. The evaluations themselves go on until the process ends.
+        """
+        with self._count_lock:
+            if self._refusal is None:
+                self._refusal = error
+            waiting = list(self._waiting.items())
+        for future, cancelled in waiting:
+            cancelled.set()
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(error)
+
     def run(self, work: Callable[[threading.Event], T], timeout: float) -> T:
-        """``work(cancelled)``'s result, or ``QueryTimeout`` once ``timeout`` seconds pass."""
+        """``work(cancelled)``'s result, or ``QueryTimeout`` once ``timeout`` seconds pass.
+
+        503 (``ApiError``) at once when every slot is taken or the process is retiring.
+        """
+        if self._refusal is not None:
+            raise self._refusal
         cancelled = threading.Event()
         deadline = time.monotonic() + timeout
-        if not self._slots.acquire(timeout=timeout):
-            raise QueryTimeout("every query worker is busy")
+        if not self._slots.acquire(timeout=min(SLOT_WAIT, timeout)):
+            raise busy_error(self._workers)
         if self._deadline is not None:
             return self._run_here(work, cancelled, max(0.0, deadline - time.monotonic()))
         future: Future[T] = Future()
 
         def target() -> None:
             try:
-                future.set_result(work(cancelled))
+                if future.done():  # refused before it started: evaluate nothing
+                    return
+                result = work(cancelled)
             except BaseException as error:  # handed to the waiting request, not swallowed
                 _drop_locals(error)
-                future.set_exception(error)
+                with contextlib.suppress(InvalidStateError):  # (refused meanwhile)
+                    future.set_exception(error)
+            else:
+                with contextlib.suppress(InvalidStateError):
+                    future.set_result(result)
             finally:
                 with self._count_lock:
                     self._running -= 1
@@ -110,6 +178,11 @@ class QueryRunner:
 
         with self._count_lock:
             self._running += 1
+            self._waiting[future] = cancelled
+            refusal = self._refusal
+        if refusal is not None:  # refused between the check above and now
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(refusal)
         self._tasks.put(target)  # a slot is held, so a thread is free to take it at once
         try:
             return future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -118,6 +191,9 @@ class QueryRunner:
             if self.on_timeout is not None:
                 self.on_timeout()
             raise QueryTimeout("the query is still running") from None
+        finally:
+            with self._count_lock:
+                self._waiting.pop(future, None)
 
     def _run_here(
         self, work: Callable[[threading.Event], T], cancelled: threading.Event, timeout: float
@@ -155,6 +231,8 @@ def init_app(app: Flask, settings: Settings, store: EmbeddedStore | None) -> Non
     app.extensions[OWNS_STORE] = store is None
     if store is None:
         store = open_store(settings.store)
+        if isinstance(store, EmbeddedStore):  # open, so no other process uses its scratch
+            remove_stale_scratch(store.path)
     app.extensions[STORE] = store
     app.extensions[RUNNER] = QueryRunner(QUERY_WORKERS, deadline=getattr(store, "deadline", None))
     if not getattr(store, "forwards_writes", False):  # a worker's: its writer did it
@@ -210,6 +288,11 @@ def get_query_runner() -> QueryRunner:
 def set_query_timeout_hook(app: Flask, hook: Callable[[], None]) -> None:
     """Call ``hook`` (on the request's thread) whenever a query of ``app`` overruns."""
     app.extensions[RUNNER].on_timeout = hook
+
+
+def query_refusal(app: Flask) -> Callable[[ApiError], None]:
+    """What refuses ``app``'s waiting and later queries with an error (a retiring worker)."""
+    return app.extensions[RUNNER].refuse
 
 
 def set_serving_details(app: Flask, details: Callable[[], dict[str, object]]) -> None:
