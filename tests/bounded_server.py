@@ -1,0 +1,130 @@
+"""A ``relmark serve --workers 2`` with extra settings, for the process-robustness tests.
+
+conftest's ``running_relmark`` takes no environment; these tests need small bounds
+(``RELMARK_WORKER_MEMORY``, a short query or what-if timeout) so an attack is quick to
+reach and can never exhaust the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import requests
+from conftest import (
+    SERVER_MAX_BODY,
+    SERVER_MAX_ROWS,
+    SERVER_TOKEN,
+    RelmarkServer,
+    _free_port,
+    wait_until_ready,
+)
+
+
+@contextlib.contextmanager
+def bounded_relmark(
+    home: Path, workers: int = 2, threads: int = 8, **env: str
+) -> Iterator[RelmarkServer]:
+    """A server whose ``RELMARK_*`` settings are conftest's plus ``env``; stopped after."""
+    port = _free_port()
+    environment = {
+        **os.environ,
+        "RELMARK_TOKEN": SERVER_TOKEN,
+        "RELMARK_QUERY_TIMEOUT": "2",
+        "RELMARK_MAX_BODY": str(SERVER_MAX_BODY),
+        "RELMARK_MAX_ROWS": str(SERVER_MAX_ROWS),
+        **env,
+    }
+    relmark = Path(sys.executable).with_name("relmark")
+    command = [str(relmark), "--store", str(home / "store"), "serve"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--threads", str(threads)]
+    command += ["--workers", str(workers)]
+    log = home / "server.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, env=environment, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    server = RelmarkServer(
+        f"http://127.0.0.1:{port}", SERVER_TOKEN, home / "store", log, process.pid, workers
+    )
+    try:
+        wait_until_ready(process, server.url + "/healthz", log, "relmark serve", 60)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def workers_of(server: RelmarkServer) -> list[psutil.Process]:
+    """The supervisor's worker processes (not the what-if helpers they started)."""
+    return [
+        child
+        for child in psutil.Process(server.pid).children()
+        if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+    ]
+
+
+def wait_for_workers(server: RelmarkServer, count: int, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if len(workers_of(server)) == count:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+class HealthProbe:
+    """Polls ``/healthz`` on new connections in the background; keeps every latency."""
+
+    def __init__(self, server: RelmarkServer, interval: float = 0.2, timeout: float = 5) -> None:
+        self.url = server.url + "/healthz"
+        self.interval = interval
+        self.timeout = timeout
+        self.latencies: list[float] = []
+        self.answered_at: list[float] = []  # time.monotonic() of each 200
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            started = time.perf_counter()
+            try:
+                response = requests.get(self.url, timeout=self.timeout)
+                if response.status_code != 200:
+                    self.failures.append(f"{response.status_code}: {response.text[:200]}")
+            except requests.RequestException as error:
+                self.failures.append(repr(error))
+            else:
+                if response.status_code == 200:
+                    self.answered_at.append(time.monotonic())
+                self.latencies.append(time.perf_counter() - started)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(self.timeout + 1)
+
+    def summary(self) -> str:
+        ordered = sorted(self.latencies) or [float("nan")]
+        return (
+            f"/healthz: {len(self.latencies)} answers, {len(self.failures)} failures, "
+            f"median {ordered[len(ordered) // 2] * 1000:.1f} ms, "
+            f"p95 {ordered[int(len(ordered) * 0.95)] * 1000:.1f} ms, "
+            f"max {ordered[-1] * 1000:.1f} ms"
+        )
