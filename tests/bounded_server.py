@@ -8,17 +8,16 @@ reach and can never exhaust the machine.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import requests
 from conftest import (
     SERVER_MAX_BODY,
     SERVER_MAX_ROWS,
@@ -107,8 +106,28 @@ def wait_for_workers(server: RelmarkServer, count: int, seconds: float = 30) -> 
     return False
 
 
+PROBE_SCRIPT = """
+import json, sys, time, requests
+url, interval, timeout, stop_file = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+import os
+while not os.path.exists(stop_file):
+    started = time.perf_counter()
+    try:
+        r = requests.get(url, timeout=timeout)
+        outcome = r.status_code
+    except requests.RequestException as error:
+        outcome = repr(error)
+    print(json.dumps([time.monotonic(), time.perf_counter() - started, outcome]), flush=True)
+    time.sleep(interval)
+"""
+
+
 class HealthProbe:
-    """Polls ``/healthz`` on new connections in the background; keeps every latency."""
+    """Polls ``/healthz`` on new connections from a process of its own; keeps every latency.
+
+    A process of its own, so the latencies are the server's and not the wait for this
+    test process's GIL (which a flood's client threads hold often).
+    """
 
     def __init__(self, server: RelmarkServer, interval: float = 0.2, timeout: float = 5) -> None:
         self.url = server.url + "/healthz"
@@ -117,31 +136,36 @@ class HealthProbe:
         self.latencies: list[float] = []
         self.answered_at: list[float] = []  # time.monotonic() of each 200
         self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        while not self._stop.is_set():
-            started = time.perf_counter()
-            try:
-                response = requests.get(self.url, timeout=self.timeout)
-                if response.status_code != 200:
-                    self.failures.append(f"{response.status_code}: {response.text[:200]}")
-            except requests.RequestException as error:
-                self.failures.append(repr(error))
-            else:
-                if response.status_code == 200:
-                    self.answered_at.append(time.monotonic())
-                self.latencies.append(time.perf_counter() - started)
-            self._stop.wait(self.interval)
+        self._stop_file = server.log.with_name(f"probe-stop-{os.getpid()}-{id(self)}")
 
     def __enter__(self) -> HealthProbe:
-        self._thread.start()
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                PROBE_SCRIPT,
+                self.url,
+                str(self.interval),
+                str(self.timeout),
+                str(self._stop_file),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.5)  # (its imports)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(self.timeout + 1)
+        self._stop_file.touch()
+        output, _ = self._process.communicate(timeout=self.timeout + 10)
+        self._stop_file.unlink()
+        for line in output.splitlines():
+            at, seconds, outcome = json.loads(line)
+            if outcome == 200:
+                self.answered_at.append(at)
+                self.latencies.append(seconds)
+            else:
+                self.failures.append(str(outcome))
 
     def summary(self) -> str:
         ordered = sorted(self.latencies) or [float("nan")]

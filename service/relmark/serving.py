@@ -101,8 +101,10 @@ RETIRED = 3
 RETIRE_GRACE = 5.0
 #: The same for a worker over its memory bound (its runaway query keeps allocating).
 MEMORY_GRACE = 1.0
+#: How long a retiring worker waits for the request of a connection it just accepted.
+NEW_CONNECTION_WAIT = 1.0
 #: Waitress threads beyond the query slots, for /healthz and quick refusals under load.
-RESERVED_THREADS = 2
+RESERVED_THREADS = 4
 #: A worker that dies before it ever served is restarted after a back-off up to this long.
 MAX_BACKOFF = 30.0
 LISTEN_BACKLOG = 1024
@@ -416,6 +418,7 @@ class WorkerPlan:
     writer_address: str
     authkey: bytes
     supervisor_pid: int
+    serving: Any  # a shared RawValue("i"): ready workers not retiring (set by the supervisor)
 
 
 class Supervisor:
@@ -435,6 +438,11 @@ class Supervisor:
         self._stopping = threading.Event()
         self._failures = 0  # start-up deaths in a row
         self._next_spawn = 0.0
+        self._serving = self._context.RawValue("i", 0)
+        # written to when a worker announces it retires: the loop starts its replacement
+        # at once instead of at its next 0.1 s tick
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT; raises ``StoreError`` if the store cannot be opened."""
@@ -473,6 +481,7 @@ class Supervisor:
                 writer_address=address,
                 authkey=authkey,
                 supervisor_pid=os.getpid(),
+                serving=self._serving,
             )
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, self._stop)
@@ -501,9 +510,19 @@ class Supervisor:
         while not self._stopping.is_set():
             self._reap()
             self._replenish()
+            self._count_serving()
             with self._children_lock:
                 sentinels = [w.process.sentinel for w in self._children]
-            multiprocessing.connection.wait(sentinels, timeout=0.1)
+            ready = multiprocessing.connection.wait([*sentinels, self._wake_read], timeout=0.1)
+            if self._wake_read in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_read, 512)
+
+    def _count_serving(self) -> None:
+        """Publish how many workers serve (ready, not retiring): a retiring worker keeps
+        accepting connections until another one does, so the socket is never unattended."""
+        with self._children_lock:
+            self._serving.value = sum(1 for w in self._children if w.ready.value and not w.retiring)
 
     def _reap(self) -> None:
         """Forget exited workers; only a death before serving postpones the next spawn.
@@ -558,6 +577,9 @@ class Supervisor:
             for worker in self._children:
                 if worker.process.pid == pid:
                     worker.retiring = True
+        self._count_serving()  # before the answer: the worker reads it next
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b"w")
 
     def _stop_workers(self) -> None:
         with self._children_lock:
@@ -638,24 +660,25 @@ class Retirement:
         server: Any,
         writer: WriteClient,
         supervisor_pid: int,
-        refuse: Callable[[Exception], None] | None = None,
+        refuse: Callable[[ApiError], None] | None = None,
+        serving: Any = None,
     ) -> None:
         self._server = server  # waitress's TcpWSGIServer
         self._writer = writer
         self._supervisor_pid = supervisor_pid
         self._refuse = refuse
+        self._serving = serving  # the supervisor's count of serving workers (or None)
         self._lock = threading.Lock()
         self._started = False
 
     def after_timeout(self) -> None:
         """The QueryRunner hook: a query overran, so end this process (and the query).
 
-        Runs on the request's thread before its 503 is sent, and returns only once the
-        loop has stopped accepting: a client that reconnects after the 503 reaches
-        another worker, never this one on its way out.
+        Runs on the request's thread before its 503 is sent. If another worker serves,
+        it returns once this one has stopped accepting, so a client that reconnects after
+        the 503 reaches that one, never this one on its way out.
         """
-        self._stop_accepting_now()
-        self._begin("a query timed out; retiring", RETIRED, announce=True, error=retiring_error())
+        self._begin("a query timed out; retiring", RETIRED, error=retiring_error())
 
     def after_memory(self, bound: int, resident: int) -> None:
         """The memory watchdog's hook: answer what we hold with 503 naming the bound, exit.
@@ -663,25 +686,25 @@ class Retirement:
         Which query grew the process cannot be told, so every query in flight is refused;
         the grace is short (``MEMORY_GRACE``) as the evaluation keeps allocating.
         """
-        error = memory_error(bound, resident)
-        self._stop_accepting_now()
         self._begin(
             f"resident memory {describe(resident)} passed the bound of {describe(bound)} "
             "(RELMARK_WORKER_MEMORY); retiring",
             MEMORY_EXCEEDED,
-            announce=True,
-            error=error,
+            error=memory_error(bound, resident),
             grace=MEMORY_GRACE,
         )
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        self._begin("stopping", 0, announce=False, error=retiring_error())
+        self._begin("stopping", 0, error=retiring_error(), announce=False)
 
     def watch_supervisor(self) -> None:
         """Exit when the supervisor is gone (no writes possible, nobody to stop us)."""
         while os.getppid() == self._supervisor_pid:
             time.sleep(1.0)
         os._exit(1)
+
+    def _others_serve(self) -> bool:
+        return self._serving is None or self._serving.value > 0
 
     def _stop_accepting_now(self) -> None:
         stopped = threading.Event()
@@ -698,27 +721,35 @@ class Retirement:
         reason: str,
         code: int,
         *,
-        announce: bool,
-        error: Exception,
+        error: ApiError,
         grace: float = RETIRE_GRACE,
+        announce: bool = True,
     ) -> None:
+        """Retire: the supervisor starts a replacement, held queries get ``error`` (503),
+        the socket is left to the other workers once one of them serves, then exit."""
         with self._lock:
             if self._started:
                 return
             self._started = True
         log(reason)
-        if self._refuse is not None:
-            self._refuse(error)
-        threading.Thread(
-            target=self._retire, args=(code, announce, grace), name="relmark-retire", daemon=True
-        ).start()
-
-    def _retire(self, code: int, announce: bool, grace: float) -> None:
-        if announce:  # on failure the supervisor still replaces us once we exit
+        if announce:  # (on failure the supervisor still replaces us once we exit)
             with contextlib.suppress(OSError, EOFError):
                 self._writer.announce_retiring()
-        self._server.trigger.pull_trigger(self._stop_accepting)
+        if self._refuse is not None:
+            self._refuse(error)
+        if self._others_serve():
+            self._stop_accepting_now()
+        threading.Thread(
+            target=self._retire, args=(code, grace), name="relmark-retire", daemon=True
+        ).start()
+
+    def _retire(self, code: int, grace: float) -> None:
         deadline = time.monotonic() + grace
+        # while no other worker serves (its replacement is starting), keep accepting:
+        # what arrives is answered (queries with 503), not left in the listen queue
+        while not self._others_serve() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._server.trigger.pull_trigger(self._stop_accepting)
         while self._server.active_channels and time.monotonic() < deadline:
             self._server.trigger.pull_trigger(self._close_idle_connections)
             time.sleep(0.02)
@@ -731,9 +762,18 @@ class Retirement:
         self._server.accepting = False
 
     def _close_idle_connections(self) -> None:
-        """(waitress's loop thread) Close keep-alive connections between requests."""
+        """(waitress's loop thread) Close keep-alive connections between requests.
+
+        A connection accepted a moment ago whose request has not arrived yet is not idle:
+        closing it would drop that request (the client sees a reset). It is closed only
+        once it answered something, or stayed silent for ``NEW_CONNECTION_WAIT``.
+        """
+        now = time.time()
         for channel in list(self._server.active_channels.values()):
-            if not channel.requests and channel.request is None and not channel.total_outbufs_len:
+            if channel.requests or channel.request is not None or channel.total_outbufs_len:
+                continue
+            answered = channel.last_activity > channel.creation_time
+            if answered or now - channel.creation_time > NEW_CONNECTION_WAIT:
                 channel.will_close = True
 
 
@@ -779,7 +819,7 @@ def _run_worker(plan: WorkerPlan, ready: Any = None) -> None:
     # most QUERY_WORKERS of them, so /healthz and refusals always find a free thread
     threads = max(plan.threads, QUERY_WORKERS + RESERVED_THREADS)
     server = waitress.create_server(app, sockets=[plan.listener], threads=threads, ident="relmark")
-    retirement = Retirement(server, writer, plan.supervisor_pid, query_refusal(app))
+    retirement = Retirement(server, writer, plan.supervisor_pid, query_refusal(app), plan.serving)
     if isinstance(replica, SnapshotReplica):  # (the engine ends a remote query at its timeout)
         set_query_timeout_hook(app, retirement.after_timeout)
     set_serving_details(
