@@ -86,6 +86,7 @@ from relmark.web import create_app
 from relmark.web.errors import ApiError
 from relmark.web.extensions import (
     QUERY_WORKERS,
+    lower_query_priority,
     query_refusal,
     retiring_error,
     set_query_timeout_hook,
@@ -822,6 +823,7 @@ def _run_worker(plan: WorkerPlan, ready: Any = None) -> None:
     retirement = Retirement(server, writer, plan.supervisor_pid, query_refusal(app), plan.serving)
     if isinstance(replica, SnapshotReplica):  # (the engine ends a remote query at its timeout)
         set_query_timeout_hook(app, retirement.after_timeout)
+        lower_query_priority(app)
     set_serving_details(
         app,
         lambda: {

@@ -41,8 +41,8 @@ QUERY_WORKERS = 8
 #: (measured: 50 ms waits put /healthz's p95 at 300-500 ms under 20 slow clients).
 #: Seconds a refused client is asked to wait before it retries.
 RETRY_AFTER_BUSY = 2
-#: Niceness of the query threads: CPU-bound evaluations yield the cores to the request
-#: threads, so /healthz and cheap requests stay fast while slow queries run.
+#: Niceness of a serving worker's query threads: CPU-bound evaluations yield the cores
+#: to the request threads, so /healthz and cheap requests stay fast while slow queries run.
 QUERY_NICENESS = 10
 
 T = TypeVar("T")
@@ -113,14 +113,22 @@ class QueryRunner:
         #: what request threads wait on, with the flag that stops each evaluation
         self._waiting: dict[Future, threading.Event] = {}
         self._refusal: ApiError | None = None
+        #: the query threads' niceness: raised only where an overrunning query ends with
+        #: its process (a serving worker); in a single process a low-priority runaway
+        #: would only hold its read lock, and so the writes behind it, for longer
+        self.niceness = 0
         for n in range(0 if deadline else workers):
             threading.Thread(target=self._serve, name=f"relmark-query-{n}", daemon=True).start()
 
     def _serve(self) -> None:
-        with contextlib.suppress(AttributeError, OSError):  # (per-thread niceness: Linux)
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), QUERY_NICENESS)
+        applied = 0
         while True:
-            self._tasks.get()()
+            task = self._tasks.get()
+            if self.niceness != applied:  # (set once, by a serving worker)
+                applied = self.niceness
+                with contextlib.suppress(AttributeError, OSError):  # (per thread: Linux)
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), applied)
+            task()
 
     @property
     def running(self) -> int:
@@ -287,6 +295,11 @@ def get_query_runner() -> QueryRunner:
 def set_query_timeout_hook(app: Flask, hook: Callable[[], None]) -> None:
     """Call ``hook`` (on the request's thread) whenever a query of ``app`` overruns."""
     app.extensions[RUNNER].on_timeout = hook
+
+
+def lower_query_priority(app: Flask) -> None:
+    """Run ``app``'s query threads at ``QUERY_NICENESS`` (a serving worker's)."""
+    app.extensions[RUNNER].niceness = QUERY_NICENESS
 
 
 def query_refusal(app: Flask) -> Callable[[ApiError], None]:
