@@ -12,15 +12,19 @@ How (gunicorn's pre-fork model, with a single writer):
   applies them one at a time, and after each publishes a new **snapshot**: a backup of the
   store (hard links, milliseconds) in ``<store>.snapshots/<generation>``, then the new
   generation number in shared memory. It keeps the last few snapshots, and replaces any
-  worker that exits (at once for a worker that retires, with a back-off for one that dies
-  at start-up).
+  worker that exits: at once for one that had become ready (retired, crashed, killed),
+  with a back-off only for one that died before it ever served.
 - Each **worker** runs waitress on the inherited socket around ``create_app`` with a
   ``SnapshotReplica``: reads go to a read-only store opened on the newest snapshot (safe:
   a backup is never written), writes go to the supervisor and return once the worker has
   opened the snapshot holding them (read-your-writes).
-- A query that **times out** makes its worker retire: it stops accepting connections,
-  lets its other requests finish (a few seconds at most) and exits with ``os._exit``,
-  which also ends the evaluation; the supervisor has started its replacement meanwhile.
+- A query that **times out** makes its worker retire: the supervisor starts its
+  replacement, the queries the worker holds are answered 503 with ``Retry-After``, it
+  stops accepting connections once another worker serves, lets its other requests finish
+  (a few seconds at most) and exits with ``os._exit``, which also ends the evaluation.
+- Each worker runs under a **memory bound** (``RELMARK_WORKER_MEMORY``,
+  ``relmark.memory_bound``): past it, the worker retires the same way, its queries
+  answered 503 naming the bound.
 
 SIGTERM or SIGINT to the supervisor stops the workers, closes the store and removes the
 snapshots; stale snapshots left by a crash are removed at start-up.
