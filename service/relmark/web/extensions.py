@@ -68,8 +68,8 @@ def retiring_error() -> ApiError:
     return ApiError(
         503,
         "the worker is restarting",
-        detail="this worker process is being replaced (a query overran its timeout); "
-        "nothing was evaluated; retry at once",
+        detail="this worker process is being replaced (after a query overran its timeout, "
+        "or on shutdown); the query was not answered here; retry at once",
         headers={"Retry-After": "1"},
     )
 
