@@ -18,9 +18,10 @@ import psutil
 import requests
 from bounded_server import HealthProbe, bounded_relmark, wait_for_workers, workers_of
 
-#: Kills, one every KILL_INTERVAL seconds (the issue's "one request a second", faster).
+#: Kills, one every KILL_INTERVAL seconds (the issue's "one request a second"); the victim
+#: is the older of the two workers, so it started two intervals ago and has long been ready.
 KILLS = 12
-KILL_INTERVAL = 0.75
+KILL_INTERVAL = 1.0
 #: The longest time /healthz may go unanswered while workers are killed. A killed
 #: worker drops the probe it held (nothing can answer for a dead process), and the probe
 #: waits 0.1 s between polls, so one lost probe costs well under a second; the old

@@ -7,8 +7,10 @@ RocksDB copy: milliseconds, little disk), the rules are brought up to date there
 copy, and the copy is deleted whatever happens. The live store is only read.
 
 On a serving worker the store is a ``SnapshotReplica`` (read-only snapshots published by
-the writer process); its current snapshot directory is copied the same way, in a process
-of its own (see below why).
+the writer process); its current snapshot directory is copied the same way. Served over
+HTTP, the work runs in a helper process of its own (see below why), which bounds it:
+``RELMARK_WHATIF_TIMEOUT`` (the helper is killed past it), ``RELMARK_WORKER_MEMORY``
+(its watchdog), and the caller limits the record to ``RELMARK_WHATIF_MAX_TRIPLES``.
 """
 
 from __future__ import annotations
