@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -156,3 +157,21 @@ def test_a_helper_killed_in_the_middle_answers_503_not_500(server: RelmarkServer
     assert responses[0].json()["error"] in ("what-if unavailable", "what-if timeout")
     answer_on_both_workers(server)
     assert not scratch_left(server)
+
+
+def test_what_ifs_queued_behind_a_slow_one_get_503_within_their_bound(
+    server: RelmarkServer,
+) -> None:
+    """Four big what-ifs at once on two workers: at least two share a helper, and the one
+    waiting for it is refused after one timeout's wait (the issue saw 120 s and a bare 500)."""
+    with ThreadPoolExecutor(4) as pool:
+        started = time.monotonic()
+        responses = list(pool.map(lambda _: what_if(server, BIG_RECORD), range(4)))
+        took = time.monotonic() - started
+    errors = [r.json()["error"] for r in responses]
+    print(f"4 concurrent big what-ifs: {errors} in {took:.1f} s")
+    assert all(r.status_code == 503 and r.headers.get("Retry-After") for r in responses)
+    assert set(errors) <= {"what-if timeout", "what-if unavailable"}
+    # validation (here, in the worker) + at most one wait for the helper + one run
+    assert took < 30
+    answer_on_both_workers(server)
