@@ -104,7 +104,12 @@ KEEP_SNAPSHOTS = 4
 RETIRED = 3
 #: Seconds a retiring worker gives the requests it is still answering.
 RETIRE_GRACE = 5.0
-#: The same for a worker over its memory bound (its runaway query keeps allocating).
+#: Queries a retiring worker is evaluating may finish for this long; then they get 503
+#: (new ones get it at once): enough for ordinary queries, short for a runaway's
+#: neighbours, which would only wait for the grace to end.
+ANSWER_WITHIN = 1.0
+#: The grace of a worker over its memory bound (its runaway query keeps allocating;
+#: its queries get 503 at once).
 MEMORY_GRACE = 1.0
 #: How long a retiring worker waits for the request of a connection it just accepted.
 NEW_CONNECTION_WAIT = 1.0
@@ -665,7 +670,7 @@ class Retirement:
         server: Any,
         writer: WriteClient,
         supervisor_pid: int,
-        refuse: Callable[[ApiError], None] | None = None,
+        refuse: Callable[..., None] | None = None,
         serving: Any = None,
     ) -> None:
         self._server = server  # waitress's TcpWSGIServer
@@ -697,10 +702,17 @@ class Retirement:
             MEMORY_EXCEEDED,
             error=memory_error(bound, resident),
             grace=MEMORY_GRACE,
+            answer_within=0,
         )
 
     def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        self._begin("stopping", 0, error=retiring_error(), announce=False)
+        self._begin(
+            "stopping",
+            0,
+            error=retiring_error(),
+            announce=False,
+            answer_within=RETIRE_GRACE - 1.0,
+        )
 
     def watch_supervisor(self) -> None:
         """Exit when the supervisor is gone (no writes possible, nobody to stop us)."""
@@ -729,9 +741,11 @@ class Retirement:
         error: ApiError,
         grace: float = RETIRE_GRACE,
         announce: bool = True,
+        answer_within: float = ANSWER_WITHIN,
     ) -> None:
-        """Retire: the supervisor starts a replacement, held queries get ``error`` (503),
-        the socket is left to the other workers once one of them serves, then exit."""
+        """Retire: the supervisor starts a replacement, new queries get ``error`` (503) at
+        once and the ones in flight after ``answer_within`` seconds if they have not
+        finished, the socket is left to the other workers once one of them serves, exit."""
         with self._lock:
             if self._started:
                 return
@@ -741,21 +755,30 @@ class Retirement:
             with contextlib.suppress(OSError, EOFError):
                 self._writer.announce_retiring()
         if self._refuse is not None:
-            self._refuse(error)
+            self._refuse(error, waiting=answer_within <= 0)
         if self._others_serve():
             self._stop_accepting_now()
         threading.Thread(
-            target=self._retire, args=(code, grace), name="relmark-retire", daemon=True
+            target=self._retire,
+            args=(code, grace, error, answer_within),
+            name="relmark-retire",
+            daemon=True,
         ).start()
 
-    def _retire(self, code: int, grace: float) -> None:
-        deadline = time.monotonic() + grace
+    def _retire(self, code: int, grace: float, error: ApiError, answer_within: float) -> None:
+        started = time.monotonic()
+        deadline = started + grace
+        refused = answer_within <= 0
         # while no other worker serves (its replacement is starting), keep accepting:
         # what arrives is answered (queries with 503), not left in the listen queue
         while not self._others_serve() and time.monotonic() < deadline:
             time.sleep(0.02)
         self._server.trigger.pull_trigger(self._stop_accepting)
         while self._server.active_channels and time.monotonic() < deadline:
+            if not refused and time.monotonic() > started + answer_within:
+                refused = True  # queries still evaluating will not finish here: 503 now
+                if self._refuse is not None:
+                    self._refuse(error, waiting=True)
             self._server.trigger.pull_trigger(self._close_idle_connections)
             time.sleep(0.02)
         sys.stdout.flush()

@@ -135,18 +135,19 @@ class QueryRunner:
         """How many queries are evaluating now, including timed-out ones still finishing."""
         return self._running
 
-    def refuse(self, error: ApiError) -> None:
-        """Answer every query waiting for its result, and every later one, with ``error``.
+    def refuse(self, error: ApiError, *, waiting: bool = True) -> None:
+        """Answer every later query with ``error``, and (``waiting``) every query waiting
+        for its result too.
 
-        For a worker on its way out (retiring after a timeout, or over its memory bound):
-        the requests it holds get their 503 now instead of a reset connection when it
-        exits. The evaluations themselves go on until the process ends.
+        For a worker on its way out (retiring after a timeout, over its memory bound, or
+        stopping): the requests it holds get their 503 instead of a reset connection when
+        it exits. The evaluations themselves go on until the process ends.
         """
         with self._count_lock:
             if self._refusal is None:
                 self._refusal = error
-            waiting = list(self._waiting.items())
-        for future, cancelled in waiting:
+            held = list(self._waiting.items()) if waiting else []
+        for future, cancelled in held:
             cancelled.set()
             with contextlib.suppress(InvalidStateError):
                 future.set_exception(error)
@@ -302,7 +303,7 @@ def lower_query_priority(app: Flask) -> None:
     app.extensions[RUNNER].niceness = QUERY_NICENESS
 
 
-def query_refusal(app: Flask) -> Callable[[ApiError], None]:
+def query_refusal(app: Flask) -> Callable[..., None]:
     """What refuses ``app``'s waiting and later queries with an error (a retiring worker)."""
     return app.extensions[RUNNER].refuse
 
