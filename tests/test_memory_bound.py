@@ -21,6 +21,8 @@ from bounded_server import HealthProbe, bounded_relmark, wait_for_workers, worke
 from conftest import RelmarkServer, put_demo_data
 
 from relmark.memory_bound import HARD_FACTOR, default_bound, describe, parse_size
+from relmark.serving import copy_budget
+from relmark.settings import Settings
 
 BOUND = 600 * 1024**2
 #: What the worker may reach: the hard stop (the watchdog ends the process there) plus
@@ -150,3 +152,19 @@ def test_an_unreadable_bound_stops_the_server_with_a_clear_message(tmp_path: Pat
     assert result.returncode != 0
     assert "Error: bad setting: not a memory size: 'lots'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bound_below_what_a_worker_needs_at_rest_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 256 MiB"):
+        Settings.from_env({"RELMARK_WORKER_MEMORY": "100M"})
+    assert Settings.from_env({"RELMARK_WORKER_MEMORY": "0"}).worker_memory == 0
+    assert Settings.from_env({"RELMARK_WORKER_MEMORY": "600M"}).worker_memory == BOUND
+
+
+def test_the_in_memory_copy_fits_in_half_the_bound() -> None:
+    """Two copies exist while one is rebuilt, at up to 600 bytes a quad: a copy that could
+    pass the bound would retire every worker as soon as it was built."""
+    bounded = Settings(worker_memory=BOUND, memory_copy_quads=5_000_000)
+    assert copy_budget(bounded, 2) * 2 * 600 <= BOUND // 2
+    assert copy_budget(Settings(worker_memory=0, memory_copy_quads=123), 2) == 123
+    assert copy_budget(Settings(worker_memory=64 * 1024**3, memory_copy_quads=123), 2) == 123

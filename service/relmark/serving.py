@@ -113,6 +113,8 @@ ANSWER_WITHIN = 1.0
 MEMORY_GRACE = 1.0
 #: How long a retiring worker waits for the request of a connection it just accepted.
 NEW_CONNECTION_WAIT = 1.0
+#: What an in-memory copy may cost per quad (relmark.memory_copy: 400-600 bytes).
+COPY_BYTES_PER_QUAD = 600
 #: Waitress threads beyond the query slots, for /healthz and quick refusals under load.
 RESERVED_THREADS = 4
 #: A worker that dies before it ever served is restarted after a back-off up to this long.
@@ -557,6 +559,7 @@ class Supervisor:
             if worker.retiring or code == RETIRED:
                 log(f"worker {worker.process.pid} retired")
             elif code == MEMORY_EXCEEDED:
+                self._next_spawn = 0.0
                 log(f"worker {worker.process.pid} passed its memory bound; replacing it")
             elif worker.ready.value:
                 self._next_spawn = 0.0
@@ -825,6 +828,18 @@ def worker_memory_bound(settings: Settings, workers: int) -> int:
     return default_bound(workers)
 
 
+def copy_budget(settings: Settings, workers: int) -> int:
+    """The in-memory copy's budget in quads, within half the worker's memory bound.
+
+    A copy costs up to ~600 bytes per quad and two exist while a new one is built; a copy
+    that could pass the bound would make every worker retire as soon as it is built.
+    """
+    bound = worker_memory_bound(settings, workers)
+    if bound <= 0:
+        return settings.memory_copy_quads
+    return min(settings.memory_copy_quads, bound // (2 * 2 * COPY_BYTES_PER_QUAD))
+
+
 def _run_worker(plan: WorkerPlan, ready: Any = None) -> None:
     """A worker process: waitress on the inherited socket, reads from snapshots."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
@@ -838,7 +853,7 @@ def _run_worker(plan: WorkerPlan, ready: Any = None) -> None:
         config = remote_config(str(plan.settings.store), plan.settings)
         replica = RemoteReplica(config, generation, writer)
     else:
-        memory = MemoryCopy(plan.settings.memory_copy_quads, log)
+        memory = MemoryCopy(copy_budget(plan.settings, plan.workers), log)
         replica = SnapshotReplica(plan.store_path, plan.snapshots, generation, writer, memory)
     bound = worker_memory_bound(plan.settings, plan.workers)
     # (resolved, so the what-if helper gets the same bound)

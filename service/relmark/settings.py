@@ -91,9 +91,14 @@ class Settings:
         if env.get("RELMARK_TOKEN_FILE"):
             values["token_file"] = env["RELMARK_TOKEN_FILE"]
         if env.get("RELMARK_WORKER_MEMORY"):
-            from relmark.memory_bound import parse_size
+            from relmark.memory_bound import MINIMUM, describe, parse_size
 
-            values["worker_memory"] = parse_size(env["RELMARK_WORKER_MEMORY"])
+            bound = parse_size(env["RELMARK_WORKER_MEMORY"])
+            if 0 < bound < MINIMUM:  # a worker at rest could pass it: retired in a loop
+                raise ValueError(
+                    f"RELMARK_WORKER_MEMORY is 0 (no bound) or at least {describe(MINIMUM)}"
+                )
+            values["worker_memory"] = bound
         if env.get("RELMARK_WHATIF_TIMEOUT"):
             values["whatif_timeout"] = float(env["RELMARK_WHATIF_TIMEOUT"])
         if env.get("RELMARK_WHATIF_MAX_TRIPLES"):
