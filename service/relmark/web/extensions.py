@@ -35,10 +35,6 @@ SERVING = "relmark.serving_details"
 
 #: At most this many queries evaluate at once per process; more get 503 at once.
 QUERY_WORKERS = 8
-#: A query finds a free slot at once or is refused (503 + Retry-After), never waits: a
-#: waiting request holds its waitress thread, and under a flood the few threads left
-#: beside the running queries' would all be waiting, with /healthz queued behind them
-#: (measured: 50 ms waits put /healthz's p95 at 300-500 ms under 20 slow clients).
 #: Seconds a refused client is asked to wait before it retries.
 RETRY_AFTER_BUSY = 2
 #: Niceness of a serving worker's query threads: CPU-bound evaluations yield the cores
@@ -150,7 +146,7 @@ class QueryRunner:
         for future, cancelled in held:
             cancelled.set()
             with contextlib.suppress(InvalidStateError):
-                future.set_exception(error)
+                future.set_exception(_fresh(error))
 
     def run(self, work: Callable[[threading.Event], T], timeout: float) -> T:
         """``work(cancelled)``'s result, or ``QueryTimeout`` once ``timeout`` seconds pass.
@@ -158,9 +154,13 @@ class QueryRunner:
         503 (``ApiError``) at once when every slot is taken or the process is retiring.
         """
         if self._refusal is not None:
-            raise self._refusal
+            raise _fresh(self._refusal)
         cancelled = threading.Event()
         deadline = time.monotonic() + timeout
+        # a free slot at once, or 503: a waiting request would hold its waitress thread,
+        # and under a flood the few threads beside the running queries' would all be
+        # waiting, /healthz queued behind them (measured: 50 ms waits put /healthz's p95
+        # at 300-500 ms under 20 slow clients; no wait: 50-130 ms on a loaded machine)
         if not self._slots.acquire(blocking=False):
             raise busy_error(self._workers)
         if self._deadline is not None:
@@ -190,7 +190,7 @@ class QueryRunner:
             refusal = self._refusal
         if refusal is not None:  # refused between the check above and now
             with contextlib.suppress(InvalidStateError):
-                future.set_exception(refusal)
+                future.set_exception(_fresh(refusal))
         self._tasks.put(target)  # a slot is held, so a thread is free to take it at once
         try:
             return future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -218,6 +218,14 @@ class QueryRunner:
             with self._count_lock:
                 self._running -= 1
             self._slots.release()
+
+
+def _fresh(error: ApiError) -> ApiError:
+    """A new instance of ``error``: one instance raised on many threads would collect
+    every raise's frames in its traceback."""
+    return ApiError(
+        error.status, error.error, error.detail, error.where, error.headers, error.extra
+    )
 
 
 def _drop_locals(error: BaseException | None) -> None:
