@@ -78,7 +78,10 @@ class _Commands(click.Group):
 @click.pass_context
 def main(ctx: click.Context, store: str | None) -> None:
     """relmark: a knowledge-graph service for relationship marketing."""
-    ctx.obj = Settings.from_env(store=store)
+    try:
+        ctx.obj = Settings.from_env(store=store)
+    except ValueError as error:  # a RELMARK_* variable that does not read (exit code 1)
+        raise click.ClickException(f"bad setting: {error}") from None
 
 
 @main.command()

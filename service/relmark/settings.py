@@ -43,6 +43,14 @@ class Settings:
     public_reads: bool | None = None
     cors_origins: tuple[str, ...] | None = None
     token_file: str | None = None
+    # Resident memory each serving worker and what-if helper may use, in bytes
+    # (``relmark.memory_bound``; None: 3/4 of physical memory divided among the workers;
+    # 0: no bound). A query that passes it gets 503 and its worker is replaced.
+    worker_memory: int | None = None
+    # What-if (``POST /api/classify``): seconds its helper may take (None: the query
+    # timeout), and the most triples a hypothetical record may hold (413 beyond).
+    whatif_timeout: float | None = None
+    whatif_max_triples: int = 10_000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -82,6 +90,19 @@ class Settings:
             values["cors_origins"] = tuple(o for o in origins if o)
         if env.get("RELMARK_TOKEN_FILE"):
             values["token_file"] = env["RELMARK_TOKEN_FILE"]
+        if env.get("RELMARK_WORKER_MEMORY"):
+            from relmark.memory_bound import MINIMUM, describe, parse_size
+
+            bound = parse_size(env["RELMARK_WORKER_MEMORY"])
+            if 0 < bound < MINIMUM:  # a worker at rest could pass it: retired in a loop
+                raise ValueError(
+                    f"RELMARK_WORKER_MEMORY is 0 (no bound) or at least {describe(MINIMUM)}"
+                )
+            values["worker_memory"] = bound
+        if env.get("RELMARK_WHATIF_TIMEOUT"):
+            values["whatif_timeout"] = float(env["RELMARK_WHATIF_TIMEOUT"])
+        if env.get("RELMARK_WHATIF_MAX_TRIPLES"):
+            values["whatif_max_triples"] = int(env["RELMARK_WHATIF_MAX_TRIPLES"])
         settings = cls(**values)
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -842,3 +842,23 @@ def open_store(location: str | Path, settings: object | None = None) -> Embedded
 
         return open_remote(text, settings or Settings.from_env())  # type: ignore[return-value]
     return EmbeddedStore(text)
+
+
+#: Scratch directories made next to a store (a validated update's, a what-if's).
+SCRATCH_PATTERNS = (".{name}.scratch-*", ".{name}.what-if-*")
+
+
+def remove_stale_scratch(path: Path) -> list[Path]:
+    """Delete scratch copies a crashed process left next to the store at ``path``.
+
+    Call it once the store is open: RocksDB's lock then says no other process serves it,
+    so no scratch copy of its name can still be in use. Returns what was removed.
+    """
+    path = Path(path)
+    removed = []
+    for pattern in SCRATCH_PATTERNS:
+        for stale in path.parent.glob(pattern.format(name=path.name)):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+                removed.append(stale)
+    return removed
