@@ -161,6 +161,23 @@ def test_the_provenance_records_a_statement_per_graph_stating_a_premise(
         assert sorted(s["g"].value for s in found) == sorted(copy_names("bank", copies))
 
 
+@pytest.mark.parametrize("backend", ["oxigraph", "virtuoso"])
+def test_a_remote_engine_infers_the_same_from_two_copies(
+    by_copies: dict[int, EmbeddedStore],
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+):
+    """The remote rule engine (``remote_rules``) on the demo under 2 graph names: the
+    embedded engine's inferences from one copy, explanations naming both graphs. (Two
+    copies: the servers are not bounded like ``infer_full``'s process.)"""
+    with load_demo(_open(backend, tmp_path, request), 2) as store:
+        assert inferred(store) == inferred(by_copies[1])
+        graphs = leaf_graphs(store, ELISA_CR, RM + "Supporter")
+        about_elisa = [found for fact, found in graphs.items() if fact[0] == ELISA_CR]
+        assert about_elisa and all(found == copy_names("bank", 2) for found in about_elisa)
+
+
 # --- incremental: removing one of the copies ---------------------------------------------
 
 
