@@ -33,7 +33,6 @@ import dataclasses
 import functools
 import re
 import time
-import weakref
 from collections.abc import Iterable, Mapping
 
 import pyoxigraph as ox
@@ -54,6 +53,7 @@ from relmark.reasoning.provenance import (
 from relmark.reasoning.rules import (
     NOT_RULE_INPUT,
     ONE_RUN_AT_A_TIME,
+    SHARED_FACTS,
     VALUES_SLOT,
     Pattern,
     Rule,
@@ -189,19 +189,20 @@ class _Session:
         """Whether some fact is stated in more than one input graph (then the rules' queries
         over the union of the graphs would find one solution per copy of each premise).
 
-        Found for the whole store once per store object (``_shares_facts``: ~0.2 s at 100k
-        triples), then kept up to date from the writes: an added triple stated elsewhere
-        too makes it true; while it is true it is looked for again, so it turns false once
-        the copies are gone.
+        Found by a full run (``rules.SHARED_FACTS``) or, once per store object, counted
+        (``_shares_facts``: ~0.2 s at 100k triples); then kept up to date from the writes:
+        an added triple stated elsewhere too makes it true; while it is true, a removal has
+        it counted again, so it turns false once the copies are gone. (A wrong answer costs
+        time, never correctness: either way the rules find the same solutions.)
         """
-        known = _OVERLAPS.get(self.store)
+        known = SHARED_FACTS.get(self.store)
         if known is False:
             added = [t for t, graph, gone in changed if not gone and graph != INFERRED_GRAPH]
             where, _ = self.locate_all(added) if added else ({}, set())
             known = any(len(graphs) > 1 for graphs in where.values())
-        else:
-            known = _shares_facts(self.store, self.inputs)
-        _OVERLAPS[self.store] = known
+        elif known is None or any(gone for _, _, gone in changed):
+            known = _shares_facts(self.store, self.inputs)  # (adding cannot end a sharing)
+        SHARED_FACTS[self.store] = known
         return known
 
     def use_workspace(self) -> None:
@@ -764,8 +765,6 @@ _COUNT_FACTS = (
     " SELECT ?s ?p ?o (COUNT(*) AS ?copies) {"
     " { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } } } GROUP BY ?s ?p ?o }"
 )
-#: What ``overlapping`` last found for a store (kept while the store object lives).
-_OVERLAPS: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
 #: Rows per VALUES table (one query each).
 _TABLE_ROWS = 500
 _RECORDS = f"SELECT ?d ?p ?o WHERE {{{VALUES_SLOT}?d ?p ?o }}"

@@ -26,6 +26,7 @@ import queue
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -991,11 +992,15 @@ def _workspace(store: Store) -> ox.Store:
     """
     work = ox.Store()
     export = getattr(store, "graph_bytes", None)
+    stated = 0  # facts counted once per graph stating them
     for graph in rule_inputs(store):
         if export is None:
-            work.bulk_extend(_fact(_triple(q)) for q in store.triples(graph))
+            quads = [_fact(_triple(q)) for q in store.triples(graph)]
+            stated += len(quads)
+            work.bulk_extend(quads)
             continue
         data = export(graph)
+        stated += data.count(b"\n")
         if b"_:" in data:
             # blank nodes: keep the store's own identifiers (pyoxigraph's loader renames
             # them per load), so a node named in two graphs stays one node here, and the
@@ -1005,7 +1010,14 @@ def _workspace(store: Store) -> ox.Store:
         else:
             # lenient: pyoxigraph wrote these bytes itself, no need to validate IRIs again
             work.bulk_load(data, format=ox.RdfFormat.N_TRIPLES, lenient=True)
+    with contextlib.suppress(TypeError):  # a store that cannot be weakly referenced
+        SHARED_FACTS[store] = stated > len(work)
     return work
+
+
+#: Whether some fact is stated in two input graphs of a store, as last found (by a full
+#: run's ``_workspace`` for free, or by the incremental engine). Only speed depends on it.
+SHARED_FACTS: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
 
 
 def distinct_workspace(store: Store, with_inferred: bool = False) -> ox.Store:
