@@ -39,6 +39,7 @@ from relmark.reasoning.explain import explain, leaves
 from relmark.reasoning.maintain import ensure_inferences, refresh_inferences, rules_for
 from relmark.reasoning.provenance import PROV
 from relmark.reasoning.rules import materialise
+from relmark.reasoning.whynot import why_not
 from relmark.store import INFERRED_GRAPH, PROVENANCE_GRAPH, EmbeddedStore, Store, data_graph
 from relmark.vocab import DEMO, RM, demo_paths
 
@@ -142,6 +143,20 @@ def test_an_explanation_lists_every_graph_stating_a_premise(
             assert many[fact] == graphs
         else:
             assert many[fact] == sorted(copy_names(stem, copies)), fact
+
+
+@pytest.mark.parametrize("class_name", ["Advocate", "Partner"])
+def test_why_not_answers_the_same_whatever_the_copies(
+    by_copies: dict[int, EmbeddedStore], class_name: str
+):
+    """The why-not evaluator reads each fact once too (at 6 copies it took 3.6 s, 0.02 s
+    at one); its answer does not depend on how many graphs state the facts."""
+    _, rules = rules_for()
+    one = why_not(by_copies[1], rules, ELISA_CR, RM + class_name)
+    assert one["candidates"] and not one["holds"]
+    started = time.perf_counter()
+    assert why_not(by_copies[6], rules, ELISA_CR, RM + class_name) == one
+    assert time.perf_counter() - started < 30
 
 
 def test_the_provenance_records_a_statement_per_graph_stating_a_premise(
