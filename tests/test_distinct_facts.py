@@ -310,5 +310,6 @@ def test_six_copies_cost_about_what_one_does(tmp_path: Path):
         with EmbeddedStore(path) as check:
             assert len(inferred(check)) > 200
     (t1, rss1), (t6, rss6) = figures[1], figures[6]
-    assert t6 <= 4 * t1, f"6 copies: {t6:.1f} s, 1 copy: {t1:.1f} s"
+    # (+2 s: a run of half a second on a shared machine; the old behaviour took minutes)
+    assert t6 <= 4 * t1 + 2, f"6 copies: {t6:.1f} s, 1 copy: {t1:.1f} s"
     assert rss6 <= 2 * rss1, f"6 copies: {rss6:.0f} MB, 1 copy: {rss1:.0f} MB"
