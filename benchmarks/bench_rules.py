@@ -22,6 +22,12 @@ With ``--backend oxigraph`` the full and incremental figures are taken on a remo
 ``oxigraph serve`` (PyPI ``oxigraph``) started by each child, the data posted to it through
 relmark's Graph Store staging, the rules run by ``remote_rules`` and the incremental engine
 over SPARQL (the reference reasoners are skipped: they do not depend on the back end).
+
+With ``--copies 1,3,6`` the data is loaded under that many graph names at once (the same
+facts stated by several sources) and the full and incremental figures are taken for each
+count: a fact held in N graphs should cost what one does (``rules._workspace``)::
+
+    python benchmarks/bench_rules.py --sizes demo,10k --copies 1,3,6 --repeat 10
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 #: Where the rules run: "embedded" (pyoxigraph on disk) or "oxigraph" (a remote server).
 BACKEND = "embedded"
+#: Under how many graph names the data is loaded (``--copies``).
+COPIES = 1
 
 
 def data_file(size: str) -> Path:
@@ -72,10 +80,11 @@ def prepared_store(size: str, directory: Path) -> object:
 
     store = EmbeddedStore(directory / "store") if BACKEND == "embedded" else _remote(directory)
     sync_system_graphs(store)
-    with data_file(size).open("rb") as source:
-        store.bulk_replace_graphs(
-            {"urn:relmark:data:bench": [(ox.RdfFormat.N_TRIPLES, source, "bench")]}
-        )
+    data = data_file(size).read_bytes()
+    names = ["urn:relmark:data:bench"] + [
+        f"urn:relmark:data:bench-{n}" for n in range(2, COPIES + 1)
+    ]
+    store.bulk_replace_graphs({name: [(ox.RdfFormat.N_TRIPLES, data, "bench")] for name in names})
     store.take_changes()
     return store
 
@@ -239,7 +248,7 @@ def _p95(values: list[float]) -> float:
 def run_child(kind: str, size: str, timeout: float, repeat: int) -> dict:
     """One measurement in a fresh process; its peak RSS from the kernel's accounting."""
     command = [sys.executable, __file__, "--child", kind, "--sizes", size]
-    command += ["--repeat", str(repeat), "--backend", BACKEND]
+    command += ["--repeat", str(repeat), "--backend", BACKEND, "--copies", str(COPIES)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -257,10 +266,15 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated: owlready2,owlrl")
     parser.add_argument("--owl-max", default="100k", help="largest size given to the references")
     parser.add_argument("--backend", choices=("embedded", "oxigraph"), default="embedded")
+    parser.add_argument(
+        "--copies", help="comma-separated graph-name counts to load the data under (e.g. 1,3,6)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global BACKEND
+    global BACKEND, COPIES
     BACKEND = args.backend
+    if args.child and args.copies:
+        COPIES = int(args.copies)
     if args.child:
         size = args.sizes
         work = {
@@ -276,6 +290,9 @@ def main() -> None:
         result["peak_rss_mb"] = (own + children) / 1024
         print(json.dumps(result))
         return
+    if args.copies:
+        copies_table(args.sizes.split(","), [int(n) for n in args.copies.split(",")], args.repeat)
+        return
     skip = set(filter(None, args.skip.split(",")))
     results = {}
     for size in args.sizes.split(","):
@@ -289,6 +306,37 @@ def main() -> None:
         results[size] = row
         print_row(size, row)
     name = "rules.json" if BACKEND == "embedded" else f"rules-{BACKEND}.json"
+    (OUT / name).write_text(json.dumps(results, indent=2))
+
+
+def copies_table(sizes: list[str], counts: list[int], repeat: int) -> None:
+    """Full and incremental figures with the data under 1, 3, 6… graph names, and the ratio
+    of each to one copy (the target: within 2x)."""
+    global COPIES
+    results: dict[str, dict[int, dict]] = {}
+    for size in sizes:
+        data_file(size)
+        print(f"\n== {size} ({BACKEND}), data under N graph names ==")
+        print("N  full s  (xN=1)  peak RSS MB  (xN=1)  inferred  add p95 ms  remove p95 ms")
+        rows: dict[int, dict] = {}
+        for count in counts:
+            COPIES = count
+            full = run_child("full", size, 3600, repeat)
+            inc = run_child("incremental", size, 3600, repeat)
+            rows[count] = {"full": full, "incremental": inc}
+            if "error" in full:
+                print(f"{count}  full: {full['error']}")
+                continue
+            one = rows[counts[0]]["full"]
+            print(
+                f"{count:<2} {full['seconds']:6.2f}  {full['seconds'] / one['seconds']:5.2f}x"
+                f"  {full['peak_rss_mb']:11.0f}  {full['peak_rss_mb'] / one['peak_rss_mb']:5.2f}x"
+                f"  {full['inferred']:8}  {inc.get('add_p95_ms', float('nan')):10.1f}"
+                f"  {inc.get('remove_p95_ms', float('nan')):13.1f}"
+                + (f"  incremental: {inc['error']}" if "error" in inc else "")
+            )
+        results[size] = rows
+    name = "rules-copies.json" if BACKEND == "embedded" else f"rules-copies-{BACKEND}.json"
     (OUT / name).write_text(json.dumps(results, indent=2))
 
 

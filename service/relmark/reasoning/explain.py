@@ -202,8 +202,13 @@ def _explain_derivation(
     premises = []
     thresholds = []
     below = ancestors | {triple}
+    # a fact stated in several graphs is one premise, with every graph stating it
+    by_premise: dict[ox.Triple, list[str | None]] = {}
     for premise, graph in _premises(store, derivation):
-        if graph == INFERRED_GRAPH:
+        by_premise.setdefault(premise, []).append(graph)
+    for premise, graphs in by_premise.items():
+        asserted = [g for g in graphs if g != INFERRED_GRAPH]
+        if not asserted:
             if premise in below:
                 return None
             subtree = _explain(store, premise, lang, below, labels)
@@ -212,7 +217,11 @@ def _explain_derivation(
             premises.append(subtree)
         else:
             premises.append(
-                {"triple": _triple_json(premise), "status": "asserted", "graphs": [graph]}
+                {
+                    "triple": _triple_json(premise),
+                    "status": "asserted",
+                    "graphs": sorted(set(asserted), key=lambda g: g or ""),
+                }
             )
         if premise.predicate.value == THRESHOLD_VALUE:
             thresholds.append(

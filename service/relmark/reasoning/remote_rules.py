@@ -7,8 +7,9 @@ evaluation:
 1. each round, every rule that may have something new to conclude is evaluated by the
    server as its SELECT (``rules.evaluate``, the very function the embedded engine uses:
    the rule's WHERE without its FILTER NOT EXISTS, whose guards are then asked in batches of
-   1,000 solutions), over the input graphs plus a staging graph; new conclusions that no
-   input graph asserts are posted to the staging graph, so the next round sees them
+   1,000 solutions), over the input graphs (each fact once: ``_distinct_inputs``) plus
+   a staging graph; new conclusions that no input graph asserts are posted to the
+   staging graph, so the next round sees them
    (``rules.fixpoint``, shared with the embedded engine);
 2. the provenance records are made from the derivations of the last round by the functions
    the embedded engine uses, so both back ends record identical provenance and
@@ -69,8 +70,10 @@ def materialise(store: RemoteStore, rules: list[Rule]) -> RunSummary:
         staging = f"{STAGING_PREFIX}{run}:inferred"
         default_copy = f"{STAGING_PREFIX}{run}:default"
         provenance_graph = f"{STAGING_PREFIX}{run}:provenance"
+        facts = f"{STAGING_PREFIX}{run}:facts"
         try:
             inputs = _inputs(store, default_copy)
+            read = _distinct_inputs(store, inputs, facts)
 
             def asserted(candidates: set[ox.Triple]) -> set[ox.Triple]:
                 found = _locate(store, candidates, inputs, default_copy)
@@ -82,7 +85,7 @@ def materialise(store: RemoteStore, rules: list[Rule]) -> RunSummary:
                     body = "\n".join(lines[start : start + CHUNK_TRIPLES]) + "\n"
                     store._post_graph(staging, body.encode("utf-8"))
 
-            query = _query_on(store, [*inputs, staging])
+            query = _query_on(store, [*read, staging])
             rounds, inferred, derivations = engine.fixpoint(rules, query, asserted, add)
             derivations = engine.keep_inferred(derivations, inferred)
             premises = {p for d in derivations for p in d.premises}
@@ -90,7 +93,7 @@ def materialise(store: RemoteStore, rules: list[Rule]) -> RunSummary:
             provenance = records.provenance_graph(rules, derivations, locations)
             written = _write(store, staging, provenance_graph, inferred, provenance)
         finally:
-            store._drop_staging([staging, default_copy, provenance_graph])
+            store._drop_staging([staging, default_copy, provenance_graph, facts])
         return RunSummary.of_run(rules, rounds, inferred, derivations, provenance, written, started)
 
 
@@ -108,6 +111,34 @@ def _inputs(store: RemoteStore, default_copy: str) -> list[str]:
     else:
         graphs.append(default)
     return graphs
+
+
+def _distinct_inputs(store: RemoteStore, inputs: list[str], facts: str) -> list[str]:
+    """The graphs the rules read: ``inputs``, or, when two of them state a fact in common,
+    one staging graph holding each of their facts once.
+
+    A default graph merged from several graphs is read by the servers as the sum of its
+    graphs (Oxigraph finds a fact once per graph stating it), so a rule of k patterns over
+    facts held in N graphs found N^k solutions per conclusion. A graph is a set: adding
+    every input graph to one keeps each fact once. The copy is a transactional copy of the
+    inputs on the server, made only when some fact is shared (found by one counting query).
+    """
+    if len(inputs) < 2:
+        return inputs
+    counted = next(iter(store.query(_COUNT_FACTS, default_graph=[], named_graphs=inputs)), None)
+    if counted is None or counted["all"] is None:
+        return inputs
+    if int(counted["all"].value) <= int(counted["distinct"].value):
+        return inputs
+    store.update(" ;\n".join(f"ADD SILENT <{g}> TO <{facts}>" for g in inputs), system=True)
+    return [facts]
+
+
+#: Every input fact counted once per graph stating it (?all) and once (?distinct).
+_COUNT_FACTS = (
+    "SELECT (COUNT(*) AS ?distinct) (SUM(?copies) AS ?all) {"
+    " SELECT ?s ?p ?o (COUNT(*) AS ?copies) { GRAPH ?g { ?s ?p ?o } } GROUP BY ?s ?p ?o }"
+)
 
 
 def _locate(
