@@ -35,6 +35,13 @@ class Settings:
     # How long labels and class checks read from a remote store are kept while nothing is
     # written through relmark (``relmark.lookup_cache``; 0: never kept).
     lookup_ttl: float = LOOKUP_TTL
+    # What a SPARQL text may be before it is parsed (``relmark.sparql_guard``): endpoints
+    # SERVICE and LOAD may fetch (IRI prefixes; empty: none), nesting depth, size, and
+    # the longest IRI a write may carry (also in RDF bodies, ``relmark.rdf_input``).
+    service_allow: tuple[str, ...] = ()
+    max_sparql_depth: int = 64
+    max_sparql_bytes: int = 16 * 1024 * 1024
+    max_iri_length: int = 4096
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -67,5 +74,14 @@ class Settings:
         ):
             if env.get(variable):
                 values[name] = env[variable]
+        if env.get("RELMARK_SERVICE_ALLOW"):
+            allow = env["RELMARK_SERVICE_ALLOW"].replace(",", " ").split()
+            values["service_allow"] = tuple(allow)
+        if "RELMARK_MAX_SPARQL_DEPTH" in env:
+            values["max_sparql_depth"] = int(env["RELMARK_MAX_SPARQL_DEPTH"])
+        if "RELMARK_MAX_SPARQL_BYTES" in env:
+            values["max_sparql_bytes"] = int(env["RELMARK_MAX_SPARQL_BYTES"])
+        if "RELMARK_MAX_IRI_LENGTH" in env:
+            values["max_iri_length"] = int(env["RELMARK_MAX_IRI_LENGTH"])
         settings = cls(**values)
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
