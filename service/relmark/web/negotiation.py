@@ -279,11 +279,12 @@ def format_by_name(names: Iterable[str], kind: Kind) -> Format | None:
 
 
 #: Every value ``?format=``/``?output=`` may carry, of either kind; plus SPARQLWrapper's
-#: ``n3``, which it sends for Notation3 (answered as Turtle through Accept).
+#: ``n3``, which it sends for Notation3 (answered as Turtle through Accept), and ``html``,
+#: which the resource pages take as "not RDF".
 _KNOWN_NAMES = frozenset(
     [*(n for f in FORMATS for n in f.names), *(f.media_type for f in FORMATS)]
     + [a for f in FORMATS for a in f.aliases]
-    + ["n3", "text/n3", "text/rdf+n3"]
+    + ["n3", "text/n3", "text/rdf+n3", "html", "text/html"]
 )
 
 
