@@ -274,6 +274,8 @@ def test_load_of_an_endpoint_not_allowed_is_refused(
         ("update", "LOAD <file:///etc/passwd>"),
         ("update", "LOAD <FILE:///etc/hostname> INTO GRAPH <urn:test:f>"),
         ("query", "SELECT * { SERVICE <file:///etc/passwd> { ?s ?p ?o } }"),
+        ("query", "SELECT * { SERVICE <\\u0066ile:///etc/passwd> { ?s ?p ?o } }"),
+        ("query", "BASE <file:///etc/> SELECT * { SERVICE <passwd> { ?s ?p ?o } }"),
     ],
 )
 def test_file_iris_are_never_fetched(

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import pyoxigraph as ox
 
+from relmark.sparql_text import IRI_BODY, TOKENS, unescape_iri
 from relmark.sparql_text import PNAME_TOKEN as _PNAME_TOKEN
-from relmark.sparql_text import TOKENS
 
 #: The deepest nesting any setting may allow: pyoxigraph 0.5.13 dies of a stack overflow
 #: between 2,000 and 2,500 nested ``{`` on an 8 MB thread stack (measured); this keeps
@@ -54,14 +54,14 @@ _KEYWORD = r"(?<![\w?$:-])(?:{})(?![\w:-])"
 _FETCHING = re.compile(_KEYWORD.format("SERVICE|LOAD"), re.IGNORECASE)
 _SILENT = re.compile(r"\s*SILENT(?![\w:-])", re.IGNORECASE)
 _ENDPOINT = re.compile(
-    r"\s*(?:<(?P<iri>[^<>\"{}|^`\\\s]*)>|(?P<var>[?$]\w+)|(?P<pname>(?:[A-Za-z][\w.-]*)?:[\w.:%-]*))"
+    rf"\s*(?:<(?P<iri>{IRI_BODY})>|(?P<var>[?$]\w+)|(?P<pname>(?:[A-Za-z][\w.-]*)?:[\w.:%-]*))"
 )
 _PROLOGUE = re.compile(
     r"(?<![\w?$:-])(?:(?P<base>BASE)|PREFIX\s+(?P<prefix>(?:[A-Za-z][\w.-]*)?):)"
-    r"\s*<(?P<iri>[^<>\"{}|^`\\\s]*)>",
+    rf"\s*<(?P<iri>{IRI_BODY})>",
     re.IGNORECASE,
 )
-_IRIREF = re.compile(r"<([^<>\"{}|^`\\\s]*)>")
+_IRIREF = re.compile(rf"<({IRI_BODY})>")
 _DOT_SEGMENT = re.compile(r"(?:^|[/:])\.\.?(?:[/?#]|$)")
 
 
@@ -273,7 +273,7 @@ class _Prologue:
         self._states: list[tuple[str | None, dict[str, str]]] = [(base_iri, {})]
         for match in _PROLOGUE.finditer(lexed):
             base, prefixes = self._states[-1]
-            iri = resolve(match["iri"], base)
+            iri = resolve(unescape_iri(match["iri"]), base)
             declared = {match["prefix"]: iri}
             state = (iri, prefixes) if match["base"] else (base, {**prefixes, **declared})
             self._starts.append(match.start())
@@ -322,7 +322,7 @@ def _check_endpoints(
             if iri is None:
                 continue  # an undeclared prefix: the parser refuses the text itself
         else:
-            iri = term["iri"]
+            iri = unescape_iri(term["iri"])
         iri = resolve(iri, base)
         if iri.lower().startswith("file:"):
             raise SparqlRefused(
@@ -349,8 +349,9 @@ def iris_of(sparql: str, base_iri: str | None = None) -> set[str]:
     prologue = _Prologue(lexed, base_iri)
     iris: set[str] = set()
     for match in _IRIREF.finditer(lexed):
-        iris.add(match[1])
-        iris.add(resolve(match[1], prologue.at(match.start())[0]))
+        iri = unescape_iri(match[1])
+        iris.add(iri)
+        iris.add(resolve(iri, prologue.at(match.start())[0]))
     blanked = _IRIREF.sub(lambda m: " " * len(m[0]), lexed)
     for match in _PNAME_TOKEN.finditer(blanked):
         pname = sparql[match.start() : match.end()].rstrip(".")

@@ -17,8 +17,21 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
+#: What may stand between ``<`` and ``>`` of an IRI: pyoxigraph also reads ``\uXXXX`` and
+#: ``\UXXXXXXXX`` escapes there (``<urn:relmark:\u006Fntology>`` is the ontology graph).
+IRI_BODY = r"""(?:[^<>"{}|^`\\\s]|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8})*"""
+_UCHAR = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
+
+
+def unescape_iri(body: str) -> str:
+    r"""An IRI's text with its ``\u``/``\U`` escapes decoded, as the engine reads it."""
+    if "\\" not in body:
+        return body
+    return _UCHAR.sub(lambda m: chr(int(m[1] or m[2], 16)), body)
+
+
 _TOKENS = re.compile(
-    r"""(?P<iri><[^<>"{}|^`\\\s]*>)"""
+    rf"""(?P<iri><{IRI_BODY}>)"""
     r'''|(?P<string>"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^'\\]|\\.|'(?!''))*\'\'\''''
     r"""|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')"""
     r"|(?P<comment>#[^\n]*)"
