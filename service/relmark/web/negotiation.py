@@ -268,7 +268,7 @@ def format_by_name(names: Iterable[str], kind: Kind) -> Format | None:
         for fmt in formats_of(kind):
             if name in fmt.names or name == fmt.media_type:
                 return fmt
-        if name not in _KNOWN_NAMES:
+        if not _known(name):
             known = ", ".join(sorted({n for f in FORMATS for n in f.names}))
             raise ApiError(
                 400,
@@ -286,6 +286,13 @@ _KNOWN_NAMES = frozenset(
     + [a for f in FORMATS for a in f.aliases]
     + ["n3", "text/n3", "text/rdf+n3", "html", "text/html"]
 )
+
+
+def _known(value: str) -> bool:
+    """Whether a ``?format=`` value names formats: a name, a media type, or (as SPARQLWrapper
+    sends for JSON-LD) an Accept-like list of media types; empty means no choice."""
+    parts = [part.split(";", 1)[0].strip() for part in value.split(",")]
+    return all(not part or part in _KNOWN_NAMES for part in parts)
 
 
 def negotiate(
