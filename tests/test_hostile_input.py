@@ -509,7 +509,7 @@ def test_relative_iris_resolve_against_the_endpoint(server: RelmarkServer) -> No
 
 def test_syntax_error_positions_are_the_clients(server: RelmarkServer) -> None:
     """The BASE prologue relmark adds moves no position the client sees."""
-    text = "SELECT * WHERE { ?s ?p }"
+    text = "SELECT * WHERE { <s> ?p }"  # relative: sent with a BASE prologue
     with pytest.raises(SyntaxError) as engine:
         ox.Store().query(text)  # the engine on the client's text alone, as the oracle
     body = refused(ask(server, text), 400, "malformed")

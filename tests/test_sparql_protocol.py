@@ -840,3 +840,28 @@ def test_masked_text_keeps_positions_and_blanks_iris_strings_and_comments(paddin
         assert code.split() == ["ASK", "{", "?p", "}"]
         assert query_form(query) == "ASK"
         assert code_only(query).split() == ["ASK", "{", "<urn:SELECT>", "?p", "}"]
+
+
+def test_relative_iris_resolve_against_the_endpoint_url(relmark_server: RelmarkServer) -> None:
+    """Issue 16: relative IRIs in a query or update resolve against the endpoint's URL."""
+    client = SPARQLWrapper(relmark_server.sparql)
+    client.setQuery("CONSTRUCT { <s> <p> 1 } WHERE {}")
+    client.setReturnFormat(TURTLE)
+    graph = rdflib.Graph().parse(data=client.queryAndConvert(), format="turtle")
+    assert {str(s) for s in graph.subjects()} == {relmark_server.url + "/s"}
+    response = requests.post(
+        relmark_server.sparql,
+        data={"update": "INSERT DATA { GRAPH <relative-graph> { <s> <p> 'x' } }"},
+        headers=relmark_server.auth,
+        timeout=30,
+    )
+    assert response.status_code == 204, response.text
+    graph_iri = relmark_server.url + "/relative-graph"
+    rows = get(relmark_server, f"SELECT ?s FROM <{graph_iri}> WHERE {{ ?s ?p 'x' }}").json()
+    assert [r["s"]["value"] for r in rows["results"]["bindings"]] == [relmark_server.url + "/s"]
+    requests.post(
+        relmark_server.sparql,
+        data={"update": "DROP GRAPH <relative-graph>"},
+        headers=relmark_server.auth,
+        timeout=30,
+    ).raise_for_status()

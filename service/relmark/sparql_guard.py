@@ -361,3 +361,9 @@ def iris_of(sparql: str, base_iri: str | None = None) -> set[str]:
             iris.add(expanded)
             iris.add(resolve(expanded, base))
     return iris
+
+
+def has_relative_iri(sparql: str) -> bool:
+    """Whether the text writes an IRI without a scheme, which only a base IRI resolves."""
+    lexed = _lexed(sparql)
+    return any(not _SCHEME.match(unescape_iri(m[1])) for m in _IRIREF.finditer(lexed))

@@ -46,7 +46,8 @@ _PREFIX = re.compile(r"\bPREFIX\s+([A-Za-z][\w.-]*)?:\s*<([^<>\s]*)>", re.IGNORE
 _TERM = r"<[^<>\s]*>|(?:[A-Za-z][\w.-]*)?:[\w.%-]*"
 _PNAME = re.compile(r"(?<![\w?$:<])([A-Za-z][\w.-]*)?:([\w.%-]*)")
 _DATASET = re.compile(rf"\bFROM\s+(NAMED\s+)?({_TERM})", re.IGNORECASE)
-_ANY_GRAPH = re.compile(r"\bGRAPH\s*[?$]|\b(ALL|NAMED)\b", re.IGNORECASE)
+# BASE too: a graph spelled as a relative IRI is only known once resolved
+_ANY_GRAPH = re.compile(r"\bGRAPH\s*[?$]|\b(ALL|NAMED|BASE)\b", re.IGNORECASE)
 _DROP_EVERYTHING = re.compile(r"\b(DROP|CLEAR)\s+(SILENT\s+)?(ALL|NAMED)\b", re.IGNORECASE)
 
 
@@ -136,7 +137,8 @@ def dataset_of(sparql: str) -> tuple[list[str], list[str]] | None:
 
 
 def may_write_any_graph(sparql: str) -> bool:
-    """True when an update's graphs are not all spelled out (``GRAPH ?g``, ALL, NAMED)."""
+    """True when an update's graphs are not all spelled out (``GRAPH ?g``, ALL, NAMED,
+    or relative IRIs after a BASE)."""
     return bool(_ANY_GRAPH.search(masked(sparql)))
 
 

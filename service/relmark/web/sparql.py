@@ -21,7 +21,14 @@ from flask import Blueprint, Response, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from relmark.loading import ShapesCheck
-from relmark.sparql_guard import SparqlLimits, SparqlRefused, check_query, check_update, iris_of
+from relmark.sparql_guard import (
+    SparqlLimits,
+    SparqlRefused,
+    check_query,
+    check_update,
+    has_relative_iri,
+    iris_of,
+)
 from relmark.sparql_text import (
     dataset_of,
     every_data_graph,
@@ -133,7 +140,7 @@ def run_query(sparql: str, params: MultiDict) -> Response:
     settings = get_settings()
     _guarded(check_query, sparql, SparqlLimits.of(settings), base)
     dataset = _dataset(sparql, params)
-    prologue = _base_prologue(base)
+    prologue = _base_prologue(sparql, base)
     text = prologue + sparql
     accept, overrides = request.headers.get("Accept"), _format_overrides(params)
     offers = {kind: negotiate(accept, overrides, kind) for kind in Kind}
@@ -207,11 +214,15 @@ def _base_iri() -> str:
     return request.base_url
 
 
-def _base_prologue(base: str) -> str:
-    """``BASE <endpoint>`` before the text, on its first line: relative IRIs resolve against
-    the endpoint on every back end (the remote store's engine too), and only first-line
-    columns move (``_without_prologue`` moves them back)."""
-    return f"BASE <{base}> "
+def _base_prologue(sparql: str, base: str) -> str:
+    """``BASE <endpoint>`` to put before a text that has relative IRIs, on its first line.
+
+    Relative IRIs then resolve against the endpoint on every back end (the remote store's
+    engine too), and only first-line columns move (``_without_prologue`` moves them back).
+    Other texts are left as they are, so what a remote store reads from an update (the
+    graphs it names) and keeps for a query's text is unchanged.
+    """
+    return f"BASE <{base}> " if has_relative_iri(sparql) else ""
 
 
 _FIRST_LINE_POSITION = re.compile(r"\b(at )?1:(\d+)\b")
@@ -313,7 +324,7 @@ def run_update(sparql: str, params: MultiDict) -> Response:
             detail=f"the update names {named}; the ontology, shapes, config, inferred, "
             "provenance and meta graphs are written only by relmark itself",
         )
-    prologue = _base_prologue(base)
+    prologue = _base_prologue(sparql, base)
     try:
         graphs = None if may_write_any_graph(sparql) else iris_of(sparql, base)
         check = ShapesCheck(store, settings.ontology_dir)
