@@ -483,5 +483,9 @@ def check(
     sys.exit(0 if diagnosis.ok else 1)
 
 
+from relmark.token_cli import token as _token_commands  # noqa: E402  (relmark token …)
+
+main.add_command(_token_commands)
+
 if __name__ == "__main__":
     main()

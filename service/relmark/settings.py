@@ -35,6 +35,14 @@ class Settings:
     # How long labels and class checks read from a remote store are kept while nothing is
     # written through relmark (``relmark.lookup_cache``; 0: never kept).
     lookup_ttl: float = LOOKUP_TTL
+    # Access control (``relmark.web.auth``): the address ``relmark serve`` binds (reads are
+    # open by default only on 127.0.0.1/localhost/::1), an explicit choice to open reads
+    # (None: decided by the address), the origins allowed cross-origin (None: ``*`` when
+    # reads are open, none otherwise) and the token file (None: ``<store>.tokens.json``).
+    bind_host: str = "127.0.0.1"
+    public_reads: bool | None = None
+    cors_origins: tuple[str, ...] | None = None
+    token_file: str | None = None
     # What a SPARQL text may be before it is parsed (``relmark.sparql_guard``): endpoints
     # SERVICE and LOAD may fetch (IRI prefixes; empty: none), nesting depth, size, and
     # the longest IRI a write may carry (also in RDF bodies, ``relmark.rdf_input``).
@@ -74,6 +82,13 @@ class Settings:
         ):
             if env.get(variable):
                 values[name] = env[variable]
+        if env.get("RELMARK_PUBLIC_READS", "").strip():
+            values["public_reads"] = _flag("RELMARK_PUBLIC_READS", env["RELMARK_PUBLIC_READS"])
+        if "RELMARK_CORS_ORIGINS" in env:
+            origins = (o.strip().rstrip("/") for o in env["RELMARK_CORS_ORIGINS"].split(","))
+            values["cors_origins"] = tuple(o for o in origins if o)
+        if env.get("RELMARK_TOKEN_FILE"):
+            values["token_file"] = env["RELMARK_TOKEN_FILE"]
         if env.get("RELMARK_SERVICE_ALLOW"):
             allow = env["RELMARK_SERVICE_ALLOW"].replace(",", " ").split()
             values["service_allow"] = tuple(allow)
@@ -85,3 +100,13 @@ class Settings:
             values["max_iri_length"] = int(env["RELMARK_MAX_IRI_LENGTH"])
         settings = cls(**values)
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _flag(name: str, text: str) -> bool:
+    """A yes/no variable: 1/true/yes/on or 0/false/no/off, anything else is an error."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1 or 0 (true/false), not {text!r}")

@@ -31,13 +31,14 @@ from relmark.sparql_guard import (
 )
 from relmark.sparql_text import (
     dataset_of,
+    drops_everything,
     every_data_graph,
     is_single_lookup,
     may_write_any_graph,
     with_using,
 )
 from relmark.store import SYSTEM_GRAPHS
-from relmark.web.auth import require_token
+from relmark.web.auth import require_admin, require_token, token_store
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
 from relmark.web.errors import ApiError, query_timeout, syntax_error
 from relmark.web.extensions import (
@@ -296,12 +297,14 @@ def _body_text() -> str:
 def run_update(sparql: str, params: MultiDict) -> Response:
     """Apply an update if the token is right and the graphs it writes still conform.
 
-    ``CLEAR``/``DROP`` of ``ALL``, ``NAMED`` or ``DEFAULT`` act on every data graph: the
+    ``CLEAR``/``DROP`` of ``ALL`` or ``NAMED`` (admins only) act on every data graph: the
     ontology, shapes, config graphs (files' copies) and relmark's bookkeeping stay, and
     the inferences follow the data. ``using-graph-uri``/``using-named-graph-uri`` set the
     dataset of each ``DELETE``/``INSERT … WHERE`` (Protocol §2.2.3).
     """
     require_token()
+    if drops_everything(sparql):
+        require_admin()  # store-wide CLEAR/DROP ALL/NAMED: admins only (web/auth.py)
     _check_version(params)
     base = _base_iri()
     store, settings = get_store(), get_settings()
@@ -310,9 +313,11 @@ def run_update(sparql: str, params: MultiDict) -> Response:
     using_named = _graph_iris(params, "using-named-graph-uri")
     try:
         sparql = with_using(sparql, using, using_named)
-        sparql = every_data_graph(
-            sparql, [g for g in store.graph_names() if g not in SYSTEM_GRAPHS]
-        )
+        data_graphs = [g for g in store.graph_names() if g not in SYSTEM_GRAPHS]
+        written = every_data_graph(sparql, data_graphs)
+        if written != sparql:
+            require_admin()  # (as above, whichever reading saw the store-wide operation)
+        sparql = written
     except ValueError as error:
         raise ApiError(400, "the update cannot take these parameters", detail=str(error)) from None
     touched_system = sorted(iris_of(sparql, base) & SYSTEM_GRAPHS)
@@ -345,7 +350,7 @@ def service_description() -> Response:
     fmt = negotiate(request.headers.get("Accept"), _format_overrides(request.args), Kind.RDF)
     if fmt is None:
         raise not_acceptable(formats_of(Kind.RDF))
-    store, settings = get_store(), get_settings()
+    store = get_store()
 
     def sd(name: str) -> ox.NamedNode:
         return ox.NamedNode(SD + name)
@@ -365,7 +370,7 @@ def service_description() -> Response:
             default_graph, VOID_TRIPLES, ox.Literal(str(store.count()), datatype=XSD_INTEGER)
         ),
     ]
-    if settings.token:
+    if token_store().can_write():  # a writer or admin token exists (web/auth.py)
         triples.append(ox.Triple(service, sd("supportedLanguage"), sd("SPARQL11Update")))
     triples += [
         ox.Triple(service, sd("resultFormat"), ox.NamedNode(row.oxigraph.iri)) for row in FORMATS
