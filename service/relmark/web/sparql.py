@@ -34,6 +34,7 @@ from relmark.sparql_text import (
     drops_everything,
     every_data_graph,
     is_single_lookup,
+    keywords_only,
     may_write_any_graph,
     with_using,
 )
@@ -170,7 +171,9 @@ def run_query(sparql: str, params: MultiDict) -> Response:
     except QueryTimeout as error:
         advice = "narrow the query or add a LIMIT"
         raise query_timeout(error, settings.query_timeout, advice) from None
-    except OSError as error:  # pyoxigraph's evaluation errors (e.g. a failing SERVICE)
+    except (OSError, RuntimeError) as error:  # pyoxigraph's evaluation errors
+        if "SERVICE" in keywords_only(sparql).upper():  # an allowed endpoint that failed
+            raise ApiError(502, "a SERVICE endpoint failed", detail=str(error)) from None
         raise ApiError(500, "query evaluation failed", detail=str(error)) from error
     return Response(body, content_type=fmt.content_type, headers=VARY_ACCEPT)
 
