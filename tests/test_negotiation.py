@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyoxigraph as ox
 import pytest
 
+from relmark.web.errors import ApiError
 from relmark.web.negotiation import (
     FORMATS,
     Kind,
@@ -179,10 +180,20 @@ def test_format_by_name(names: list[str], kind: Kind, expected: object) -> None:
     assert fmt is not None and fmt.oxigraph == expected
 
 
-def test_unknown_format_names_fall_back_to_accept() -> None:
-    assert format_by_name(["bogus"], Kind.RESULTS) is None
-    fmt = negotiate("text/csv", ["bogus"], Kind.RESULTS)
+def test_format_names_of_the_other_kind_fall_back_to_accept() -> None:
+    """SPARQLWrapper sends its one guess whatever the query form (and ``n3``)."""
+    assert format_by_name(["turtle"], Kind.RESULTS) is None
+    assert format_by_name(["n3"], Kind.RDF) is None
+    fmt = negotiate("text/csv", ["rdf+xml"], Kind.RESULTS)
     assert fmt is not None and fmt.media_type == "text/csv"
+
+
+def test_unknown_format_names_are_400_listing_the_names() -> None:
+    """Issue 16: an unknown ``?format=`` was ignored silently."""
+    with pytest.raises(ApiError) as refused:
+        negotiate("text/csv", ["bogus"], Kind.RESULTS)
+    assert refused.value.status == 400
+    assert "bogus" in refused.value.detail and "csv" in refused.value.detail
 
 
 def test_offers_restrict_the_choice() -> None:

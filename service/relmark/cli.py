@@ -341,6 +341,12 @@ def query(
         fail("give a SPARQL query (or '-' for stdin), or --named NAME", 2)
     if sparql == "-":
         sparql = sys.stdin.read()
+    from relmark.sparql_guard import SparqlLimits, SparqlRefused, check_query
+
+    try:  # the same limits as /sparql: a deep text would kill this process too
+        check_query(sparql, SparqlLimits.of(settings))
+    except SparqlRefused as refused:
+        fail(f"{refused}", 2)
     if server is not None:
         _print_result(_server_query(server, settings, sparql), fmt)
         return

@@ -19,7 +19,7 @@ from typing import IO
 
 import pyoxigraph as ox
 
-from relmark import validation
+from relmark import rdf_input, validation
 from relmark.reasoning.maintain import refresh_inferences
 from relmark.store import EmbeddedStore, Store, StoreError, data_graph
 from relmark.vocab import ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
@@ -116,11 +116,23 @@ def syntax_error_location(name: str, error: SyntaxError) -> str:
     return f"{name}:{line}:{column}" if line else name
 
 
-def parse_quads(source: Source, graph: str) -> list[ox.Quad]:
-    """Every statement of a source as quads; triples go into ``graph``."""
+def check_safe(source: Source) -> None:
+    """Refuse a source no parser should see (``rdf_input``: RDF/XML with a DTD)."""
+    try:
+        rdf_input.check_rdf_input(source.data, source.fmt)
+    except rdf_input.UnsafeRdf as error:
+        raise LoadError(f"{source.name}: {error}", where=source.name) from None
+
+
+def parse_quads(source: Source, graph: str, max_iri_length: int | None = None) -> list[ox.Quad]:
+    """Every statement of a source as quads; triples go into ``graph``.
+
+    ``max_iri_length``: refuse (``LoadError``) a statement with a longer IRI.
+    """
+    check_safe(source)
     target = ox.NamedNode(graph)
     try:
-        return [
+        quads = [
             ox.Quad(q.subject, q.predicate, q.object, target)
             if isinstance(q, ox.Triple) or isinstance(q.graph_name, ox.DefaultGraph)
             else q
@@ -129,6 +141,12 @@ def parse_quads(source: Source, graph: str) -> list[ox.Quad]:
     except SyntaxError as error:
         where = syntax_error_location(source.name, error)
         raise LoadError(f"{where}: {error.msg}", where=where) from error
+    if max_iri_length is not None:
+        try:
+            rdf_input.check_iri_lengths(quads, max_iri_length)
+        except rdf_input.UnsafeRdf as error:
+            raise LoadError(f"{source.name}: {error}", where=source.name) from None
+    return quads
 
 
 @dataclass(frozen=True)
@@ -168,6 +186,7 @@ def load_sources(
     started = time.perf_counter()
     plan: dict[str, list[Source]] = {}
     for source in sources:
+        check_safe(source)
         plan.setdefault(data_graph(graph or source.default_graph_name), []).append(source)
 
     if validate:
@@ -199,6 +218,7 @@ def validate_sources(
     data = validation.validation_store([], None, ontology_paths(directory))
     for graph, group in plan.items():
         for source in group:
+            check_safe(source)
             try:
                 data.bulk_load(source.data, format=source.fmt, to_graph=ox.NamedNode(graph))
             except SyntaxError as error:

@@ -75,9 +75,10 @@ _PARAM_TEXT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<text>.+)$")
 _NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _PROJECTION = re.compile(r"\bSELECT\b(?P<vars>.*?)\bWHERE\b", re.IGNORECASE | re.DOTALL)
 _TRAILING_SLICE = re.compile(r"\b(LIMIT|OFFSET)\s+\d+\s*$", re.IGNORECASE)
-_DATE = re.compile(r"^-?\d{4,}-\d{2}-\d{2}$")
-_INTEGER = re.compile(r"^[+-]?\d{1,18}$")
-_DECIMAL = re.compile(r"^[+-]?(?:\d{1,18}(?:\.\d{0,18})?|\.\d{1,18})$")
+# ASCII digits only: ``\d`` alone also matches "٣" (issue 16)
+_DATE = re.compile(r"^-?\d{4,}-\d{2}-\d{2}$", re.ASCII)
+_INTEGER = re.compile(r"^[+-]?\d{1,18}$", re.ASCII)
+_DECIMAL = re.compile(r"^[+-]?(?:\d{1,18}(?:\.\d{0,18})?|\.\d{1,18})$", re.ASCII)
 _LANGUAGE = re.compile(r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$")
 MAX_STRING = 1000
 

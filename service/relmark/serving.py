@@ -66,7 +66,7 @@ from typing import Any
 import pyoxigraph as ox
 import waitress
 
-from relmark import loading
+from relmark import loading, sparql_guard
 from relmark.memory_bound import (
     MEMORY_EXCEEDED,
     Watchdog,
@@ -444,6 +444,8 @@ class StoreWriter:
         try:
             if method not in WRITES:
                 raise StoreError(f"{method!r} is not a store write")
+            if method in ("update", "update_validated"):  # no input may crash this process
+                sparql_guard.check_parse_safety(args[0])
             with self._lock:
                 if self._closed:
                     raise StoreError("the server is shutting down; nothing was written")

@@ -51,6 +51,13 @@ class Settings:
     # timeout), and the most triples a hypothetical record may hold (413 beyond).
     whatif_timeout: float | None = None
     whatif_max_triples: int = 10_000
+    # What a SPARQL text may be before it is parsed (``relmark.sparql_guard``): endpoints
+    # SERVICE and LOAD may fetch (IRI prefixes; empty: none), nesting depth, size, and
+    # the longest IRI a write may carry (also in RDF bodies, ``relmark.rdf_input``).
+    service_allow: tuple[str, ...] = ()
+    max_sparql_depth: int = 64
+    max_sparql_bytes: int = 16 * 1024 * 1024
+    max_iri_length: int = 4096
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -103,6 +110,15 @@ class Settings:
             values["whatif_timeout"] = float(env["RELMARK_WHATIF_TIMEOUT"])
         if env.get("RELMARK_WHATIF_MAX_TRIPLES"):
             values["whatif_max_triples"] = int(env["RELMARK_WHATIF_MAX_TRIPLES"])
+        if env.get("RELMARK_SERVICE_ALLOW"):
+            allow = env["RELMARK_SERVICE_ALLOW"].replace(",", " ").split()
+            values["service_allow"] = tuple(allow)
+        if "RELMARK_MAX_SPARQL_DEPTH" in env:
+            values["max_sparql_depth"] = int(env["RELMARK_MAX_SPARQL_DEPTH"])
+        if "RELMARK_MAX_SPARQL_BYTES" in env:
+            values["max_sparql_bytes"] = int(env["RELMARK_MAX_SPARQL_BYTES"])
+        if "RELMARK_MAX_IRI_LENGTH" in env:
+            values["max_iri_length"] = int(env["RELMARK_MAX_IRI_LENGTH"])
         settings = cls(**values)
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -17,18 +17,37 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
+#: What may stand between ``<`` and ``>`` of an IRI: pyoxigraph also reads ``\uXXXX`` and
+#: ``\UXXXXXXXX`` escapes there (``<urn:relmark:\u006Fntology>`` is the ontology graph).
+IRI_BODY = r"""(?:[^<>"{}|^`\\\s]|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8})*"""
+_UCHAR = re.compile(r"\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
+
+
+def unescape_iri(body: str) -> str:
+    r"""An IRI's text with its ``\u``/``\U`` escapes decoded, as the engine reads it."""
+    if "\\" not in body:
+        return body
+    return _UCHAR.sub(lambda m: chr(int(m[1] or m[2], 16)), body)
+
+
 _TOKENS = re.compile(
-    r"""(?P<iri><[^<>"{}|^`\\\s]*>)"""
+    rf"""(?P<iri><{IRI_BODY}>)"""
     r'''|(?P<string>"""(?:[^"\\]|\\.|"(?!""))*"""|\'\'\'(?:[^'\\]|\\.|'(?!''))*\'\'\''''
     r"""|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')"""
-    r"|(?P<comment>#[^\n]*)",
+    r"|(?P<comment>#[^\n]*)"
+    # a prefixed name's escaped character (``ex:a\#b``): part of the name, never the start
+    # of a comment or a string
+    r"|(?P<escape>\\.)",
     re.DOTALL,
 )
+#: The tokens that hide keywords and brackets: IRIs, strings, comments, escapes.
+TOKENS = _TOKENS
 _PREFIX = re.compile(r"\bPREFIX\s+([A-Za-z][\w.-]*)?:\s*<([^<>\s]*)>", re.IGNORECASE)
 _TERM = r"<[^<>\s]*>|(?:[A-Za-z][\w.-]*)?:[\w.%-]*"
 _PNAME = re.compile(r"(?<![\w?$:<])([A-Za-z][\w.-]*)?:([\w.%-]*)")
 _DATASET = re.compile(rf"\bFROM\s+(NAMED\s+)?({_TERM})", re.IGNORECASE)
-_ANY_GRAPH = re.compile(r"\bGRAPH\s*[?$]|\b(ALL|NAMED)\b", re.IGNORECASE)
+# BASE too: a graph spelled as a relative IRI is only known once resolved
+_ANY_GRAPH = re.compile(r"\bGRAPH\s*[?$]|\b(ALL|NAMED|BASE)\b", re.IGNORECASE)
 _DROP_EVERYTHING = re.compile(r"\b(DROP|CLEAR)\s+(SILENT\s+)?(ALL|NAMED)\b", re.IGNORECASE)
 
 
@@ -60,7 +79,8 @@ def kept_for_short_texts(read: Callable[[str], T]) -> Callable[[str], T]:
 @kept_for_short_texts
 def code_only(sparql: str) -> str:
     """The text with string literals and comments blanked (IRIs kept, ``#`` in them too)."""
-    return _TOKENS.sub(lambda m: m[0] if m.lastgroup == "iri" else " " * len(m[0]), sparql)
+    kept = ("iri", "escape")
+    return _TOKENS.sub(lambda m: m[0] if m.lastgroup in kept else " " * len(m[0]), sparql)
 
 
 @kept_for_short_texts
@@ -117,7 +137,8 @@ def dataset_of(sparql: str) -> tuple[list[str], list[str]] | None:
 
 
 def may_write_any_graph(sparql: str) -> bool:
-    """True when an update's graphs are not all spelled out (``GRAPH ?g``, ALL, NAMED)."""
+    """True when an update's graphs are not all spelled out (``GRAPH ?g``, ALL, NAMED,
+    or relative IRIs after a BASE)."""
     return bool(_ANY_GRAPH.search(masked(sparql)))
 
 
@@ -148,3 +169,81 @@ def is_single_lookup(sparql: str) -> bool:
     if match is None:
         return False
     return not match["s"].startswith(("?", "$")) or not match["o"].startswith(("?", "$"))
+
+
+# --- rewriting an update for the Protocol's parameters and relmark's graph layout ---------
+#: A prefixed name (escapes blanked), so that its parts are never taken for keywords.
+PNAME_TOKEN = re.compile(r"(?<![\w?$])(?:[A-Za-z][\w.-]*)?:[\w.:%-]*")
+_KEYWORD = r"(?<![\w?$:-])(?:{})(?![\w:-])"
+_DATASET_CLAUSE = re.compile(_KEYWORD.format("USING|WITH"), re.IGNORECASE)
+_WHERE = re.compile(_KEYWORD.format("WHERE"), re.IGNORECASE)
+_DELETE_WHERE = re.compile(_KEYWORD.format(r"DELETE\s+WHERE"), re.IGNORECASE)
+_EVERY_GRAPH = re.compile(
+    _KEYWORD.format(r"(?P<op>CLEAR|DROP)\s+(?:SILENT\s+)?(?P<which>ALL|NAMED)"), re.IGNORECASE
+)
+
+
+def keywords_only(sparql: str) -> str:
+    """``masked`` with prefixed names blanked too: keywords, variables and punctuation."""
+    return PNAME_TOKEN.sub(lambda m: " " * len(m[0]), masked(sparql))
+
+
+def _closing_brace(code: str, opening: int) -> int:
+    depth = 0
+    for match in re.finditer(r"[{}]", code[opening:]):
+        depth += 1 if match[0] == "{" else -1
+        if depth == 0:
+            return opening + match.start()
+    raise ValueError("unbalanced braces")
+
+
+def with_using(sparql: str, default: list[str], named: list[str]) -> str:
+    """An update with ``using-graph-uri``/``using-named-graph-uri`` (SPARQL 1.1 Protocol
+    §2.2.3) written in as ``USING``/``USING NAMED`` before each top-level ``WHERE``.
+
+    ``DELETE WHERE { P }`` takes no USING, so it becomes ``DELETE { P } USING … WHERE { P }``
+    (its definition). An update that has its own USING or WITH is refused (ValueError),
+    as the Protocol requires.
+    """
+    if not default and not named:
+        return sparql
+    code = keywords_only(sparql)
+    clause = _DATASET_CLAUSE.search(code)
+    if clause is not None:
+        raise ValueError(
+            f"the update has its own {clause[0].upper()}; using-graph-uri and "
+            "using-named-graph-uri may only set the dataset of an update without USING/WITH"
+        )
+    using = " ".join([*(f"USING <{g}>" for g in default), *(f"USING NAMED <{g}>" for g in named)])
+    depth, top_level = 0, []
+    for match in re.finditer(r"[{}]|" + _WHERE.pattern, code, re.IGNORECASE):
+        if match[0] == "{":
+            depth += 1
+        elif match[0] == "}":
+            depth -= 1
+        elif depth == 0:
+            top_level.append(match.start())
+    shortcuts = {m.end() - 5: m.start() for m in _DELETE_WHERE.finditer(code)}
+    for where in reversed(top_level):
+        if where in shortcuts:  # DELETE WHERE { P } → DELETE { P } USING … WHERE { P }
+            opening = code.index("{", where)
+            pattern = sparql[opening : _closing_brace(code, opening) + 1]
+            sparql = f"{sparql[:where]}{pattern} {using} WHERE {sparql[where + 5 :]}"
+        else:
+            sparql = f"{sparql[:where]}{using} {sparql[where:]}"
+    return sparql
+
+
+def every_data_graph(sparql: str, data_graphs: list[str]) -> str:
+    """``CLEAR``/``DROP`` of ``ALL`` or ``NAMED`` as the same operation on every data graph
+    (``data_graphs``, plus the default graph for ALL), so relmark's own graphs stay."""
+    code = keywords_only(sparql)
+    found = list(_EVERY_GRAPH.finditer(code))
+    for match in reversed(found):
+        op = match["op"].upper()
+        targets = [f"{op} SILENT GRAPH <{g}>" for g in data_graphs]
+        if match["which"].upper() == "ALL":
+            targets.insert(0, f"{op} SILENT DEFAULT")
+        replacement = " ;\n".join(targets) or "INSERT DATA { }"  # NAMED, no data graph
+        sparql = sparql[: match.start()] + replacement + sparql[match.end() :]
+    return sparql

@@ -144,7 +144,7 @@ def _record() -> list[ox.Quad]:
         raise not_rdf("the record", request.mimetype)
     source = Source(name=_BODY, data=request.get_data(), fmt=fmt.oxigraph)
     try:
-        return parse_quads(source, WHAT_IF_GRAPH)
+        return parse_quads(source, WHAT_IF_GRAPH, get_settings().max_iri_length)
     except LoadError as error:
         raise load_error(error, _BODY) from None
 

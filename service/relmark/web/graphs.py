@@ -199,7 +199,7 @@ def _parsed_body(target: Target) -> list[ox.Quad]:
     graph = target.iri or _DEFAULT_PLACEHOLDER
     source = Source(name=BODY, data=request.get_data(), fmt=fmt.oxigraph)
     try:
-        quads = parse_quads(source, graph)
+        quads = parse_quads(source, graph, get_settings().max_iri_length)
     except LoadError as error:
         raise load_error(error, BODY) from None
     wanted = ox.NamedNode(graph)

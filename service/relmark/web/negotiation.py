@@ -258,15 +258,41 @@ def _choose(accept: str | None, offers: tuple[Format, ...]) -> Format | None:
 def format_by_name(names: Iterable[str], kind: Kind) -> Format | None:
     """The first ``?format=``/``?output=`` value that names a format of this kind.
 
-    Values may be short names (``json``, ``turtle``) or media types; unknown values are
-    ignored, because clients such as SPARQLWrapper send several guesses at once.
+    Values may be short names (``json``, ``turtle``) or media types. A value that names a
+    format of the other kind is passed over (SPARQLWrapper sends its guess in ``format``,
+    ``output`` and ``results`` whatever the query form), but one that names no format at
+    all is a 400 listing the names, rather than silently ignored.
     """
     for raw in names:
         name = raw.strip().lower()
         for fmt in formats_of(kind):
             if name in fmt.names or name == fmt.media_type:
                 return fmt
+        if not _known(name):
+            known = ", ".join(sorted({n for f in FORMATS for n in f.names}))
+            raise ApiError(
+                400,
+                "unknown format",
+                detail=f"format={raw!r} names no format here; use one of {known} or a media type",
+            )
     return None
+
+
+#: Every value ``?format=``/``?output=`` may carry, of either kind; plus SPARQLWrapper's
+#: ``n3``, which it sends for Notation3 (answered as Turtle through Accept), and ``html``,
+#: which the resource pages take as "not RDF".
+_KNOWN_NAMES = frozenset(
+    [*(n for f in FORMATS for n in f.names), *(f.media_type for f in FORMATS)]
+    + [a for f in FORMATS for a in f.aliases]
+    + ["n3", "text/n3", "text/rdf+n3", "html", "text/html"]
+)
+
+
+def _known(value: str) -> bool:
+    """Whether a ``?format=`` value names formats: a name, a media type, or (as SPARQLWrapper
+    sends for JSON-LD) an Accept-like list of media types; empty means no choice."""
+    parts = [part.split(";", 1)[0].strip() for part in value.split(",")]
+    return all(not part or part in _KNOWN_NAMES for part in parts)
 
 
 def negotiate(

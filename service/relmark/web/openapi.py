@@ -196,6 +196,13 @@ def _sparql() -> dict[str, Any]:
     dataset = [
         _query_param("default-graph-uri", graph_list, "Graphs forming the default graph."),
         _query_param("named-graph-uri", graph_list, "Graphs available as named graphs."),
+        _query_param(
+            "version", {"type": "string", "enum": ["1.1", "1.2"]}, "SPARQL 1.2 Protocol version."
+        ),
+    ]
+    using = [
+        _query_param("using-graph-uri", graph_list, "An update's USING graphs."),
+        _query_param("using-named-graph-uri", graph_list, "An update's USING NAMED graphs."),
     ]
     responses = {
         "200": {
@@ -203,7 +210,7 @@ def _sparql() -> dict[str, Any]:
             "a bare GET returns the service description.",
             "content": {**_results_content(), **_rdf_content()},
         },
-        **_errors(400, 406, 413, 503),
+        **_errors(400, 403, 406, 413, 503),
     }
     return {
         "get": {
@@ -218,7 +225,7 @@ def _sparql() -> dict[str, Any]:
         "post": {
             "summary": "SPARQL 1.1 query or update (updates need the bearer token)",
             "tags": ["SPARQL"],
-            "parameters": dataset,
+            "parameters": [*dataset, *using],
             "requestBody": {
                 "required": True,
                 "content": {

@@ -226,10 +226,10 @@ def _count(name: str, default: int, minimum: int, maximum: int) -> int:
     if raw is None or not raw.strip():
         return default
     expected = f"a whole number from {minimum} to {maximum}"
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise parameter_error(ParameterError(name, raw, expected)) from None
+    digits = raw.strip()
+    if not (digits.isascii() and digits.isdigit()):  # int() also takes "٣" and "1_000"
+        raise parameter_error(ParameterError(name, raw, expected))
+    value = int(digits)
     if not minimum <= value <= maximum:
         raise parameter_error(ParameterError(name, raw, expected))
     return value
