@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gc
 import os
 import secrets
 import shutil
@@ -121,7 +122,8 @@ def _snapshot_copy(directory: Path) -> Iterator[tuple[EmbeddedStore, int, dateti
     _remove_orphans(directory.parent)
     # next to the snapshots: hard links need the same file system
     prefix = f"{READ_PREFIX}{os.getpid()}-"
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=directory.parent) as scratch:
+    scratch = tempfile.mkdtemp(prefix=prefix, dir=directory.parent)
+    try:
         failure: Exception | None = None
         for attempt in range(COPY_ATTEMPTS):
             snapshot = newest_snapshot(directory)
@@ -144,6 +146,24 @@ def _snapshot_copy(directory: Path) -> Iterator[tuple[EmbeddedStore, int, dateti
                 copy.close()
             return
         raise StoreError(f"cannot copy a snapshot of {directory}: {failure}")
+    finally:
+        _remove_copy(Path(scratch))
+
+
+def _remove_copy(path: Path) -> None:
+    """Delete a command's copy once RocksDB let go of it.
+
+    A query's result still referenced keeps RocksDB open past ``close()``, and its
+    background threads may add a file while the tree is removed ("Directory not empty"):
+    collect such leftovers first and try again. What still stays is an orphan the next
+    command removes.
+    """
+    for _attempt in range(5):
+        gc.collect()
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.1)
 
 
 def _remove_orphans(parent: Path) -> None:
