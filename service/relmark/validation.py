@@ -1644,3 +1644,276 @@ def validate(
         results=results,
         prefixes=shapes.prefixes,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation in the context of the store a write joins
+#
+# A write is valid when the store *after* it conforms for every focus node the write can
+# affect. Copying the store to validate it whole costs seconds per million triples, and most
+# of it cannot have changed, so the check is made on a small in-memory view of the store as
+# it would be after the write: the incoming quads, plus, from the store, every quad about the
+# affected nodes (minus what the write removes) and the types of the nodes those quads point
+# to. The compiled shape queries run over that view and only the affected focus nodes'
+# results count (the view holds other nodes only in part).
+
+_INFERRED_GRAPH = "urn:relmark:inferred"
+#: relmark's bookkeeping graphs: never part of what the shapes see. The ontology graph is
+#: left out too because the view holds the ontology files themselves.
+_NOT_DATA = frozenset(
+    {
+        ONTOLOGY_GRAPH,
+        "urn:relmark:shapes",
+        "urn:relmark:config",
+        "urn:relmark:provenance",
+        "urn:relmark:meta",
+    }
+)
+_TYPE = ox.NamedNode(str(RDF.type))
+_SUBCLASS = ox.NamedNode(str(RDFS.subClassOf))
+_CHUNK = 400  # nodes per VALUES block when a store is read through SPARQL
+
+Node_ = ox.NamedNode | ox.BlankNode
+
+
+class QuadReader(Protocol):
+    """What a store offers for the view: ``quads_for_pattern`` as pyoxigraph's Store has."""
+
+    def quads_for_pattern(
+        self, subject: Any, predicate: Any, object: Any, graph_name: Any = None
+    ) -> Iterable[ox.Quad]: ...
+
+
+@dataclass
+class Change:
+    """A write as the shapes see it: quads it adds and removes, graphs it replaces whole.
+
+    ``added`` is an in-memory store built by :func:`validation_store` (the incoming quads in
+    their graphs, plus the ontology); ``removed`` are quads that leave the store; every quad
+    of the ``replaced`` graphs leaves it (a load replaces its graph; PUT replaces one).
+    """
+
+    added: ox.Store
+    removed: list[ox.Quad] = field(default_factory=list)
+    replaced: frozenset[str] = frozenset()
+
+
+def shapes_reach(shapes: Shapes) -> bool:
+    """Whether some shape reads edges *into* a node (sh:targetObjectsOf or an inverse path),
+    so that a node's incoming quads belong to its part of the view."""
+    for check in shapes.checks:
+        path = check.shape.path or ""
+        if "^" in path or any(t.kind == "targetObjectsOf" for t in check.shape.targets):
+            return True
+    return any("^" in q for q in shapes.queries)
+
+
+def local_paths(shapes: Shapes) -> bool:
+    """Whether every path is one IRI, forward or inverse: the view then holds all a focus
+    node's results depend on. Longer paths need nodes further away (see validate_change)."""
+    return all(
+        check.shape.path is None or re.fullmatch(r"\(?\^?<[^>]*>\)?", check.shape.path)
+        for check in shapes.checks
+    )
+
+
+def validate_change(
+    change: Change,
+    shapes: Shapes,
+    store: ox.Store | QuadReader | SparqlSource | None,
+    *,
+    lang: str = "en",
+    workers: int | None = None,
+) -> ValidationReport:
+    """Validate a write against the store it joins, as the store would be after it.
+
+    Without ``store`` the incoming data is checked alone (today's ``relmark validate`` with
+    no store). Otherwise the affected focus nodes are: the subjects and objects of the quads
+    added or removed (the replaced graphs' included), and the nodes that point to a node
+    whose types change (their sh:class checks read those types). Their results are computed
+    over the view described above and returned; a write that removes a required value is
+    rejected like one that adds a wrong one.
+    """
+    if store is None:
+        return validate(change.added, shapes, lang=lang, workers=workers)
+    if not local_paths(shapes):
+        raise UnsupportedShapeError(
+            "(shapes graph)",
+            "a path longer than one IRI in validation against a store (the view holds each "
+            "affected node's own quads and its neighbours' types only)",
+        )
+    view = _View(store, change, inverse=shapes_reach(shapes))
+    focus = view.build()
+    run = _Run(change.added, shapes)
+    hits = [h for h in run.execute(_workers(workers)) if _key(h.focus) in focus]
+    results = sorted({_result(hit, lang, shapes.prefixes) for hit in hits}, key=_sort_key)
+    return ValidationReport(
+        conforms=not any(result.is_violation for result in results),
+        results=results,
+        prefixes=shapes.prefixes,
+    )
+
+
+def _workers(workers: int | None) -> int:
+    return workers if workers is not None else min(4, os.cpu_count() or 1)
+
+
+def _key(term: Term) -> str:
+    """A hashable identity for a node across stores (blank nodes keep their ids)."""
+    return f"_:{term.value}" if isinstance(term, ox.BlankNode) else str(term)
+
+
+def _is_node(term: object) -> bool:
+    return isinstance(term, ox.NamedNode | ox.BlankNode)
+
+
+class _View:
+    """Fills ``change.added`` with the store's quads about the affected nodes (the view)."""
+
+    def __init__(self, store: Any, change: Change, *, inverse: bool) -> None:
+        self.store = store
+        self.change = change
+        self.inverse = inverse
+        self.removed = set(change.removed)
+        self.reader = _reader(store)
+
+    # -- which quads of the store are in the after-write view
+    def keep(self, quad: ox.Quad) -> bool:
+        graph = quad.graph_name
+        if isinstance(graph, ox.NamedNode):
+            name = graph.value
+            if name in _NOT_DATA or name in self.change.replaced:
+                return False
+            if name == _INFERRED_GRAPH and quad.predicate != _TYPE:
+                return False  # the inferred classes count, as the shapes use them
+        return quad not in self.removed
+
+    def build(self) -> set[str]:
+        added = self.change.added
+        subjects, objects, typed = _nodes_of_store(added)
+        for quad in self.change.removed:
+            subjects[_key(quad.subject)] = quad.subject
+            if _is_node(quad.object):
+                objects[_key(quad.object)] = quad.object
+            if quad.predicate == _TYPE:
+                typed[_key(quad.subject)] = quad.subject
+        for graph in sorted(self.change.replaced):
+            for quad in self._graph_quads(graph):
+                subjects[_key(quad.subject)] = quad.subject
+                if _is_node(quad.object):
+                    objects[_key(quad.object)] = quad.object
+                if quad.predicate == _TYPE:
+                    typed[_key(quad.subject)] = quad.subject
+        focus = {**subjects, **objects}
+        # a node whose types change changes the sh:class results of the nodes pointing to it
+        pointing = self._matching(list(typed.values()), as_object=True)
+        for quad in pointing:
+            focus.setdefault(_key(quad.subject), quad.subject)
+        if self.inverse:
+            for quad in self._matching(list(typed.values()), as_object=False):
+                if _is_node(quad.object):
+                    focus.setdefault(_key(quad.object), quad.object)
+        # the view: the focus nodes' own quads (and incoming ones when shapes read them) ...
+        found = self._matching(list(focus.values()), as_object=False)
+        if self.inverse:
+            found += self._matching(list(focus.values()), as_object=True)
+        # ... and the types of every node those quads link to, in the store or incoming
+        linked: dict[str, Node_] = {}
+        for quad in found:
+            for term in (quad.subject, quad.object):
+                if _is_node(term) and _key(term) not in focus:
+                    linked.setdefault(_key(term), term)
+        found += self._matching(list(linked.values()), as_object=False, predicate=_TYPE)
+        added.extend(_as_data(found))
+        # subclasses declared in the data rather than the ontology
+        added.extend(_as_data(self._subclass_quads()))
+        return set(focus)
+
+    # -- reading the store
+    def _matching(
+        self, nodes: list[Node_], *, as_object: bool, predicate: ox.NamedNode | None = None
+    ) -> list[ox.Quad]:
+        if not nodes:
+            return []
+        found: list[ox.Quad] = []
+        if self.reader is not None:
+            for node in nodes:
+                pattern = (None, predicate, node) if as_object else (node, predicate, None)
+                found += [q for q in self.reader(*pattern, None) if self.keep(q)]
+            return found
+        return [
+            q for q in _sparql_matching(self.store, nodes, as_object, predicate) if self.keep(q)
+        ]
+
+    def _graph_quads(self, graph: str) -> Iterable[ox.Quad]:
+        node = ox.NamedNode(graph)
+        if self.reader is not None:
+            return self.reader(None, None, None, node)
+        rows = self.store.query(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        return [ox.Quad(r["s"], r["p"], r["o"], node) for r in rows]
+
+    def _subclass_quads(self) -> list[ox.Quad]:
+        if self.reader is not None:
+            return [q for q in self.reader(None, _SUBCLASS, None, None) if self.keep(q)]
+        rows = self.store.query(
+            f"SELECT ?s ?o ?g WHERE {{ GRAPH ?g {{ ?s <{RDFS.subClassOf}> ?o }} }}"
+        )
+        return [
+            q for q in (ox.Quad(r["s"], _SUBCLASS, r["o"], r["g"]) for r in rows) if self.keep(q)
+        ]
+
+
+def _reader(store: Any) -> Any:
+    """The store's quad-pattern reader, or None when only SPARQL reaches it (remote)."""
+    if isinstance(store, ox.Store):
+        return store.quads_for_pattern
+    return getattr(store, "quads_for_pattern", None)
+
+
+def _sparql_matching(
+    store: Any, nodes: list[Node_], as_object: bool, predicate: ox.NamedNode | None
+) -> list[ox.Quad]:
+    """The quads about ``nodes`` through SPARQL (a remote store: IRIs only, no blank nodes)."""
+    iris = [n for n in nodes if isinstance(n, ox.NamedNode)]
+    p = f"<{predicate.value}>" if predicate is not None else "?p"
+    found: list[ox.Quad] = []
+    for start in range(0, len(iris), _CHUNK):
+        values = " ".join(f"<{n.value}>" for n in iris[start : start + _CHUNK])
+        var = "?o" if as_object else "?s"
+        query = (
+            f"SELECT ?s ?p ?o ?g WHERE {{ VALUES {var} {{ {values} }} GRAPH ?g {{ ?s {p} ?o }} }}"
+        )
+        for row in store.query(query, named_graphs=None):
+            found.append(ox.Quad(row["s"], row["p"] or predicate, row["o"], row["g"]))
+    return found
+
+
+def _nodes_of_store(
+    data: ox.Store,
+) -> tuple[dict[str, Node_], dict[str, Node_], dict[str, Node_]]:
+    """Subjects, node objects and typed subjects of the incoming quads (ontology left out)."""
+    subjects: dict[str, Node_] = {}
+    objects: dict[str, Node_] = {}
+    typed: dict[str, Node_] = {}
+    ontology = ox.NamedNode(ONTOLOGY_GRAPH)
+    for graph in [ox.DefaultGraph(), *data.named_graphs()]:
+        if graph == ontology:
+            continue
+
+        def within(pattern: str, graph: Any = graph) -> str:
+            return pattern if isinstance(graph, ox.DefaultGraph) else f"GRAPH {graph} {pattern}"
+
+        wanted = (
+            (subjects, within("{ ?n ?p ?o }")),
+            (objects, within("{ ?s ?p ?n FILTER(!isLiteral(?n)) }")),
+            (typed, within(f"{{ ?n {_RDF_TYPE} ?t }}")),
+        )
+        for found, where in wanted:
+            for row in data.query(f"SELECT DISTINCT ?n WHERE {{ {where} }}"):
+                found[_key(row["n"])] = row["n"]
+    return subjects, objects, typed
+
+
+def _as_data(quads: Iterable[ox.Quad]) -> list[ox.Quad]:
+    """Store quads as the view holds them (the store's default graph stays the default)."""
+    return list(quads)
