@@ -853,10 +853,10 @@ class RemoteStore:
     def update_validated(
         self,
         sparql: str,
-        check: Callable[[list[ox.Quad]], None],
+        check: Callable[[list[ox.Quad], list[ox.Quad]], None],
         graphs: Iterable[str] | None = None,
     ) -> None:
-        """Apply an update only if ``check`` accepts the graphs it writes, as they would be.
+        """Apply an update only if ``check(added, removed)`` accepts the change it makes.
 
         The update runs first on a local in-memory copy of the graphs it may touch (all of
         relmark's non-system graphs when ``graphs`` is None) and the default graph;
@@ -876,11 +876,13 @@ class RemoteStore:
             quads = list(scratch.quads_for_pattern(None, None, None, ox.DefaultGraph()))
             for graph in sorted(touched):
                 quads += scratch.quads_for_pattern(None, None, None, ox.NamedNode(graph))
-            check(quads)
-            self._data_write()
-            self._send_update(sparql)
             after = set(quads)
-            self._record.note(after - before, before - after)
+            added, removed = list(after - before), list(before - after)
+            check(added, removed)
+            self._data_write()
+            # (the engine evaluates the update again: see the README on remote stores)
+            self._send_update(sparql)
+            self._record.note(added, removed)
 
     def add_quads(self, quads: Iterable[ox.Quad]) -> None:
         """Add quads with one ``INSERT DATA`` (one request: all or none).

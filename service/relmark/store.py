@@ -745,7 +745,7 @@ class ForwardedWrites:
     def update_validated(
         self,
         sparql: str,
-        check: Callable[[list[ox.Quad]], None],
+        check: Callable[[list[ox.Quad], list[ox.Quad]], None],
         graphs: Iterable[str] | None = None,
     ) -> None:
         """As ``EmbeddedStore.update_validated``; ``check`` must be one the writer can rebuild."""

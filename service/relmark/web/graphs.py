@@ -18,7 +18,7 @@ import pyoxigraph as ox
 from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.wsgi import wrap_file
 
-from relmark.loading import LoadError, Source, ValidationFailed, parse_quads, validate_quads
+from relmark.loading import LoadError, Source, ValidationFailed, parse_quads, validate_write
 from relmark.store import DATA_GRAPH_PREFIX, SYSTEM_GRAPHS
 from relmark.web.auth import require_token
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
@@ -144,7 +144,7 @@ def replace_graph(target: Target) -> Response:
     """PUT: the body becomes the graph (201 when it is new, 204 when it replaced one)."""
     store = get_store()
     quads = _parsed_body(target)
-    _check(quads)
+    _check(quads, target)
     created = target.iri is not None and not store.has_graph(target.iri)
     if target.iri is None:
         store.update(f"DROP SILENT DEFAULT ;\nINSERT DATA {{\n{_ntriples(quads)}}}")
@@ -161,7 +161,7 @@ def add_to_graph(target: Target) -> Response:
     store = get_store()
     quads = _parsed_body(target)
     created = target.iri is not None and not store.has_graph(target.iri)
-    _check(list(store.triples(target.iri)) + quads)
+    _check(quads)
     store.add_quads(quads)
     if created and not quads:
         store.update(f"CREATE SILENT GRAPH <{target.iri}>")
@@ -183,6 +183,9 @@ def create_graph() -> Response:
 def delete_graph(target: Target) -> Response:
     """DELETE: 204 when the graph went away, 404 when there was none."""
     store = get_store()
+    if target.iri is not None and not store.has_graph(target.iri):
+        raise ApiError(404, "no such graph", detail=f"the store has no graph {target.label}")
+    _check([], target)
     if target.iri is None:
         store.update("CLEAR DEFAULT")
     elif not store.drop_graph(target.iri):
@@ -216,9 +219,19 @@ def _parsed_body(target: Target) -> list[ox.Quad]:
     return quads
 
 
-def _check(quads: list[ox.Quad]) -> None:
-    """Refuse (422, nothing written) unless the graph as it would be conforms to the shapes."""
-    report = validate_quads(get_store(), quads, ontology_dir=get_settings().ontology_dir)
+def _check(quads: list[ox.Quad], replacing: Target | None = None) -> None:
+    """Refuse (422, nothing written) unless the store as it would be after adding ``quads``
+    (in place of the graph ``replacing`` names, for PUT and DELETE) conforms to the shapes."""
+    store = get_store()
+    removed: list[ox.Quad] = []
+    replaced: list[str] = []
+    if replacing is not None and replacing.iri is None:
+        removed = list(store.triples(None))
+    elif replacing is not None and replacing.iri is not None:
+        replaced = [replacing.iri]
+    report = validate_write(
+        store, quads, removed, replaced=replaced, ontology_dir=get_settings().ontology_dir
+    )
     if not report.conforms:
         raise ValidationFailed(report)
 
