@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 import pyoxigraph as ox
@@ -198,26 +199,62 @@ def load(
 @main.command()
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", help="RDF format, when the extension does not tell.")
+@click.option("--graph", help="Check as if loaded into this graph (as `load --graph`).")
 @click.option("--report", type=click.Choice(["text", "json"]), default="text")
 @click.pass_obj
-def validate(settings: Settings, files: tuple[str, ...], fmt: str | None, report: str) -> None:
-    """Check files against the SHACL shapes without loading them (exit 2 if they fail)."""
+def validate(
+    settings: Settings, files: tuple[str, ...], fmt: str | None, graph: str | None, report: str
+) -> None:
+    """Check files against the SHACL shapes without loading them (exit 2 if they fail).
+
+    When the store exists, the files are checked against it as it would be after
+    `relmark load` of the same files (each replacing its graph); otherwise alone.
+    """
     try:
-        quads = [
-            q
-            for name in files
-            for q in loading.parse_quads(loading.read_source(name, fmt), "urn:relmark:validate")
-        ]
+        sources = [loading.read_source(name, fmt) for name in files]
+        plan: dict[str, list[loading.Source]] = {}
+        for source in sources:
+            target = loading.data_graph(graph or source.default_graph_name)
+            plan.setdefault(target, []).append(source)
+    except (loading.LoadError, StoreError) as error:
+        fail(getattr(error, "message", str(error)), 2)
+    context, view = _validation_context(settings)
+    try:
+        result = loading.validate_sources(context, plan, ontology_dir=settings.ontology_dir)
     except loading.LoadError as error:
         fail(error.message, 2)
-    result = loading.validate_quads(None, quads, ontology_dir=settings.ontology_dir)
+    finally:
+        close = getattr(context, "close", None)
+        if close is not None and not isinstance(context, ox.Store):
+            close()
+    err.print(view, highlight=False)
     if report == "json":
         _print_report(result, True)
     elif result.conforms:
-        err.print(f"conforms: {len(quads):,} triples checked", highlight=False)
+        triples = sum(len(s.data) > 0 for s in sources)
+        err.print(f"conforms: {triples} file(s) checked", highlight=False)
     else:
         _print_report(result, False)
     sys.exit(0 if result.conforms else 2)
+
+
+def _validation_context(settings: Settings) -> tuple[object | None, str]:
+    """The store `validate` checks against, and the sentence saying which view it used.
+
+    An embedded store is opened read-only, so this works while `relmark serve` holds it.
+    """
+    location = str(settings.store)
+    if location.startswith(("sparql+http://", "sparql+https://")):
+        store = _open(settings)
+        return store, f"checked against the store {location} as it would be after loading"
+    path = Path(location)
+    if not path.is_dir():
+        return None, f"checked alone: there is no store at {path}"
+    try:
+        db = ox.Store.read_only(str(path))
+    except OSError as error:
+        fail(f"cannot read the store {path}: {error}")
+    return db, f"checked against the store {path} as it would be after loading"
 
 
 @main.command()
