@@ -28,6 +28,8 @@ from typing import IO, TYPE_CHECKING, Protocol
 
 import pyoxigraph as ox
 
+from relmark.data_update import data_change, data_operations
+
 if TYPE_CHECKING:
     from relmark.memory_copy import MemoryCopy
 
@@ -388,6 +390,16 @@ class EmbeddedStore:
         fetches once, and ``RAND()``, ``NOW()`` or ``UUID()`` store the values checked.
         The scratch copy is always deleted.
         """
+        operations = data_operations(sparql)
+        if operations is not None:  # the quads are in the text: no scratch copy, no diff
+            with self._validated_updates:
+                with self._lock.read():
+                    added, removed = data_change(
+                        operations, self._db.__contains__, is_system_graph_quad
+                    )
+                check(added, removed)
+                self.apply_change(StoreChange(added=added, removed=removed))
+            return
         with self._validated_updates:
             prefix = f".{self.path.name}.scratch-"
             scratch_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=self.path.parent))
@@ -397,19 +409,13 @@ class EmbeddedStore:
                 scratch = ox.Store(str(scratch_dir / "store"))
                 wanted = None if graphs is None else set(graphs)
                 before_graphs = _data_graphs(scratch, wanted)
-                before = _scope_quads(scratch, before_graphs)
+                diff = _Diff(scratch, before_graphs)
                 scratch.update(sparql)
                 after_graphs = _data_graphs(scratch, wanted)
-                after = _scope_quads(scratch, after_graphs)
+                change = diff.after(scratch, after_graphs)
                 del scratch  # closes RocksDB before its directory goes
             finally:
                 shutil.rmtree(scratch_dir, ignore_errors=True)
-            change = StoreChange(
-                added=[q for q in after if q not in before],
-                removed=[q for q in before if q not in after],
-                created=sorted(after_graphs - before_graphs),
-                dropped=sorted(before_graphs - after_graphs),
-            )
             check(change.added, change.removed)
             self.apply_change(change)
 
@@ -653,12 +659,53 @@ def _data_graphs(db: ox.Store, wanted: set[str] | None) -> set[str]:
     return present - SYSTEM_GRAPHS if wanted is None else present & wanted - SYSTEM_GRAPHS
 
 
-def _scope_quads(db: ox.Store, graphs: set[str]) -> set[ox.Quad]:
-    """The quads of the default graph and ``graphs`` (what a validated update may change)."""
-    quads = set(db.quads_for_pattern(None, None, None, ox.DefaultGraph()))
-    for graph in sorted(graphs):
-        quads.update(db.quads_for_pattern(None, None, None, ox.NamedNode(graph)))
-    return quads
+class _Diff:
+    """The quads an update changed in some graphs, compared as N-Triples lines.
+
+    Each graph is dumped (in Rust) before and after the update and the two sets of lines
+    compared; only the lines that differ are parsed back into quads. Hashing pyoxigraph
+    quads into Python sets instead took 2.9 s at 100k quads; lines of bytes hash ~50×
+    faster. Blank node ids survive the round trip (``_:id`` parses back to the same id), so
+    the change names the scratch copy's very blank nodes.
+    """
+
+    def __init__(self, db: ox.Store, graphs: set[str]) -> None:
+        self.before_graphs = set(graphs)
+        self.before = {graph: _lines(db, graph) for graph in [None, *sorted(graphs)]}
+
+    def after(self, db: ox.Store, graphs: set[str]) -> StoreChange:
+        change = StoreChange(
+            created=sorted(graphs - self.before_graphs),
+            dropped=sorted(self.before_graphs - graphs),
+        )
+        after = {graph: _lines(db, graph) for graph in [None, *sorted(graphs)]}
+        for graph in [None, *sorted(graphs | self.before_graphs)]:
+            old, new = self.before.get(graph, set()), after.get(graph, set())
+            change.added += _parsed(new - old, graph)
+            change.removed += _parsed(old - new, graph)
+        return change
+
+
+def _lines(db: ox.Store, graph: str | None) -> set[bytes]:
+    output = io.BytesIO()
+    db.dump(output, format=ox.RdfFormat.N_TRIPLES, from_graph=_node(graph))
+    return set(output.getvalue().splitlines())
+
+
+def _parsed(lines: set[bytes], graph: str | None) -> list[ox.Quad]:
+    if not lines:
+        return []
+    target = _node(graph)
+    text = b"\n".join(sorted(lines)) + b"\n"
+    return [
+        ox.Quad(t.subject, t.predicate, t.object, target)
+        for t in ox.parse(text, format=ox.RdfFormat.N_TRIPLES)
+    ]
+
+
+def is_system_graph_quad(quad: ox.Quad) -> bool:
+    """A quad in one of relmark's own graphs (a validated update never writes there)."""
+    return is_system_graph(quad.graph_name)
 
 
 def is_system_graph(graph: ox.NamedNode | ox.DefaultGraph) -> bool:
