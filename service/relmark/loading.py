@@ -248,9 +248,11 @@ def validate_write(
     """
     directory = ontology_dir or ONTOLOGY_DIR
     shapes = compiled_shapes(directory / SHAPES_FILE)
-    data = validation.validation_store(added, None, ontology_paths(directory))
     if store is None:
-        return validation.validate(data, shapes)
+        return validation.validate(
+            validation.validation_store(added, None, ontology_paths(directory)), shapes
+        )
+    data = validation.validation_store(added, None, ontology_paths(directory), hierarchy_only=True)
     change = validation.Change(data, list(removed), frozenset(replaced))
     return validation.validate_change(change, shapes, store)
 

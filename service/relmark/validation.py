@@ -403,8 +403,13 @@ def validation_store(
     ontology_paths: Iterable[Path] | None = None,
     *,
     base_iri: str | None = None,
+    hierarchy_only: bool = False,
 ) -> ox.Store:
     """An in-memory store of ``data`` plus the ontology (in ``urn:relmark:ontology``).
+
+    ``hierarchy_only``: only the ontology's ``rdf:type`` and ``rdfs:subClassOf`` triples,
+    all that a view of the store needs from the files (validate_change reads the rest of
+    the ontology about the nodes it looks at from the store's ontology graph).
 
     This is the store :func:`validate` expects: SHACL targets and sh:class must see the class
     hierarchy and the ontology's individuals. ``data`` is RDF text (``bytes``/``str``, with
@@ -429,20 +434,24 @@ def validation_store(
         )
     paths = vocab.ontology_paths() if ontology_paths is None else ontology_paths
     for path in paths:
-        store.bulk_extend(_ontology_quads(Path(path), Path(path).stat().st_mtime_ns))
+        quads = _ontology_quads(Path(path), Path(path).stat().st_mtime_ns)
+        store.bulk_extend(quads[1] if hierarchy_only else quads[0])
     return store
 
 
 @functools.lru_cache(maxsize=16)
-def _ontology_quads(path: Path, _version: int) -> tuple[ox.Quad, ...]:
-    """An ontology file's quads in ``urn:relmark:ontology``, parsed once per file version
-    (parsing the Turtle took a third of a small write's validation)."""
+def _ontology_quads(path: Path, _version: int) -> tuple[tuple[ox.Quad, ...], tuple[ox.Quad, ...]]:
+    """An ontology file's quads in ``urn:relmark:ontology``, all of them and only its types
+    and subclass links; parsed once per file version (parsing the Turtle took a third of a
+    small write's validation)."""
     fmt = ox.RdfFormat.from_extension(path.suffix.lstrip(".")) or ox.RdfFormat.TURTLE
     graph = ox.NamedNode(ONTOLOGY_GRAPH)
-    return tuple(
+    quads = tuple(
         ox.Quad(t.subject, t.predicate, t.object, graph)
         for t in ox.parse(path=str(path), format=fmt)
     )
+    hierarchy = {RDF.type, RDFS.subClassOf}
+    return quads, tuple(q for q in quads if URIRef(q.predicate.value) in hierarchy)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1459,9 +1468,17 @@ class _Run:
             prefixes=self.shapes.sparql_prefixes,
         )
 
-    def execute(self, workers: int) -> list[_Hit]:
-        """Run every query, screens first deciding their follow-ups, on ``workers`` threads."""
-        jobs: list[_Select | _Screen] = [*self.shapes.selects, *self.shapes.screens]
+    def execute(self, workers: int, predicates: set[str] | None = None) -> list[_Hit]:
+        """Run every query, screens first deciding their follow-ups, on ``workers`` threads.
+
+        ``predicates``, when known, are all the predicates the data uses: a screen of any
+        other predicate would count nothing, so it is not run (a small write's view uses a
+        few dozen of the shapes' predicates).
+        """
+        screens = [
+            s for s in self.shapes.screens if predicates is None or s.predicate in predicates
+        ]
+        jobs: list[_Select | _Screen] = [*self.shapes.selects, *screens]
         hits: list[_Hit] = []
         if workers <= 1:
             while jobs:
@@ -1669,11 +1686,10 @@ def validate(
 # results count (the view holds other nodes only in part).
 
 _INFERRED_GRAPH = "urn:relmark:inferred"
-#: relmark's bookkeeping graphs: never part of what the shapes see. The ontology graph is
-#: left out too because the view holds the ontology files themselves.
+#: relmark's bookkeeping graphs: never part of what the shapes see (the ontology graph is:
+#: what it says about the nodes looked at is read like data).
 _NOT_DATA = frozenset(
     {
-        ONTOLOGY_GRAPH,
         "urn:relmark:shapes",
         "urn:relmark:config",
         "urn:relmark:provenance",
@@ -1718,6 +1734,11 @@ def _reaches_in(shapes: Shapes) -> bool:
     return shapes_reach(shapes)
 
 
+@functools.lru_cache(maxsize=8)
+def _local(shapes: Shapes) -> bool:
+    return local_paths(shapes)
+
+
 def shapes_reach(shapes: Shapes) -> bool:
     """Whether some shape reads edges *into* a node (sh:targetObjectsOf or an inverse path),
     so that a node's incoming quads belong to its part of the view."""
@@ -1756,7 +1777,7 @@ def validate_change(
     """
     if store is None:
         return validate(change.added, shapes, lang=lang, workers=workers)
-    if not local_paths(shapes):
+    if not _local(shapes):
         raise UnsupportedShapeError(
             "(shapes graph)",
             "a path longer than one IRI in validation against a store (the view holds each "
@@ -1765,9 +1786,14 @@ def validate_change(
     view = _View(store, change, inverse=_reaches_in(shapes))
     focus = view.build()
     run = _Run(change.added, shapes)
+    predicates = None
     if workers is None and len(focus) < _SMALL_VIEW:
         workers = 1  # a small view's queries take less time than handing them to threads
-    hits = [h for h in run.execute(_workers(workers)) if _key(h.focus) in focus]
+        rows = change.added.query(
+            "SELECT DISTINCT ?p WHERE { ?s ?p ?o }", use_default_graph_as_union=True
+        )
+        predicates = {row["p"].value for row in rows}
+    hits = [h for h in run.execute(_workers(workers), predicates) if _key(h.focus) in focus]
     results = sorted({_result(hit, lang, shapes.prefixes) for hit in hits}, key=_sort_key)
     return ValidationReport(
         conforms=not any(result.is_violation for result in results),
