@@ -26,11 +26,16 @@ _DATA_OPERATION = re.compile(
 
 
 def data_operations(sparql: str) -> list[tuple[str, str]] | None:
-    """``[(verb, update)]`` for each operation, each update an ``INSERT DATA`` with the
-    prologues seen so far; None when some operation is not INSERT DATA or DELETE DATA."""
+    """``[(verb, update)]`` for each operation; None when some operation is not INSERT DATA
+    or DELETE DATA.
+
+    Each update is the original text with the other operations blanked (their prologues
+    kept: a prefix declared earlier holds later) and DELETE spelled INSERT, so a syntax
+    error's line and column are those of the text the client sent.
+    """
     code = masked(sparql)
     operations: list[tuple[str, str]] = []
-    prologue = ""
+    prologues: list[tuple[int, int]] = []
     start = 0
     while start < len(code):
         if not code[start:].strip():
@@ -42,17 +47,32 @@ def data_operations(sparql: str) -> list[tuple[str, str]] | None:
         if close is None:
             return None
         rest = code[close + 1 :]
-        separator = len(rest) - len(rest.lstrip())
-        end = close + 1 + separator
+        end = close + 1 + len(rest) - len(rest.lstrip())
         if end < len(code) and code[end] != ";":
             return None
-        verb = found[1].upper()
         keyword = found.start(1)
-        prologue += sparql[start:keyword]
-        body = sparql[keyword + len(found[1]) : close + 1]  # " DATA { … }"
-        operations.append((verb, f"{prologue}\nINSERT{body}"))
+        prologues.append((start, keyword))
+        kept = [*prologues, (keyword, close + 1)]
+        text = _blank_except(sparql, kept)
+        text = text[:keyword] + "INSERT" + text[keyword + 6 :]
+        operations.append((found[1].upper(), text))
         start = end + 1
     return operations or None
+
+
+def _blank_except(text: str, kept: list[tuple[int, int]]) -> str:
+    """``text`` with everything outside the ``kept`` spans turned to spaces (lines kept)."""
+    parts: list[str] = []
+    position = 0
+    for begin, end in sorted(kept):
+        parts.append(_NOT_NEWLINE.sub(" ", text[position:begin]))
+        parts.append(text[begin:end])
+        position = end
+    parts.append(_NOT_NEWLINE.sub(" ", text[position:]))
+    return "".join(parts)
+
+
+_NOT_NEWLINE = re.compile(r"[^\n]")
 
 
 def _closing_brace(code: str, opening: int) -> int | None:

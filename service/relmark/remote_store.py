@@ -880,8 +880,24 @@ class RemoteStore:
             added, removed = list(after - before), list(before - after)
             check(added, removed)
             self._data_write()
-            # (the engine evaluates the update again: see the README on remote stores)
-            self._send_update(sparql)
+            if any(
+                isinstance(q.subject, ox.BlankNode) or isinstance(q.object, ox.BlankNode)
+                for q in removed
+            ):
+                # DELETE DATA cannot name a blank node: the engine evaluates the update
+                # itself (the one case where it may differ from what was checked)
+                self._send_update(sparql)
+            else:
+                # what was checked is what is written: the update is not evaluated again
+                operations = [
+                    f"{verb} DATA {{\n{self._quad_block(part)}}}"
+                    for verb, part in (("DELETE", removed), ("INSERT", added))
+                    if part
+                ]
+                operations += [f"CREATE SILENT GRAPH <{g}>" for g in sorted(touched - present)]
+                operations += [f"DROP SILENT GRAPH <{g}>" for g in sorted(wanted - touched)]
+                if operations:
+                    self._send_update(" ;\n".join(operations))
             self._record.note(added, removed)
 
     def add_quads(self, quads: Iterable[ox.Quad]) -> None:
