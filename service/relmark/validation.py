@@ -1872,6 +1872,9 @@ class _View:
                 if _is_node(term) and _key(term) not in focus:
                     linked.setdefault(_key(term), term)
         found += self._matching(list(linked.values()), as_object=False, predicate=_TYPE)
+        if self.change.removed or self.change.replaced:
+            retracted = self._retracted([q for q in found if _is_inferred(q)])
+            found = [q for q in found if q not in retracted]
         added.extend(_as_data(found))
         # subclasses declared in the data rather than the ontology
         added.extend(_as_data(self._subclass_quads()))
@@ -1900,6 +1903,49 @@ class _View:
         rows = self.store.query(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
         return [ox.Quad(r["s"], r["p"], r["o"], node) for r in rows]
 
+    def _retracted(self, inferred: list[ox.Quad]) -> set[ox.Quad]:
+        """The inferred classes in ``inferred`` that no longer follow after the write.
+
+        An inferred class holds while one of its derivations (``urn:relmark:provenance``:
+        the facts each rule application used) has all its facts left: a write that removes
+        the facts a class was inferred from takes the class away too, as the refresh after
+        the write will. (Classes the write would newly infer are not seen before it.)
+        """
+        candidates = {q.triple: q for q in inferred if isinstance(q.subject, ox.NamedNode)}
+        if not candidates:
+            return set()
+        derivations: dict[ox.Triple, dict[str, list[ox.Quad]]] = defaultdict(dict)
+        triples = list(candidates)
+        for start in range(0, len(triples), _CHUNK):
+            values = " ".join(f"({t.subject} {t.object})" for t in triples[start : start + _CHUNK])
+            rows = self.store.query(_DERIVATIONS.replace("⟪values⟫", values))
+            for row in rows:
+                conclusion = ox.Triple(row["n"], _TYPE, row["c"])
+                premises = derivations[conclusion].setdefault(row["d"].value, [])
+                if row["s"] is not None:
+                    graph = row["g"] if row["g"] is not None else ox.DefaultGraph()
+                    premises.append(ox.Quad(row["s"], row["p"], row["o"], graph))
+        retracted: set[ox.Triple] = set()
+        changed = True
+        while changed:  # premises may be inferred classes that go too
+            changed = False
+            for conclusion, ways in derivations.items():
+                if conclusion in retracted:
+                    continue
+                if not any(all(self._holds(q, retracted) for q in used) for used in ways.values()):
+                    retracted.add(conclusion)
+                    changed = True
+        return {candidates[t] for t in retracted}
+
+    def _holds(self, quad: ox.Quad, retracted: set[ox.Triple]) -> bool:
+        graph = quad.graph_name
+        if isinstance(graph, ox.NamedNode):
+            if graph.value == _INFERRED_GRAPH:
+                return quad.triple not in retracted
+            if graph.value in self.change.replaced:
+                return False
+        return quad not in self.removed
+
     def _subclass_quads(self) -> list[ox.Quad]:
         if self.reader is not None:
             return [q for q in self.reader(None, _SUBCLASS, None, None) if self.keep(q)]
@@ -1909,6 +1955,26 @@ class _View:
         return [
             q for q in (ox.Quad(r["s"], _SUBCLASS, r["o"], r["g"]) for r in rows) if self.keep(q)
         ]
+
+
+def _is_inferred(quad: ox.Quad) -> bool:
+    graph = quad.graph_name
+    return isinstance(graph, ox.NamedNode) and graph.value == _INFERRED_GRAPH
+
+
+_PROV = "http://www.w3.org/ns/prov#"
+#: Each inferred class's derivations and the facts (with their graphs) each one used.
+_DERIVATIONS = f"""SELECT ?n ?c ?d ?s ?p ?o ?g WHERE {{
+  VALUES (?n ?c) {{ ⟪values⟫ }}
+  GRAPH <urn:relmark:provenance> {{
+    ?st <{RDF.subject}> ?n ; <{RDF.predicate}> <{RDF.type}> ; <{RDF.object}> ?c .
+    ?d <{_PROV}generated> ?st .
+    OPTIONAL {{
+      ?d <{_PROV}used> ?u . ?u <{RDF.subject}> ?s ; <{RDF.predicate}> ?p ; <{RDF.object}> ?o .
+      OPTIONAL {{ ?u <{_PROV}atLocation> ?g }}
+    }}
+  }}
+}}"""
 
 
 def _reader(store: Any) -> Any:
