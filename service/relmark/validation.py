@@ -19,11 +19,12 @@ ill-typed here, not in pySHACL.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import count
@@ -1783,8 +1784,8 @@ def validate_change(
             "a path longer than one IRI in validation against a store (the view holds each "
             "affected node's own quads and its neighbours' types only)",
         )
-    view = _View(store, change, inverse=_reaches_in(shapes))
-    focus = view.build()
+    with _pattern_reader(store) as reader:
+        focus = _View(store, reader, change, inverse=_reaches_in(shapes)).build()
     run = _Run(change.added, shapes)
     predicates = None
     if workers is None and len(focus) < _SMALL_VIEW:
@@ -1818,12 +1819,12 @@ def _is_node(term: object) -> bool:
 class _View:
     """Fills ``change.added`` with the store's quads about the affected nodes (the view)."""
 
-    def __init__(self, store: Any, change: Change, *, inverse: bool) -> None:
+    def __init__(self, store: Any, reader: Any, change: Change, *, inverse: bool) -> None:
         self.store = store
         self.change = change
         self.inverse = inverse
         self.removed = set(change.removed)
-        self.reader = _reader(store)
+        self.reader = reader
 
     # -- which quads of the store are in the after-write view
     def keep(self, quad: ox.Quad) -> bool:
@@ -1977,11 +1978,16 @@ _DERIVATIONS = f"""SELECT ?n ?c ?d ?s ?p ?o ?g WHERE {{
 }}"""
 
 
-def _reader(store: Any) -> Any:
+@contextlib.contextmanager
+def _pattern_reader(store: Any) -> Iterator[Any]:
     """The store's quad-pattern reader, or None when only SPARQL reaches it (remote)."""
     if isinstance(store, ox.Store):
-        return store.quads_for_pattern
-    return getattr(store, "quads_for_pattern", None)
+        yield store.quads_for_pattern
+    elif hasattr(store, "pattern_reader"):
+        with store.pattern_reader() as reader:
+            yield reader
+    else:
+        yield getattr(store, "quads_for_pattern", None)
 
 
 def _sparql_matching(
