@@ -1731,8 +1731,8 @@ _SMALL_VIEW = 2_000
 
 
 @functools.lru_cache(maxsize=8)
-def _reaches_in(shapes: Shapes) -> bool:
-    return shapes_reach(shapes)
+def _reaches_in(shapes: Shapes) -> frozenset[str]:
+    return inverse_predicates(shapes)
 
 
 @functools.lru_cache(maxsize=8)
@@ -1740,14 +1740,14 @@ def _local(shapes: Shapes) -> bool:
     return local_paths(shapes)
 
 
-def shapes_reach(shapes: Shapes) -> bool:
-    """Whether some shape reads edges *into* a node (sh:targetObjectsOf or an inverse path),
-    so that a node's incoming quads belong to its part of the view."""
+def inverse_predicates(shapes: Shapes) -> frozenset[str]:
+    """The predicates some shape reads *into* a node (an inverse path, sh:targetObjectsOf):
+    a node's incoming quads with these predicates belong to its part of the view."""
+    found = set()
     for check in shapes.checks:
-        path = check.shape.path or ""
-        if "^" in path or any(t.kind == "targetObjectsOf" for t in check.shape.targets):
-            return True
-    return any("^" in q for q in shapes.queries)
+        found.update(re.findall(r"\^<([^>]*)>", check.shape.path or ""))
+        found.update(t.term for t in check.shape.targets if t.kind == "targetObjectsOf")
+    return frozenset(found)
 
 
 def local_paths(shapes: Shapes) -> bool:
@@ -1819,7 +1819,7 @@ def _is_node(term: object) -> bool:
 class _View:
     """Fills ``change.added`` with the store's quads about the affected nodes (the view)."""
 
-    def __init__(self, store: Any, reader: Any, change: Change, *, inverse: bool) -> None:
+    def __init__(self, store: Any, reader: Any, change: Change, *, inverse: frozenset[str]) -> None:
         self.store = store
         self.change = change
         self.inverse = inverse
@@ -1858,14 +1858,15 @@ class _View:
         pointing = self._matching(list(typed.values()), as_object=True)
         for quad in pointing:
             focus.setdefault(_key(quad.subject), quad.subject)
-        if self.inverse:
-            for quad in self._matching(list(typed.values()), as_object=False):
+        for predicate in map(ox.NamedNode, sorted(self.inverse)):
+            # ... and, along an inverse path, the nodes it points to
+            for quad in self._matching(list(typed.values()), as_object=False, predicate=predicate):
                 if _is_node(quad.object):
                     focus.setdefault(_key(quad.object), quad.object)
-        # the view: the focus nodes' own quads (and incoming ones when shapes read them) ...
+        # the view: the focus nodes' own quads (and incoming ones the shapes read) ...
         found = self._matching(list(focus.values()), as_object=False)
-        if self.inverse:
-            found += self._matching(list(focus.values()), as_object=True)
+        for predicate in map(ox.NamedNode, sorted(self.inverse)):
+            found += self._matching(list(focus.values()), as_object=True, predicate=predicate)
         # ... and the types of every node those quads link to, in the store or incoming
         linked: dict[str, Node_] = {}
         for quad in found:
