@@ -8,9 +8,8 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8080
 WORKERS ?= 2
 STORE   ?= data/store
-DEMO    := $(wildcard ontology/demo/*.ttl)
 
-.PHONY: install system-deps remote-deps browser-deps npm-deps test lint pytest run load-demo bench clean
+.PHONY: install system-deps remote-deps browser-deps npm-deps test lint pytest run load-demo demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,9 +67,13 @@ pytest: install system-deps remote-deps browser-deps npm-deps
 
 test: lint pytest
 
-# Each demo file replaces its own graph (urn:relmark:data:bank, …): safe to run again.
+# The demo data goes into a new or empty store only (`relmark demo`): a restart keeps what
+# users changed. `make demo` loads it again over the demo graphs (urn:relmark:data:bank, …).
 load-demo: install
-	$(BIN)/relmark --store $(STORE) load $(DEMO)
+	$(BIN)/relmark --store $(STORE) demo
+
+demo: install
+	$(BIN)/relmark --store $(STORE) demo --reset
 
 run: load-demo npm-deps
 	$(BIN)/relmark --store $(STORE) serve --host $(HOST) --port $(PORT) --workers $(WORKERS)

@@ -618,7 +618,8 @@ def test_bound_values_are_terms_not_text(remote: Backend, demo_graph: rdflib.Gra
 
 
 def test_healthz_reports_the_remote(remote: Backend) -> None:
-    body = requests.get(remote.server.url + "/healthz", timeout=30).json()
+    body = requests.get(remote.server.url + "/healthz", headers=remote.server.auth, timeout=30)
+    body = body.json()
     assert body["status"] == "ok"
     assert body["remote"]["reachable"] is True
     assert body["remote"]["engine"] == remote.name

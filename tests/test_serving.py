@@ -137,7 +137,7 @@ def put_scratch(server: RelmarkServer, turtle: str) -> None:
 
 
 def health(server: RelmarkServer) -> dict:
-    response = requests.get(server.url + "/healthz", timeout=10)
+    response = requests.get(server.url + "/healthz", headers=server.auth, timeout=10)
     assert response.status_code == 200
     return response.json()
 

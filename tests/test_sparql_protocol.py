@@ -729,7 +729,9 @@ def test_service_description_is_negotiated(relmark_server: RelmarkServer) -> Non
 
 
 def test_healthz(relmark_server: RelmarkServer) -> None:
-    body = requests.get(relmark_server.url + "/healthz", timeout=30).json()
+    body = requests.get(  # the store's location is for admins (RELMARK_TOKEN is one)
+        relmark_server.url + "/healthz", headers=relmark_server.auth, timeout=30
+    ).json()
     assert body["status"] == "ok"
     assert body["store"] == str(relmark_server.store.resolve())
     assert body["triples"] > 1000

@@ -6,11 +6,12 @@ violation, bad query). Errors go to stderr as one readable message naming what a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from relmark import loading
 from relmark.settings import Settings
-from relmark.store import EmbeddedStore, StoreError, open_store
+from relmark.store import EmbeddedStore, Store, StoreError, open_store
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -40,6 +41,12 @@ GRAPH_FORMATS = {
     "jsonld": ox.RdfFormat.JSON_LD,
 }
 DUMP_FORMATS = {"nquads": ox.RdfFormat.N_QUADS, "trig": ox.RdfFormat.TRIG}
+SERVER_OPTION = click.option(
+    "--server",
+    metavar="URL",
+    help="Read through a running relmark at URL (e.g. http://127.0.0.1:8080) instead of "
+    "the store directory; sends RELMARK_TOKEN when set.",
+)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -72,7 +79,10 @@ class _Commands(click.Group):
 @click.pass_context
 def main(ctx: click.Context, store: str | None) -> None:
     """relmark: a knowledge-graph service for relationship marketing."""
-    ctx.obj = Settings.from_env(store=store)
+    try:
+        ctx.obj = Settings.from_env(store=store)
+    except ValueError as error:  # a RELMARK_* variable that does not read (exit code 1)
+        raise click.ClickException(f"bad setting: {error}") from None
 
 
 @main.command()
@@ -196,6 +206,80 @@ def load(
     err.print(summary.text, highlight=False)
 
 
+#: In the meta graph: when the demo was last loaded (``relmark demo``).
+DEMO_LOADED = "urn:relmark:meta:demoLoaded"
+
+
+@main.command()
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Load the demo files again over their graphs, whatever the store holds.",
+)
+@click.pass_obj
+def demo(settings: Settings, reset: bool) -> None:
+    """Load the demo data (ontology/demo/*.ttl) into a new or empty store.
+
+    `make run` runs this at every start, so without --reset it loads nothing once the
+    store holds data, or once the demo was loaded before (a user who deleted it meant
+    to): a restart never replaces what a user changed. --reset makes each demo file
+    replace its graph urn:relmark:data:<file name> again; other graphs are left alone.
+    """
+    from relmark.store import META_GRAPH
+    from relmark.vocab import demo_paths
+
+    paths = demo_paths(settings.ontology_dir)
+    if not paths:
+        fail(f"no demo files in {settings.ontology_dir / 'demo'}", 2)
+    store = _open(settings)
+    try:
+        if not reset:
+            held = _held_data(store, META_GRAPH)
+            if held is not None:
+                err.print(
+                    f"{held}: the demo is not loaded (`relmark demo --reset` reloads it)",
+                    highlight=False,
+                    markup=False,
+                )
+                return
+        sources = [loading.read_source(str(path), None) for path in paths]
+        summary = loading.load_sources(store, sources, ontology_dir=settings.ontology_dir)
+        when = ox.Literal(
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            datatype=ox.NamedNode("http://www.w3.org/2001/XMLSchema#dateTime"),
+        )
+        store.update(
+            f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{DEMO_LOADED}> ?p ?o }} }} ;"
+            f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{DEMO_LOADED}> <{DEMO_LOADED}> {when} }} }}",
+            system=True,
+        )
+    except (loading.LoadError, loading.ValidationFailed) as error:
+        fail(f"{error}; the demo was not loaded", 2)
+    finally:
+        store.close()
+    err.print(summary.text, highlight=False)
+
+
+def _held_data(store: Store, meta_graph: str) -> str | None:
+    """Why the demo must not be loaded: the data the store holds, or that it had the demo."""
+    from relmark.store import SYSTEM_GRAPHS
+
+    graphs = [g for g in store.graph_names() if g not in SYSTEM_GRAPHS]
+    if graphs:
+        shown = ", ".join(graphs[:3]) + (", …" if len(graphs) > 3 else "")
+        return f"the store already holds data ({len(graphs)} graphs: {shown})"
+    if next(iter(store.triples(None)), None) is not None:
+        return "the store already holds data (in its default graph)"
+    loaded = list(
+        store.query(
+            f"SELECT ?when {{ GRAPH <{meta_graph}> {{ <{DEMO_LOADED}> <{DEMO_LOADED}> ?when }} }}"
+        )
+    )
+    if loaded:
+        return f"the demo was loaded at {loaded[0]['when'].value} and removed since"
+    return None
+
+
 @main.command()
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", help="RDF format, when the extension does not tell.")
@@ -218,43 +302,37 @@ def validate(
             plan.setdefault(target, []).append(source)
     except (loading.LoadError, StoreError) as error:
         fail(getattr(error, "message", str(error)), 2)
-    context, view = _validation_context(settings)
-    try:
-        result = loading.validate_sources(context, plan, ontology_dir=settings.ontology_dir)
-    except loading.LoadError as error:
-        fail(error.message, 2)
-    finally:
-        close = getattr(context, "close", None)
-        if close is not None and not isinstance(context, ox.Store):
-            close()
-    err.print(view, highlight=False)
+    location = str(settings.store)
+    remote = location.startswith(("sparql+http://", "sparql+https://"))
+    if not remote and not Path(location).is_dir():
+        result = _validated(None, plan, settings)
+        err.print(f"checked alone: there is no store at {location}", highlight=False)
+    else:
+        # the store itself, or (while `relmark serve` holds it) a copy of its newest snapshot
+        with _read_view(settings) as store:
+            result = _validated(store, plan, settings)
+        err.print(
+            f"checked against the store {location} as it would be after loading",
+            highlight=False,
+        )
     if report == "json":
         _print_report(result, True)
     elif result.conforms:
-        triples = sum(len(s.data) > 0 for s in sources)
-        err.print(f"conforms: {triples} file(s) checked", highlight=False)
+        err.print(f"conforms: {len(sources)} file(s) checked", highlight=False)
     else:
         _print_report(result, False)
     sys.exit(0 if result.conforms else 2)
 
 
-def _validation_context(settings: Settings) -> tuple[object | None, str]:
-    """The store `validate` checks against, and the sentence saying which view it used.
-
-    An embedded store is opened read-only, so this works while `relmark serve` holds it.
-    """
-    location = str(settings.store)
-    if location.startswith(("sparql+http://", "sparql+https://")):
-        store = _open(settings)
-        return store, f"checked against the store {location} as it would be after loading"
-    path = Path(location)
-    if not path.is_dir():
-        return None, f"checked alone: there is no store at {path}"
+def _validated(
+    store: Store | None, plan: dict[str, list[loading.Source]], settings: Settings
+) -> loading.validation.ValidationReport:
+    """The files checked against ``store`` as after loading them (None: alone)."""
     try:
-        db = ox.Store.read_only(str(path))
-    except OSError as error:
-        fail(f"cannot read the store {path}: {error}")
-    return db, f"checked against the store {path} as it would be after loading"
+        return loading.validate_sources(store, plan, ontology_dir=settings.ontology_dir)
+    except loading.LoadError as error:
+        fail(error.message, 2)
+        raise  # unreachable: fail() exits
 
 
 @main.command()
@@ -267,39 +345,49 @@ def _validation_context(settings: Settings) -> tuple[object | None, str]:
 )
 @click.option("--named", help="Run a named question of queries/ instead (see /api/queries).")
 @click.option("--param", "params", multiple=True, help="A named question's parameter, k=v.")
+@SERVER_OPTION
 @click.pass_obj
 def query(
-    settings: Settings, sparql: str | None, fmt: str | None, named: str | None, params: tuple
+    settings: Settings,
+    sparql: str | None,
+    fmt: str | None,
+    named: str | None,
+    params: tuple,
+    server: str | None,
 ) -> None:
-    """Run a SPARQL query against the store ('-' reads it from stdin), or --named NAME."""
+    """Run a SPARQL query against the store ('-' reads it from stdin), or --named NAME.
+
+    While `relmark serve` holds the store, the query reads its newest snapshot; with
+    --server URL it goes to that server's SPARQL endpoint instead.
+    """
+    if server is not None and named is not None:
+        fail("--named runs here; use the server's /api/queries for a question there", 2)
     if named is not None:
         from relmark.named_cli import print_named
 
-        store = _open_for_reasons(settings)
-        try:
+        with _reasons_view(settings) as store:
             print_named(store, named, params, fmt, fail)
-        finally:
-            store.close()
         return
     if sparql is None:
         fail("give a SPARQL query (or '-' for stdin), or --named NAME", 2)
     if sparql == "-":
         sparql = sys.stdin.read()
-    store = _open(settings)
-    try:
-        result = store.query(sparql)
-        _print_result(result, fmt)
-    except SyntaxError as error:
-        fail(f"malformed query: {error.msg}", 2)
-    finally:
-        store.close()
+    if server is not None:
+        _print_result(_server_query(server, settings, sparql), fmt)
+        return
+    with _read_view(settings) as store:
+        try:
+            result = store.query(sparql)
+            _print_result(result, fmt)
+        except SyntaxError as error:
+            fail(f"malformed query: {error.msg}", 2)
 
 
 def _print_result(result, fmt: str | None) -> None:
     out = sys.stdout.buffer
     if isinstance(result, ox.QueryBoolean):
         click.echo("true" if bool(result) else "false")
-    elif isinstance(result, ox.QueryTriples):
+    elif isinstance(result, ox.QueryTriples | list):  # (a list: triples from a server)
         out.write(
             ox.serialize(result, format=GRAPH_FORMATS.get(fmt or "turtle", ox.RdfFormat.TURTLE))
         )
@@ -314,14 +402,20 @@ def _print_result(result, fmt: str | None) -> None:
 
 @main.command()
 @click.option("--format", "fmt", type=click.Choice(list(DUMP_FORMATS)), default="nquads")
+@SERVER_OPTION
 @click.pass_obj
-def dump(settings: Settings, fmt: str) -> None:
-    """Write every graph of the store to stdout (a backup: `relmark dump > backup.nq`)."""
-    store = _open(settings)
-    try:
+def dump(settings: Settings, fmt: str, server: str | None) -> None:
+    """Write every graph of the store to stdout (a backup: `relmark dump > backup.nq`).
+
+    Works while `relmark serve` runs on the store too: the dump is then its newest
+    snapshot, the store at one instant between two writes (a note on stderr says which).
+    With --server URL it is that server's whole dataset (GET /data), read the same way.
+    """
+    if server is not None:
+        _server_dump(server, settings, fmt)
+        return
+    with _read_view(settings) as store:
         store.dump(sys.stdout.buffer, DUMP_FORMATS[fmt])
-    finally:
-        store.close()
 
 
 @main.command()
@@ -355,17 +449,81 @@ LANG_OPTION = click.option(
 )
 
 
-def _open_for_reasons(settings: Settings) -> EmbeddedStore:
-    """The store, with its system graphs and inferences brought up to date first."""
+def _server_request(server: str, settings: Settings, method: str, path: str, **kwargs):
+    """A request to a running relmark (``--server``), with RELMARK_TOKEN if one is set.
+
+    A refusal ends the command with the server's error (exit 2 for a 4xx: the input).
+    """
+    import requests
+
+    base = server.rstrip("/").removesuffix("/sparql")
+    headers = kwargs.pop("headers", {})
+    if settings.token:
+        headers["Authorization"] = f"Bearer {settings.token}"
+    err.print(f"note: read through the server at {base}", highlight=False, markup=False)
+    try:
+        response = requests.request(method, base + path, headers=headers, timeout=None, **kwargs)
+    except requests.RequestException as error:
+        fail(f"cannot reach the server at {base}: {error}")
+    if not response.ok:
+        try:
+            body = response.json()
+            reason = f"{body['error']}" + (f" ({body['detail']})" if body.get("detail") else "")
+        except (ValueError, KeyError, TypeError):
+            reason = response.text[:500]
+        fail(
+            f"the server answered {response.status_code}: {reason}",
+            2 if response.status_code < 500 else 1,
+        )
+    return response
+
+
+def _server_query(server: str, settings: Settings, sparql: str) -> object:
+    """A query answered by a running relmark, parsed as a local answer would be."""
+    accept = "application/sparql-results+json, application/n-triples;q=0.9"
+    response = _server_request(
+        server, settings, "POST", "/sparql", data={"query": sparql}, headers={"Accept": accept}
+    )
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+    if kind == "application/n-triples":
+        return list(ox.parse(response.content, format=ox.RdfFormat.N_TRIPLES))
+    return ox.parse_query_results(response.content, format=ox.QueryResultsFormat.JSON)
+
+
+def _server_dump(server: str, settings: Settings, fmt: str) -> None:
+    """A running relmark's whole dataset (its Graph Store, GET /data) to stdout."""
+    media = DUMP_FORMATS[fmt].media_type
+    response = _server_request(
+        server, settings, "GET", "/data", headers={"Accept": media}, stream=True
+    )
+    for chunk in response.iter_content(chunk_size=1 << 20):
+        sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
+
+
+@contextlib.contextmanager
+def _read_view(settings: Settings) -> Iterator[Store]:
+    """The store to read; while another process serves it, a copy of its newest snapshot.
+
+    Which one it is goes to stderr, so that the output itself stays clean for pipes.
+    """
+    from relmark.read_view import open_for_reading
+
+    with open_for_reading(settings.store, settings) as view:
+        if view.note is not None:
+            err.print(f"note: {view.note}", highlight=False, markup=False)
+        yield view.store
+
+
+@contextlib.contextmanager
+def _reasons_view(settings: Settings) -> Iterator[Store]:
+    """``_read_view``, with its system graphs and inferences brought up to date first
+    (on a snapshot's copy, the copy is: the served store is never written from here)."""
     from relmark.reasoning.maintain import ensure_inferences
 
-    store = _open(settings)
-    try:
-        ensure_inferences(store, settings.ontology_dir)
-    except StoreError as error:
-        store.close()
-        fail(str(error))
-    return store
+    with _read_view(settings) as store:
+        ensure_inferences(store, settings.ontology_dir)  # a StoreError: one line (_Commands)
+        yield store
 
 
 @main.command()
@@ -376,8 +534,7 @@ def classify(settings: Settings, iri: str, lang: str) -> None:
     """The classes of a resource: asserted ones with their graphs, inferred ones with rules."""
     from relmark.reasoning import explain as reasons
 
-    store = _open_for_reasons(settings)
-    try:
+    with _reasons_view(settings) as store:
         try:
             reasons.check_resource(store, iri)
         except reasons.UnknownResource as error:
@@ -393,8 +550,6 @@ def classify(settings: Settings, iri: str, lang: str) -> None:
                 for rule in entry["rules"]:
                     click.echo(f"      by {rule['rule']}: {rule['label']}")
                     click.echo(f"      why: {rule['why']}")
-    finally:
-        store.close()
 
 
 @main.command()
@@ -414,8 +569,7 @@ def explain(
     """Why a resource is in a class (an IRI or rm:Name): a tree down to asserted facts."""
     from relmark.reasoning import explain as reasons
 
-    store = _open_for_reasons(settings)
-    try:
+    with _reasons_view(settings) as store:
         try:
             reasons.check_resource(store, iri)
             class_iri = reasons.check_class(store, class_iri)
@@ -439,8 +593,6 @@ def explain(
         except reasons.NotExplained:
             fail(f"<{iri}> is not an instance of <{class_iri}>", 2)
         click.echo(reasons.explanation_text(tree))
-    finally:
-        store.close()
 
 
 @main.command()
@@ -513,6 +665,10 @@ def check(
         click.echo(diagnosis.text)
     sys.exit(0 if diagnosis.ok else 1)
 
+
+from relmark.token_cli import token as _token_commands  # noqa: E402  (relmark token …)
+
+main.add_command(_token_commands)
 
 if __name__ == "__main__":
     main()

@@ -12,15 +12,19 @@ How (gunicorn's pre-fork model, with a single writer):
   applies them one at a time, and after each publishes a new **snapshot**: a backup of the
   store (hard links, milliseconds) in ``<store>.snapshots/<generation>``, then the new
   generation number in shared memory. It keeps the last few snapshots, and replaces any
-  worker that exits (at once for a worker that retires, with a back-off for one that dies
-  at start-up).
+  worker that exits: at once for one that had become ready (retired, crashed, killed),
+  with a back-off only for one that died before it ever served.
 - Each **worker** runs waitress on the inherited socket around ``create_app`` with a
   ``SnapshotReplica``: reads go to a read-only store opened on the newest snapshot (safe:
   a backup is never written), writes go to the supervisor and return once the worker has
   opened the snapshot holding them (read-your-writes).
-- A query that **times out** makes its worker retire: it stops accepting connections,
-  lets its other requests finish (a few seconds at most) and exits with ``os._exit``,
-  which also ends the evaluation; the supervisor has started its replacement meanwhile.
+- A query that **times out** makes its worker retire: the supervisor starts its
+  replacement, the queries the worker holds are answered 503 with ``Retry-After``, it
+  stops accepting connections once another worker serves, lets its other requests finish
+  (a few seconds at most) and exits with ``os._exit``, which also ends the evaluation.
+- Each worker runs under a **memory bound** (``RELMARK_WORKER_MEMORY``,
+  ``relmark.memory_bound``): past it, the worker retires the same way, its queries
+  answered 503 naming the bound.
 
 SIGTERM or SIGINT to the supervisor stops the workers, closes the store and removes the
 snapshots; stale snapshots left by a crash are removed at start-up.
@@ -37,6 +41,7 @@ timeout, so nothing is left evaluating in the worker.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -50,7 +55,9 @@ import tempfile
 import threading
 import time
 import traceback
+import types
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -60,14 +67,34 @@ import pyoxigraph as ox
 import waitress
 
 from relmark import loading
+from relmark.memory_bound import (
+    MEMORY_EXCEEDED,
+    Watchdog,
+    default_bound,
+    describe,
+    set_address_space_backstop,
+)
 from relmark.memory_copy import MemoryCopy
 from relmark.reasoning.maintain import refresh_inferences
+from relmark.reasoning.whatif import stop_fresh_process
 from relmark.remote_store import RemoteReplica, remote_config
 from relmark.settings import Settings
-from relmark.store import EmbeddedStore, SnapshotReplica, Store, StoreError, open_store
+from relmark.store import (
+    EmbeddedStore,
+    SnapshotReplica,
+    Store,
+    StoreError,
+    open_store,
+    remove_stale_scratch,
+)
 from relmark.vocab import SHAPES_FILE
 from relmark.web import create_app
+from relmark.web.errors import ApiError
 from relmark.web.extensions import (
+    QUERY_WORKERS,
+    lower_query_priority,
+    query_refusal,
+    retiring_error,
     set_query_timeout_hook,
     set_serving_details,
     sync_system_graphs,
@@ -79,8 +106,20 @@ KEEP_SNAPSHOTS = 4
 RETIRED = 3
 #: Seconds a retiring worker gives the requests it is still answering.
 RETIRE_GRACE = 5.0
-#: A worker that dies sooner than this after starting is restarted after a back-off.
-STARTUP_GRACE = 5.0
+#: Queries a retiring worker is evaluating may finish for this long; then they get 503
+#: (new ones get it at once): enough for ordinary queries, short for a runaway's
+#: neighbours, which would only wait for the grace to end.
+ANSWER_WITHIN = 1.0
+#: The grace of a worker over its memory bound (its runaway query keeps allocating;
+#: its queries get 503 at once).
+MEMORY_GRACE = 1.0
+#: How long a retiring worker waits for the request of a connection it just accepted.
+NEW_CONNECTION_WAIT = 1.0
+#: What an in-memory copy may cost per quad (relmark.memory_copy: 400-600 bytes).
+COPY_BYTES_PER_QUAD = 600
+#: Waitress threads beyond the query slots, for /healthz and quick refusals under load.
+RESERVED_THREADS = 4
+#: A worker that dies before it ever served is restarted after a back-off up to this long.
 MAX_BACKOFF = 30.0
 LISTEN_BACKLOG = 1024
 
@@ -302,6 +341,66 @@ class SnapshotPublisher:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+class SnapshotThread:
+    """One-process ``relmark serve``: publishes a snapshot when the command line asks.
+
+    ``relmark query``, ``dump`` and co. read the newest snapshot while the store is served
+    (``relmark.read_view``). Here nothing else needs snapshots, and each one flushes
+    RocksDB's memtables into new small files (work for compaction, on the CPU the queries
+    use), so one is taken only on request: the command drops a ``wanted-*`` file in the
+    snapshots directory and waits until it is gone; by then a snapshot holds every write
+    answered before the request. (``ON_REQUEST`` there tells commands to ask.)
+    """
+
+    #: The file that says "ask for a snapshot"; requests are files named ``wanted-*``.
+    ON_REQUEST = "on-request"
+    #: Seconds between looks for requests.
+    POLL = 0.05
+    #: Longest wait for the inferences to catch up with a write in flight.
+    SETTLE = 1.0
+
+    def __init__(self, store: EmbeddedStore) -> None:
+        self._publisher = SnapshotPublisher(store, types.SimpleNamespace(value=0))
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="relmark-snapshots", daemon=True)
+        self._published_at = -1  # the store's write count when the last snapshot was taken
+
+    def start(self) -> None:
+        self._published_at = self._publisher.store.wait_for_writes(-1, 0)
+        self._publisher.start()
+        (self._publisher.directory / self.ON_REQUEST).touch()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop publishing and remove the snapshots (before the store is closed)."""
+        self._stopping.set()
+        self._thread.join(timeout=self.SETTLE + 5)
+        self._publisher.remove()
+
+    def _run(self) -> None:
+        directory = self._publisher.directory
+        while not self._stopping.wait(self.POLL):
+            try:
+                requests = list(directory.glob("wanted-*"))
+                if requests:
+                    self._publish_if_written()
+                for request in requests:
+                    request.unlink(missing_ok=True)
+            except Exception as error:  # never end the server for a missed snapshot
+                log(f"cannot publish a snapshot: {error}")
+
+    def _publish_if_written(self) -> None:
+        store = self._publisher.store
+        if store.wait_for_writes(-1, 0) == self._published_at:
+            return  # the newest snapshot is the store as it is
+        deadline = time.monotonic() + self.SETTLE
+        while store.inferences_stale() and time.monotonic() < deadline:
+            if self._stopping.wait(0.01):
+                return
+        self._published_at = store.wait_for_writes(-1, 0)
+        self._publisher.publish()
+
+
 class WriteCounter:
     """``SnapshotPublisher`` for a remote store: the engine holds the data, so publishing
     a write is moving the shared generation number."""
@@ -375,6 +474,7 @@ class StoreWriter:
 class Worker:
     process: multiprocessing.process.BaseProcess
     started: float
+    ready: Any  # a shared RawValue("b"): 1 once the worker serves (set by the worker)
     retiring: bool = False
 
 
@@ -392,6 +492,7 @@ class WorkerPlan:
     writer_address: str
     authkey: bytes
     supervisor_pid: int
+    serving: Any  # a shared RawValue("i"): ready workers not retiring (set by the supervisor)
 
 
 class Supervisor:
@@ -411,12 +512,20 @@ class Supervisor:
         self._stopping = threading.Event()
         self._failures = 0  # start-up deaths in a row
         self._next_spawn = 0.0
+        self._serving = self._context.RawValue("i", 0)
+        # written to when a worker announces it retires: the loop starts its replacement
+        # at once instead of at its next 0.1 s tick
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT; raises ``StoreError`` if the store cannot be opened."""
         store: Store = open_store(self.settings.store, self.settings)
         generation = self._context.RawValue("q", 0)
         local = isinstance(store, EmbeddedStore)
+        if local:  # (open: RocksDB's lock says no other process uses its scratch copies)
+            for stale in remove_stale_scratch(store.path):
+                log(f"removed {stale}, left by a crash")
         publisher = SnapshotPublisher(store, generation) if local else WriteCounter(generation)
         self._writer = StoreWriter(store, publisher, self.settings.ontology_dir)
         address, private = _writer_address()
@@ -446,6 +555,7 @@ class Supervisor:
                 writer_address=address,
                 authkey=authkey,
                 supervisor_pid=os.getpid(),
+                serving=self._serving,
             )
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, self._stop)
@@ -474,31 +584,53 @@ class Supervisor:
         while not self._stopping.is_set():
             self._reap()
             self._replenish()
+            self._count_serving()
             with self._children_lock:
                 sentinels = [w.process.sentinel for w in self._children]
-            multiprocessing.connection.wait(sentinels, timeout=0.1)
+            ready = multiprocessing.connection.wait([*sentinels, self._wake_read], timeout=0.1)
+            if self._wake_read in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_read, 512)
+
+    def _count_serving(self) -> None:
+        """Publish how many workers serve (ready, not retiring): a retiring worker keeps
+        accepting connections until another one does, so the socket is never unattended."""
+        with self._children_lock:
+            self._serving.value = sum(1 for w in self._children if w.ready.value and not w.retiring)
 
     def _reap(self) -> None:
-        """Forget exited workers; a start-up death postpones the next spawn (back-off)."""
+        """Forget exited workers; only a death before serving postpones the next spawn.
+
+        Whether a worker had become ready, not how long ago it started, tells the two
+        deaths apart: a worker that served and then crashed (a request that made it
+        segfault, the kernel's OOM killer, a ``kill -9``) is replaced at once, however young
+        it was, so requests that crash workers one a second cannot starve the service of
+        them; only a worker that cannot even start (a broken store, a bad setting) backs
+        off, so a permanent failure does not fork in a tight loop.
+        """
         now = time.monotonic()
         with self._children_lock:
             alive = {id(w): w.process.is_alive() for w in self._children}
             exited = [w for w in self._children if not alive[id(w)]]
             self._children = [w for w in self._children if alive[id(w)]]
-            if any(now - w.started > STARTUP_GRACE for w in self._children):
+            if any(w.ready.value for w in self._children):
                 self._failures = 0  # workers start fine again
         for worker in exited:
             worker.process.join()
             code = worker.process.exitcode
             if worker.retiring or code == RETIRED:
                 log(f"worker {worker.process.pid} retired")
-            elif now - worker.started < STARTUP_GRACE:
+            elif code == MEMORY_EXCEEDED:
+                self._next_spawn = 0.0
+                log(f"worker {worker.process.pid} passed its memory bound; replacing it")
+            elif worker.ready.value:
+                self._next_spawn = 0.0
+                log(f"worker {worker.process.pid} exited ({code}); replacing it at once")
+            else:
                 self._failures += 1
                 delay = min(MAX_BACKOFF, 0.5 * 2 ** (self._failures - 1))
                 self._next_spawn = now + delay
                 log(f"worker {worker.process.pid} died at start-up ({code}); retry in {delay:g} s")
-            else:
-                log(f"worker {worker.process.pid} exited ({code}); replacing it")
 
     def _replenish(self) -> None:
         """Start workers until ``workers`` of them are serving (retiring ones do not count)."""
@@ -507,18 +639,22 @@ class Supervisor:
         if missing <= 0 or time.monotonic() < self._next_spawn:
             return
         for _ in range(missing):
+            ready = self._context.RawValue("b", 0)
             process = self._context.Process(
-                target=_run_worker, args=(self._plan,), name="relmark-worker"
+                target=_run_worker, args=(self._plan, ready), name="relmark-worker"
             )
             process.start()
             with self._children_lock:
-                self._children.append(Worker(process, time.monotonic()))
+                self._children.append(Worker(process, time.monotonic(), ready))
 
     def _retiring(self, pid: int) -> None:
         with self._children_lock:
             for worker in self._children:
                 if worker.process.pid == pid:
                     worker.retiring = True
+        self._count_serving()  # before the answer: the worker reads it next
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b"w")
 
     def _stop_workers(self) -> None:
         with self._children_lock:
@@ -586,22 +722,73 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 # --- the worker -------------------------------------------------------------------------------
 class Retirement:
-    """A worker's way out: stop accepting, let in-flight requests finish, ``os._exit``."""
+    """A worker's way out: stop accepting, answer what it holds, then ``os._exit``.
 
-    def __init__(self, server: Any, writer: WriteClient, supervisor_pid: int) -> None:
+    The requests a retiring worker holds are answered, never dropped: the query runner
+    refuses every query waiting for its result and every later one with a 503 and
+    ``Retry-After`` (``QueryRunner.refuse``), other requests finish as usual, and the
+    process exits once its connections are closed (or after ``RETIRE_GRACE``).
+    """
+
+    def __init__(
+        self,
+        server: Any,
+        writer: WriteClient,
+        supervisor_pid: int,
+        refuse: Callable[..., None] | None = None,
+        serving: Any = None,
+    ) -> None:
         self._server = server  # waitress's TcpWSGIServer
         self._writer = writer
         self._supervisor_pid = supervisor_pid
+        self._refuse = refuse
+        self._serving = serving  # the supervisor's count of serving workers (or None)
         self._lock = threading.Lock()
         self._started = False
 
     def after_timeout(self) -> None:
         """The QueryRunner hook: a query overran, so end this process (and the query).
 
-        Runs on the request's thread before its 503 is sent, and returns only once the
-        loop has stopped accepting: a client that reconnects after the 503 reaches
-        another worker, never this one on its way out.
+        Runs on the request's thread before its 503 is sent. If another worker serves,
+        it returns once this one has stopped accepting, so a client that reconnects after
+        the 503 reaches that one, never this one on its way out.
         """
+        self._begin("a query timed out; retiring", RETIRED, error=retiring_error())
+
+    def after_memory(self, bound: int, resident: int) -> None:
+        """The memory watchdog's hook: answer what we hold with 503 naming the bound, exit.
+
+        Which query grew the process cannot be told, so every query in flight is refused;
+        the grace is short (``MEMORY_GRACE``) as the evaluation keeps allocating.
+        """
+        self._begin(
+            f"resident memory {describe(resident)} passed the bound of {describe(bound)} "
+            "(RELMARK_WORKER_MEMORY); retiring",
+            MEMORY_EXCEEDED,
+            error=memory_error(bound, resident),
+            grace=MEMORY_GRACE,
+            answer_within=0,
+        )
+
+    def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        self._begin(
+            "stopping",
+            0,
+            error=retiring_error(),
+            announce=False,
+            answer_within=RETIRE_GRACE - 1.0,
+        )
+
+    def watch_supervisor(self) -> None:
+        """Exit when the supervisor is gone (no writes possible, nobody to stop us)."""
+        while os.getppid() == self._supervisor_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    def _others_serve(self) -> bool:
+        return self._serving is None or self._serving.value > 0
+
+    def _stop_accepting_now(self) -> None:
         stopped = threading.Event()
 
         def stop_accepting() -> None:
@@ -610,36 +797,56 @@ class Retirement:
 
         self._server.trigger.pull_trigger(stop_accepting)
         stopped.wait(timeout=1.0)
-        self._begin("a query timed out; retiring", RETIRED, announce=True)
 
-    def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        self._begin("stopping", 0, announce=False)
-
-    def watch_supervisor(self) -> None:
-        """Exit when the supervisor is gone (no writes possible, nobody to stop us)."""
-        while os.getppid() == self._supervisor_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    def _begin(self, reason: str, code: int, *, announce: bool) -> None:
+    def _begin(
+        self,
+        reason: str,
+        code: int,
+        *,
+        error: ApiError,
+        grace: float = RETIRE_GRACE,
+        announce: bool = True,
+        answer_within: float = ANSWER_WITHIN,
+    ) -> None:
+        """Retire: the supervisor starts a replacement, new queries get ``error`` (503) at
+        once and the ones in flight after ``answer_within`` seconds if they have not
+        finished, the socket is left to the other workers once one of them serves, exit."""
         with self._lock:
             if self._started:
                 return
             self._started = True
         log(reason)
-        threading.Thread(
-            target=self._retire, args=(code, announce), name="relmark-retire", daemon=True
-        ).start()
-
-    def _retire(self, code: int, announce: bool) -> None:
-        if announce:  # on failure the supervisor still replaces us once we exit
+        if announce:  # (on failure the supervisor still replaces us once we exit)
             with contextlib.suppress(OSError, EOFError):
                 self._writer.announce_retiring()
+        if self._refuse is not None:
+            self._refuse(error, waiting=answer_within <= 0)
+        if self._others_serve():
+            self._stop_accepting_now()
+        threading.Thread(
+            target=self._retire,
+            args=(code, grace, error, answer_within),
+            name="relmark-retire",
+            daemon=True,
+        ).start()
+
+    def _retire(self, code: int, grace: float, error: ApiError, answer_within: float) -> None:
+        started = time.monotonic()
+        deadline = started + grace
+        refused = answer_within <= 0
+        # while no other worker serves (its replacement is starting), keep accepting:
+        # what arrives is answered (queries with 503), not left in the listen queue
+        while not self._others_serve() and time.monotonic() < deadline:
+            time.sleep(0.02)
         self._server.trigger.pull_trigger(self._stop_accepting)
-        deadline = time.monotonic() + RETIRE_GRACE
         while self._server.active_channels and time.monotonic() < deadline:
+            if not refused and time.monotonic() > started + answer_within:
+                refused = True  # queries still evaluating will not finish here: 503 now
+                if self._refuse is not None:
+                    self._refuse(error, waiting=True)
             self._server.trigger.pull_trigger(self._close_idle_connections)
-            time.sleep(0.05)
+            time.sleep(0.02)
+        stop_fresh_process()  # os._exit skips every clean-up, the what-if helper's too
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -649,13 +856,54 @@ class Retirement:
         self._server.accepting = False
 
     def _close_idle_connections(self) -> None:
-        """(waitress's loop thread) Close keep-alive connections between requests."""
+        """(waitress's loop thread) Close keep-alive connections between requests.
+
+        A connection accepted a moment ago whose request has not arrived yet is not idle:
+        closing it would drop that request (the client sees a reset). It is closed only
+        once it answered something, or stayed silent for ``NEW_CONNECTION_WAIT``.
+        """
+        now = time.time()
         for channel in list(self._server.active_channels.values()):
-            if not channel.requests and channel.request is None and not channel.total_outbufs_len:
+            if channel.requests or channel.request is not None or channel.total_outbufs_len:
+                continue
+            answered = channel.last_activity > channel.creation_time
+            if answered or now - channel.creation_time > NEW_CONNECTION_WAIT:
                 channel.will_close = True
 
 
-def _run_worker(plan: WorkerPlan) -> None:
+def memory_error(bound: int, resident: int) -> ApiError:
+    """503 for the queries of a worker that passed ``RELMARK_WORKER_MEMORY``."""
+    return ApiError(
+        503,
+        "memory limit exceeded",
+        detail=f"the worker answering this query grew to {describe(resident)}, over its "
+        f"memory bound of {describe(bound)} (RELMARK_WORKER_MEMORY); the query was stopped "
+        "and the worker is being replaced. Narrow the query (fewer rows to sort or group) "
+        "or add a LIMIT to a query without ORDER BY",
+        headers={"Retry-After": "1"},
+    )
+
+
+def worker_memory_bound(settings: Settings, workers: int) -> int:
+    """Bytes each worker (and what-if helper) may hold: the setting, else the default."""
+    if settings.worker_memory is not None:
+        return settings.worker_memory
+    return default_bound(workers)
+
+
+def copy_budget(settings: Settings, workers: int) -> int:
+    """The in-memory copy's budget in quads, within half the worker's memory bound.
+
+    A copy costs up to ~600 bytes per quad and two exist while a new one is built; a copy
+    that could pass the bound would make every worker retire as soon as it is built.
+    """
+    bound = worker_memory_bound(settings, workers)
+    if bound <= 0:
+        return settings.memory_copy_quads
+    return min(settings.memory_copy_quads, bound // (2 * 2 * COPY_BYTES_PER_QUAD))
+
+
+def _run_worker(plan: WorkerPlan, ready: Any = None) -> None:
     """A worker process: waitress on the inherited socket, reads from snapshots."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
     writer = WriteClient(plan.writer_address, plan.authkey)
@@ -668,15 +916,19 @@ def _run_worker(plan: WorkerPlan) -> None:
         config = remote_config(str(plan.settings.store), plan.settings)
         replica = RemoteReplica(config, generation, writer)
     else:
-        memory = MemoryCopy(plan.settings.memory_copy_quads, log)
+        memory = MemoryCopy(copy_budget(plan.settings, plan.workers), log)
         replica = SnapshotReplica(plan.store_path, plan.snapshots, generation, writer, memory)
-    app = create_app(plan.settings, store=replica)
-    server = waitress.create_server(
-        app, sockets=[plan.listener], threads=plan.threads, ident="relmark"
-    )
-    retirement = Retirement(server, writer, plan.supervisor_pid)
+    bound = worker_memory_bound(plan.settings, plan.workers)
+    # (resolved, so the what-if helper gets the same bound)
+    app = create_app(dataclasses.replace(plan.settings, worker_memory=bound), store=replica)
+    # more threads than query slots: requests waiting for a query's answer can hold at
+    # most QUERY_WORKERS of them, so /healthz and refusals always find a free thread
+    threads = max(plan.threads, QUERY_WORKERS + RESERVED_THREADS)
+    server = waitress.create_server(app, sockets=[plan.listener], threads=threads, ident="relmark")
+    retirement = Retirement(server, writer, plan.supervisor_pid, query_refusal(app), plan.serving)
     if isinstance(replica, SnapshotReplica):  # (the engine ends a remote query at its timeout)
         set_query_timeout_hook(app, retirement.after_timeout)
+        lower_query_priority(app)
     set_serving_details(
         app,
         lambda: {
@@ -687,7 +939,15 @@ def _run_worker(plan: WorkerPlan) -> None:
     )
     signal.signal(signal.SIGTERM, retirement.on_sigterm)
     threading.Thread(target=retirement.watch_supervisor, name="relmark-watch", daemon=True).start()
+    if bound > 0:
+        set_address_space_backstop(bound)
+        Watchdog(
+            bound, lambda rss: retirement.after_memory(bound, rss), MEMORY_EXCEEDED, log
+        ).start()
+    if ready is not None:
+        ready.value = 1  # from now on a death is a crash, replaced at once
     server.run()
+    stop_fresh_process()
     os._exit(0)
 
 

@@ -35,6 +35,22 @@ class Settings:
     # How long labels and class checks read from a remote store are kept while nothing is
     # written through relmark (``relmark.lookup_cache``; 0: never kept).
     lookup_ttl: float = LOOKUP_TTL
+    # Access control (``relmark.web.auth``): the address ``relmark serve`` binds (reads are
+    # open by default only on 127.0.0.1/localhost/::1), an explicit choice to open reads
+    # (None: decided by the address), the origins allowed cross-origin (None: ``*`` when
+    # reads are open, none otherwise) and the token file (None: ``<store>.tokens.json``).
+    bind_host: str = "127.0.0.1"
+    public_reads: bool | None = None
+    cors_origins: tuple[str, ...] | None = None
+    token_file: str | None = None
+    # Resident memory each serving worker and what-if helper may use, in bytes
+    # (``relmark.memory_bound``; None: 3/4 of physical memory divided among the workers;
+    # 0: no bound). A query that passes it gets 503 and its worker is replaced.
+    worker_memory: int | None = None
+    # What-if (``POST /api/classify``): seconds its helper may take (None: the query
+    # timeout), and the most triples a hypothetical record may hold (413 beyond).
+    whatif_timeout: float | None = None
+    whatif_max_triples: int = 10_000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -67,5 +83,35 @@ class Settings:
         ):
             if env.get(variable):
                 values[name] = env[variable]
+        if env.get("RELMARK_PUBLIC_READS", "").strip():
+            values["public_reads"] = _flag("RELMARK_PUBLIC_READS", env["RELMARK_PUBLIC_READS"])
+        if "RELMARK_CORS_ORIGINS" in env:
+            origins = (o.strip().rstrip("/") for o in env["RELMARK_CORS_ORIGINS"].split(","))
+            values["cors_origins"] = tuple(o for o in origins if o)
+        if env.get("RELMARK_TOKEN_FILE"):
+            values["token_file"] = env["RELMARK_TOKEN_FILE"]
+        if env.get("RELMARK_WORKER_MEMORY"):
+            from relmark.memory_bound import MINIMUM, describe, parse_size
+
+            bound = parse_size(env["RELMARK_WORKER_MEMORY"])
+            if 0 < bound < MINIMUM:  # a worker at rest could pass it: retired in a loop
+                raise ValueError(
+                    f"RELMARK_WORKER_MEMORY is 0 (no bound) or at least {describe(MINIMUM)}"
+                )
+            values["worker_memory"] = bound
+        if env.get("RELMARK_WHATIF_TIMEOUT"):
+            values["whatif_timeout"] = float(env["RELMARK_WHATIF_TIMEOUT"])
+        if env.get("RELMARK_WHATIF_MAX_TRIPLES"):
+            values["whatif_max_triples"] = int(env["RELMARK_WHATIF_MAX_TRIPLES"])
         settings = cls(**values)
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _flag(name: str, text: str) -> bool:
+    """A yes/no variable: 1/true/yes/on or 0/false/no/off, anything else is an error."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1 or 0 (true/false), not {text!r}")

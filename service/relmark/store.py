@@ -211,10 +211,33 @@ class EmbeddedStore:
         self._record = ChangeRecord()
         self._stale = self.path.with_name(self.path.name + ".inferences-stale")
         self._data_writes = 0
-        self._recover()
-        self._db = self._open()
+        self._writes = 0  # every write, relmark's own too (``wait_for_writes``)
+        self._writes_changed = threading.Condition()
+        self._db = self._open_recovered()
 
     # --- lifecycle ----------------------------------------------------------------------
+    def _open_recovered(self) -> ox.Store:
+        """Open RocksDB, then finish or undo a journaled write that a crash interrupted.
+
+        RocksDB's lock is taken first: while another process serves the store, the
+        journal of the write it is doing looks just like a crashed one, and "recovering"
+        that would put the backup over the live store (a ``relmark query`` during a bulk
+        load through the server used to do that).
+        """
+        try:
+            db: ox.Store | None = self._open()
+        except StoreLocked:
+            raise
+        except StoreError:
+            if not self._journal.exists():
+                raise
+            db = None  # a crash mid-write may leave the store unopenable: the backup is sound
+        if self._journal.exists() or self._backup_dir.exists():
+            db = None  # closes RocksDB before its directory is swapped
+            self._recover()
+            db = self._open()
+        return db
+
     def _open(self) -> ox.Store:
         try:
             return ox.Store(str(self.path))
@@ -356,6 +379,19 @@ class EmbeddedStore:
     # --- writes -------------------------------------------------------------------------
     def _written(self) -> None:
         self._count = None
+        with self._writes_changed:
+            self._writes += 1
+            self._writes_changed.notify_all()
+
+    def wait_for_writes(self, seen: int, timeout: float) -> int:
+        """The number of writes so far, once it differs from ``seen`` or after ``timeout``.
+
+        ``relmark serve`` (one process) publishes a read-only snapshot after writes with
+        it, for the command line to read while the store is served (``relmark.read_view``).
+        """
+        with self._writes_changed:
+            self._writes_changed.wait_for(lambda: self._writes != seen, timeout)
+            return self._writes
 
     def update(self, sparql: str, *, system: bool = False) -> None:
         """A SPARQL 1.1 Update, applied in one transaction.
@@ -980,3 +1016,23 @@ def open_store(location: str | Path, settings: object | None = None) -> Embedded
 
         return open_remote(text, settings or Settings.from_env())  # type: ignore[return-value]
     return EmbeddedStore(text)
+
+
+#: Scratch directories made next to a store (a validated update's, a what-if's).
+SCRATCH_PATTERNS = (".{name}.scratch-*", ".{name}.what-if-*")
+
+
+def remove_stale_scratch(path: Path) -> list[Path]:
+    """Delete scratch copies a crashed process left next to the store at ``path``.
+
+    Call it once the store is open: RocksDB's lock then says no other process serves it,
+    so no scratch copy of its name can still be in use. Returns what was removed.
+    """
+    path = Path(path)
+    removed = []
+    for pattern in SCRATCH_PATTERNS:
+        for stale in path.parent.glob(pattern.format(name=path.name)):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+                removed.append(stale)
+    return removed

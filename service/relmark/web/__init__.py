@@ -10,14 +10,16 @@ import atexit
 import signal
 import sys
 import weakref
+from dataclasses import replace
 from types import FrameType
 
 from flask import Flask
 
 from relmark.settings import Settings
 from relmark.store import EmbeddedStore, Store
-from relmark.web import api, errors, graphs, health, openapi, queries_api, sparql
+from relmark.web import api, auth, errors, graphs, headers, health, openapi, queries_api, sparql
 from relmark.web.browse import bp as browse_bp
+from relmark.web.cors import allow_cross_origin_reads
 from relmark.web.extensions import close_app, get_settings, get_store, init_app
 from relmark.web.json_provider import OrjsonProvider
 
@@ -34,6 +36,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.json = OrjsonProvider(app)
     init_app(app, settings, store)  # type: ignore[arg-type]
     errors.register(app)
+    auth.init_app(app, settings)  # the read gate and the tokens (auth.py)
+    app.after_request(allow_cross_origin_reads)  # also for reads refused before their view
+    app.after_request(headers.add_security_headers)
     app.register_blueprint(sparql.bp)
     app.register_blueprint(graphs.bp)
     app.register_blueprint(health.bp)
@@ -62,7 +67,14 @@ def serve(
     """Run the app under waitress until SIGINT/SIGTERM, then close the store cleanly.
 
     ``workers`` > 1 serves from that many processes with one writer (``relmark.serving``).
+    The bind address goes into the settings: whether reads need a token depends on it.
     """
+    settings = replace(settings, bind_host=host)
+    if auth.reads_public(settings):
+        reads = "reads are open to anyone who can connect (RELMARK_PUBLIC_READS=0 closes them)"
+    else:
+        reads = "reads need a reader token (relmark token create --role reader)"
+    print(f"relmark: bound to {host}: {reads}", file=sys.stderr)
     if workers > 1:
         from relmark.serving import serve_workers
 
@@ -71,10 +83,15 @@ def serve(
     import waitress
 
     app = create_app(settings)
+    snapshots = None
     with app.app_context():
         store = get_store()
         if isinstance(store, EmbeddedStore):
             store.optimize()  # once, before serving: reads are faster on compacted files
+            from relmark.serving import SnapshotThread
+
+            snapshots = SnapshotThread(store)  # for `relmark query` &c. while served
+            snapshots.start()
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)  # waitress's loop ends on SystemExit; the store is closed below
@@ -84,6 +101,8 @@ def serve(
     try:
         waitress.serve(app, host=host, port=port, threads=threads, ident="relmark")
     finally:
+        if snapshots is not None:
+            snapshots.stop()
         close_app(app)
 
 

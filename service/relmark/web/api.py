@@ -20,7 +20,14 @@ from relmark.reasoning.explain import (
     explain,
 )
 from relmark.reasoning.maintain import rules_for
-from relmark.reasoning.whatif import WHAT_IF_GRAPH, WhatIfUnsupported, record_subjects, what_if
+from relmark.reasoning.whatif import (
+    WHAT_IF_GRAPH,
+    WhatIfRefused,
+    WhatIfTimeout,
+    WhatIfUnsupported,
+    record_subjects,
+    what_if,
+)
 from relmark.reasoning.whynot import why_not
 from relmark.store import Store
 from relmark.web.errors import ApiError, load_error, not_rdf
@@ -70,6 +77,7 @@ def what_if_view() -> Response:
     lang = _language()
     quads = _record()
     settings = get_settings()
+    _check_record_size(quads, settings.whatif_max_triples)
     report = validate_quads(store, quads, ontology_dir=settings.ontology_dir)
     if not report.conforms:
         raise ValidationFailed(report)
@@ -79,6 +87,7 @@ def what_if_view() -> Response:
         iri = known_resource(store, iri)
     if iri is None and not subjects:
         raise ApiError(400, "the record is empty", detail="send at least one triple about an IRI")
+    timeout = settings.whatif_timeout or settings.query_timeout
     try:
         results = what_if(
             store,
@@ -86,14 +95,46 @@ def what_if_view() -> Response:
             [iri] if iri else None,
             ontology_dir=settings.ontology_dir,
             lang=lang,
+            timeout=timeout,
+            memory_bound=settings.worker_memory or 0,
         )
     except WhatIfUnsupported as error:
         raise ApiError(501, "what-if is not available on this store", detail=str(error)) from None
+    except WhatIfRefused as error:
+        raise _what_if_refused(error, timeout) from None
+    except (ApiError, ValidationFailed):
+        raise
+    except Exception as error:  # the helper's own failure: still an answer in our shape
+        raise ApiError(
+            500, "the what-if failed", detail=f"{type(error).__name__}: {error}"
+        ) from error
     for result in results:
         result["classes"] = _with_first_rule(result["classes"])
     if iri is not None:
         return jsonify(hypothetical=True, lang=lang, **results[0])
     return jsonify(hypothetical=True, lang=lang, resources=results)
+
+
+def _check_record_size(quads: list[ox.Quad], limit: int) -> None:
+    """413 for a record over ``RELMARK_WHATIF_MAX_TRIPLES``: its cost grows with its size."""
+    if len(quads) > limit:
+        raise ApiError(
+            413,
+            "the record is too large",
+            detail=f"{len(quads):,} triples; a what-if record holds at most {limit:,} "
+            "(RELMARK_WHATIF_MAX_TRIPLES)",
+        )
+
+
+def _what_if_refused(error: WhatIfRefused, timeout: float) -> ApiError:
+    """503 with ``Retry-After`` for a what-if that was stopped or could not start."""
+    if isinstance(error, WhatIfTimeout):
+        detail = f"{error} (RELMARK_WHATIF_TIMEOUT: {timeout:g} s); send a smaller record"
+        title = "what-if timeout"
+    else:
+        detail, title = str(error), "what-if unavailable"
+    retry = str(max(1, round(error.retry_after)))
+    return ApiError(503, title, detail=detail, headers={"Retry-After": retry})
 
 
 def _record() -> list[ox.Quad]:

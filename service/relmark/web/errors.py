@@ -3,6 +3,10 @@
 Views raise ``ApiError`` (or let a domain error from ``loading`` propagate); ``register``
 maps each to ``{"error": …, "detail": …, "where": …}`` with its status. Werkzeug's own
 HTTP errors (404, 405, 413 from ``MAX_CONTENT_LENGTH``, …) get the same JSON shape.
+
+A browser asking for a page (its ``Accept`` prefers HTML, and the path is not one of the
+machine API's) gets the same error as an HTML page instead (``templates/errors/error.html``);
+``curl`` and every API client keep the JSON.
 """
 
 from __future__ import annotations
@@ -12,7 +16,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    has_request_context,
+    jsonify,
+    render_template,
+    request,
+)
 from werkzeug.exceptions import HTTPException
 
 from relmark.loading import LoadError, ValidationFailed
@@ -40,12 +52,41 @@ class ApiError(Exception):
         self.extra = dict(extra or {})
 
     def to_response(self) -> Response:
-        """The JSON body of DESIGN §6 (plus ``extra`` keys such as a SHACL report)."""
-        body = {"error": self.error, "detail": self.detail, "where": self.where, **self.extra}
-        response = jsonify(body)
+        """The JSON body of DESIGN §6 (plus ``extra`` keys such as a SHACL report), or an
+        HTML page for a browser asking for a page."""
+        if wants_html():
+            response = Response(
+                render_template(
+                    "errors/error.html",
+                    status=self.status,
+                    error=self.error,
+                    detail=self.detail if isinstance(self.detail, str | None) else str(self.detail),
+                    where=self.where,
+                ),
+                content_type="text/html; charset=utf-8",
+            )
+        else:
+            body = {"error": self.error, "detail": self.detail, "where": self.where, **self.extra}
+            response = jsonify(body)
+        response.vary.add("Accept")
         response.status_code = self.status
         response.headers.update(self.headers)
         return response
+
+
+#: Paths of the machine API: their errors are JSON whatever the client accepts.
+API_PATHS = ("/sparql", "/data", "/api", "/healthz", "/static/", "/vendor/")
+
+
+def wants_html() -> bool:
+    """A browser asked for a page: HTML preferred to JSON, on a path that is not the API's."""
+    if not has_request_context():
+        return False
+    path = request.path
+    if any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in API_PATHS):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html"
 
 
 _POSITION = re.compile(r"\bat (\d+):(\d+)\b")

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from relmark import __version__ as relmark_version
 from relmark.queries import LANGUAGES, NamedQuery, Parameter, parse_value
+from relmark.web.auth import reads_public
 from relmark.web.cors import allow_cross_origin_reads, mark_read
 from relmark.web.extensions import get_settings
 from relmark.web.negotiation import Kind, formats_of
@@ -59,6 +60,7 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
         paths[f"/api/queries/{query.name}"] = _named(query, max_rows)
     for path, item in _other_routes(set(paths) | {"/api/queries/{name}"}).items():
         paths.setdefault(path, item)
+    _secure(paths, reads_public())
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -73,9 +75,36 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
         "paths": paths,
         "components": {
             "schemas": _schemas(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token made with `relmark token create --role "
+                    "reader|writer|admin` (or RELMARK_TOKEN, an admin token). Readers "
+                    "query and read; writers also update; admins also run store-wide "
+                    "updates (CLEAR/DROP ALL) and see the store's location in /healthz.",
+                }
+            },
         },
     }
+
+
+def _secure(paths: dict[str, Any], public: bool) -> None:
+    """Every operation's security and its 401/403: reads take a token (optional where reads
+    are public), writes need one. A request that sends a wrong token is 401 anywhere."""
+    reads = [{}, {"bearer": []}] if public else [{"bearer": []}]
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method not in ("get", "put", "post", "delete", "patch"):
+                continue
+            if path == "/healthz":
+                operation.setdefault("security", [{}, {"bearer": []}])
+            else:
+                operation.setdefault("security", reads)
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("401", _errors(401)["401"])
+            if path != "/healthz":
+                responses.setdefault("403", _errors(403)["403"])
 
 
 #: URL prefixes of the machine API: a route under one of them is always in the document.
@@ -126,8 +155,10 @@ def _query_param(
 def _errors(*statuses: int) -> dict[str, Any]:
     meanings = {
         400: "Bad request: a malformed query, or a missing, ill-typed or unknown parameter.",
-        401: "A write without the bearer token.",
-        403: "A write the token does not allow, or to one of relmark's own graphs.",
+        401: "No bearer token where one is needed (a write, or any read where reads are "
+        "not public), or a token relmark does not know.",
+        403: "The token's role does not allow this (a reader writing, a writer running a "
+        "store-wide update), or a write to one of relmark's own graphs.",
         404: "No such resource, graph or query.",
         406: "None of the formats the client accepts is offered.",
         413: "The request body or the result is too large.",
@@ -270,7 +301,8 @@ def _json_response(description: str, schema: dict[str, Any] | None = None) -> di
 def _health() -> dict[str, Any]:
     return {
         "get": {
-            "summary": "Liveness, and which store is served",
+            "summary": "Liveness: status for anyone; counts and workers for readers (or "
+            "anyone where reads are public); the store's location for admins",
             "tags": ["Service"],
             "responses": {"200": _json_response("The server is up.")},
         }

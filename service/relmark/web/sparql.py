@@ -26,7 +26,7 @@ from relmark.sparql_text import (
     may_write_any_graph,
 )
 from relmark.store import SYSTEM_GRAPHS
-from relmark.web.auth import require_token
+from relmark.web.auth import require_admin, require_token, token_store
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
 from relmark.web.errors import ApiError, query_timeout, syntax_error
 from relmark.web.extensions import (
@@ -191,6 +191,8 @@ def _body_text() -> str:
 def run_update(sparql: str, params: MultiDict) -> Response:
     """Apply an update if the token is right and the graphs it writes still conform."""
     require_token()
+    if drops_everything(sparql):
+        require_admin()  # store-wide CLEAR/DROP ALL/NAMED: admins only (web/auth.py)
     if params.getlist("using-graph-uri") or params.getlist("using-named-graph-uri"):
         raise ApiError(
             400,
@@ -224,7 +226,7 @@ def service_description() -> Response:
     fmt = negotiate(request.headers.get("Accept"), _format_overrides(request.args), Kind.RDF)
     if fmt is None:
         raise not_acceptable(formats_of(Kind.RDF))
-    store, settings = get_store(), get_settings()
+    store = get_store()
 
     def sd(name: str) -> ox.NamedNode:
         return ox.NamedNode(SD + name)
@@ -244,7 +246,7 @@ def service_description() -> Response:
             default_graph, VOID_TRIPLES, ox.Literal(str(store.count()), datatype=XSD_INTEGER)
         ),
     ]
-    if settings.token:
+    if token_store().can_write():  # a writer or admin token exists (web/auth.py)
         triples.append(ox.Triple(service, sd("supportedLanguage"), sd("SPARQL11Update")))
     triples += [
         ox.Triple(service, sd("resultFormat"), ox.NamedNode(row.oxigraph.iri)) for row in FORMATS

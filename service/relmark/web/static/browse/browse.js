@@ -118,7 +118,16 @@
     }
     return el("span", "literal", term.type === "triple" ? "<<…>>" : String(term.value));
   }
-  function words() { return (window.RELMARK && window.RELMARK.words) || {}; }
+  // The page's words and language, from its <script type="application/json"> data block
+  // (data, not script: the Content-Security-Policy allows no inline script).
+  function page() {
+    if (!window.RELMARK) {
+      var data = document.getElementById("relmark-page");
+      try { window.RELMARK = data ? JSON.parse(data.textContent) : {}; } catch (e) { window.RELMARK = {}; }
+    }
+    return window.RELMARK;
+  }
+  function words() { return page().words || {}; }
   function explanationNode(node) {
     var w = words();
     var li = el("li", node.status === "asserted" ? "leaf asserted" : "inferred");
@@ -170,7 +179,7 @@
     details.addEventListener("toggle", function () {
       if (!details.open || details.getAttribute("data-loaded")) { return; }
       details.setAttribute("data-loaded", "loading");
-      var lang = (window.RELMARK && window.RELMARK.lang) || "en";
+      var lang = page().lang || "en";
       var params = new URLSearchParams({ iri: details.dataset.iri, "class": details.dataset["class"], lang: lang });
       var mode = details.dataset.mode;
       if (mode === "not") { params.set("why", "not"); }

@@ -10,7 +10,16 @@
     if (text !== undefined) { node.textContent = text; }
     return node;
   }
-  function words() { return (window.RELMARK && window.RELMARK.words) || {}; }
+  // The page's words and language, from its <script type="application/json"> data block
+  // (data, not script: the Content-Security-Policy allows no inline script).
+  function page() {
+    if (!window.RELMARK) {
+      var data = document.getElementById("relmark-page");
+      try { window.RELMARK = data ? JSON.parse(data.textContent) : {}; } catch (e) { window.RELMARK = {}; }
+    }
+    return window.RELMARK;
+  }
+  function words() { return page().words || {}; }
   var NAMESPACES = {
     "rm:": "https://w3id.org/relmark/ontology#", "demo:": "https://w3id.org/relmark/demo/",
     "rdf:": "http://www.w3.org/1999/02/22-rdf-syntax-ns#", "rdfs:": "http://www.w3.org/2000/01/rdf-schema#",
