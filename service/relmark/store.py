@@ -424,7 +424,9 @@ class EmbeddedStore:
         (``check(added, removed)``, raising to refuse) and then exactly what is written to
         the live store, in one transaction. The update is never evaluated again: a ``LOAD``
         fetches once, and ``RAND()``, ``NOW()`` or ``UUID()`` store the values checked.
-        The scratch copy is always deleted.
+        The scratch copy is always deleted. An update made only of ``INSERT DATA`` and
+        ``DELETE DATA`` needs no scratch copy: its change is read from its quads
+        (``relmark.data_update``), at a cost that does not grow with the store.
         """
         operations = data_operations(sparql)
         if operations is not None:  # the quads are in the text: no scratch copy, no diff
