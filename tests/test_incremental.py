@@ -173,13 +173,15 @@ def test_an_unknown_change_falls_back_to_a_full_run(store: Store):
 def test_a_validated_sparql_update_is_followed_incrementally(store: Store):
     """The SPARQL endpoint's path: the update's changes are known from the shapes check."""
     body = " ".join(f"{q.subject} {q.predicate} {q.object} ." for q in referral(SCRATCH))
-    store.update_validated(f"INSERT DATA {{ GRAPH <{SCRATCH}> {{ {body} }} }}", lambda quads: None)
+    store.update_validated(
+        f"INSERT DATA {{ GRAPH <{SCRATCH}> {{ {body} }} }}", lambda added, removed: None
+    )
     summary = refresh_inferences(store)
     assert summary is not None and summary.incremental
     assert stage(store, ELISA_CR) == {"Advocate"}
     assert_same_as_full_run(store)
 
-    store.update_validated(f"DROP GRAPH <{SCRATCH}>", lambda quads: None)
+    store.update_validated(f"DROP GRAPH <{SCRATCH}>", lambda added, removed: None)
     summary = refresh_inferences(store)
     assert summary is not None and summary.incremental
     assert stage(store, ELISA_CR) == {"Supporter"}

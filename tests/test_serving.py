@@ -519,7 +519,9 @@ def test_writer_errors_arrive_as_the_same_exceptions(channel: Channel) -> None:
     assert unparsable.value.lineno == 1
 
     with pytest.raises(StoreError, match="ShapesCheck"):
-        replica.update_validated("INSERT DATA { <urn:a> <urn:b> <urn:c> }", lambda quads: None)
+        replica.update_validated(
+            "INSERT DATA { <urn:a> <urn:b> <urn:c> }", lambda added, removed: None
+        )
     assert replica.generation == before and replica.count() == 0
 
     channel.writer.close()

@@ -12,7 +12,7 @@ import gzip
 import io
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -209,10 +209,13 @@ def load_sources(
 def validate_sources(
     store: Store | None, plan: dict[str, list[Source]], *, ontology_dir: Path | None = None
 ) -> validation.ValidationReport:
-    """Check sources against the shapes, parsed straight into pyoxigraph's memory.
+    """Check sources against the shapes in the context of ``store``, as it would be after
+    the load: each planned graph replaced by its sources (``store`` None: the sources alone).
 
-    Parsing into an in-memory store (not a list of Python quads) keeps a 1M-triple load's
-    peak memory near a bare bulk load's; the write then parses the bytes again, in Rust.
+    The sources are parsed straight into pyoxigraph's memory (not a list of Python quads),
+    which keeps a 1M-triple load's peak memory near a bare bulk load's; the write then
+    parses the bytes again, in Rust. See ``validation.validate_change`` for what is read
+    from the store.
     """
     directory = ontology_dir or ONTOLOGY_DIR
     data = validation.validation_store([], None, ontology_paths(directory))
@@ -224,7 +227,8 @@ def validate_sources(
             except SyntaxError as error:
                 error.filename = source.name
                 raise _located(error) from error
-    return validation.validate(data, compiled_shapes(directory / SHAPES_FILE), existing=store)
+    change = validation.Change(data, replaced=frozenset(plan) if store is not None else frozenset())
+    return validation.validate_change(change, compiled_shapes(directory / SHAPES_FILE), store)
 
 
 def _located(error: SyntaxError) -> LoadError:
@@ -243,19 +247,40 @@ def _compiled_shapes(path: Path, _version: int) -> validation.Shapes:
 
 
 def validate_quads(
-    store: EmbeddedStore | None, quads: list[ox.Quad], *, ontology_dir: Path | None = None
+    store: Store | None, quads: list[ox.Quad], *, ontology_dir: Path | None = None
 ) -> validation.ValidationReport:
-    """Check quads against the shapes, seeing types already in ``store`` for sh:class."""
+    """Check ``quads`` as an addition to ``store`` (None: the quads alone)."""
+    return validate_write(store, quads, ontology_dir=ontology_dir)
+
+
+def validate_write(
+    store: Store | None,
+    added: Iterable[ox.Quad],
+    removed: Iterable[ox.Quad] = (),
+    *,
+    replaced: Iterable[str] = (),
+    ontology_dir: Path | None = None,
+) -> validation.ValidationReport:
+    """Check a write against the shapes, the store as it would be after it.
+
+    ``added`` quads join the store, ``removed`` ones and every quad of the ``replaced``
+    graphs leave it. With ``store`` None, ``added`` is checked alone.
+    """
     directory = ontology_dir or ONTOLOGY_DIR
-    paths = ontology_paths(directory)
     shapes = compiled_shapes(directory / SHAPES_FILE)
-    data = validation.validation_store(quads, None, paths)
-    return validation.validate(data, shapes, existing=store)
+    if store is None:
+        return validation.validate(
+            validation.validation_store(added, None, ontology_paths(directory)), shapes
+        )
+    data = validation.validation_store(added, None, ontology_paths(directory), hierarchy_only=True)
+    change = validation.Change(data, list(removed), frozenset(replaced))
+    return validation.validate_change(change, shapes, store)
 
 
 @dataclass(frozen=True)
 class ShapesCheck:
-    """The check of a validated update: the quads it would leave must conform to the shapes.
+    """The check of a validated update: the store after its change must conform to the shapes
+    (for every focus node the change can affect; see ``validate_write``).
 
     Raises ``ValidationFailed`` to refuse. Plain data, so a store that forwards writes to
     another process (``SnapshotReplica``) sends ``ontology_dir`` there, and that process
@@ -265,8 +290,8 @@ class ShapesCheck:
     store: Store | None
     ontology_dir: Path | None = None
 
-    def __call__(self, quads: list[ox.Quad]) -> None:
-        report = validate_quads(self.store, quads, ontology_dir=self.ontology_dir)
+    def __call__(self, added: list[ox.Quad], removed: list[ox.Quad]) -> None:
+        report = validate_write(self.store, added, removed, ontology_dir=self.ontology_dir)
         if not report.conforms:
             raise ValidationFailed(report)
 
@@ -304,4 +329,5 @@ __all__ = [
     "load_sources",
     "read_source",
     "validate_quads",
+    "validate_write",
 ]

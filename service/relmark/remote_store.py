@@ -853,10 +853,10 @@ class RemoteStore:
     def update_validated(
         self,
         sparql: str,
-        check: Callable[[list[ox.Quad]], None],
+        check: Callable[[list[ox.Quad], list[ox.Quad]], None],
         graphs: Iterable[str] | None = None,
     ) -> None:
-        """Apply an update only if ``check`` accepts the graphs it writes, as they would be.
+        """Apply an update only if ``check(added, removed)`` accepts the change it makes.
 
         The update runs first on a local in-memory copy of the graphs it may touch (all of
         relmark's non-system graphs when ``graphs`` is None) and the default graph;
@@ -876,11 +876,29 @@ class RemoteStore:
             quads = list(scratch.quads_for_pattern(None, None, None, ox.DefaultGraph()))
             for graph in sorted(touched):
                 quads += scratch.quads_for_pattern(None, None, None, ox.NamedNode(graph))
-            check(quads)
-            self._data_write()
-            self._send_update(sparql)
             after = set(quads)
-            self._record.note(after - before, before - after)
+            added, removed = list(after - before), list(before - after)
+            check(added, removed)
+            self._data_write()
+            if any(
+                isinstance(q.subject, ox.BlankNode) or isinstance(q.object, ox.BlankNode)
+                for q in removed
+            ):
+                # DELETE DATA cannot name a blank node: the engine evaluates the update
+                # itself (the one case where it may differ from what was checked)
+                self._send_update(sparql)
+            else:
+                # what was checked is what is written: the update is not evaluated again
+                operations = [
+                    f"{verb} DATA {{\n{self._quad_block(part)}}}"
+                    for verb, part in (("DELETE", removed), ("INSERT", added))
+                    if part
+                ]
+                operations += [f"CREATE SILENT GRAPH <{g}>" for g in sorted(touched - present)]
+                operations += [f"DROP SILENT GRAPH <{g}>" for g in sorted(wanted - touched)]
+                if operations:
+                    self._send_update(" ;\n".join(operations))
+            self._record.note(added, removed)
 
     def add_quads(self, quads: Iterable[ox.Quad]) -> None:
         """Add quads with one ``INSERT DATA`` (one request: all or none).

@@ -19,10 +19,12 @@ ill-typed here, not in pySHACL.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import count
@@ -402,8 +404,13 @@ def validation_store(
     ontology_paths: Iterable[Path] | None = None,
     *,
     base_iri: str | None = None,
+    hierarchy_only: bool = False,
 ) -> ox.Store:
     """An in-memory store of ``data`` plus the ontology (in ``urn:relmark:ontology``).
+
+    ``hierarchy_only``: only the ontology's ``rdf:type`` and ``rdfs:subClassOf`` triples,
+    all that a view of the store needs from the files (validate_change reads the rest of
+    the ontology about the nodes it looks at from the store's ontology graph).
 
     This is the store :func:`validate` expects: SHACL targets and sh:class must see the class
     hierarchy and the ontology's individuals. ``data`` is RDF text (``bytes``/``str``, with
@@ -426,12 +433,26 @@ def validation_store(
             ox.Quad(q.subject, q.predicate, q.object) if isinstance(q, ox.Triple) else q
             for q in data
         )
-    graph = ox.NamedNode(ONTOLOGY_GRAPH)
     paths = vocab.ontology_paths() if ontology_paths is None else ontology_paths
     for path in paths:
-        fmt = ox.RdfFormat.from_extension(Path(path).suffix.lstrip(".")) or ox.RdfFormat.TURTLE
-        store.bulk_load(path=str(path), format=fmt, to_graph=graph)
+        quads = _ontology_quads(Path(path), Path(path).stat().st_mtime_ns)
+        store.bulk_extend(quads[1] if hierarchy_only else quads[0])
     return store
+
+
+@functools.lru_cache(maxsize=16)
+def _ontology_quads(path: Path, _version: int) -> tuple[tuple[ox.Quad, ...], tuple[ox.Quad, ...]]:
+    """An ontology file's quads in ``urn:relmark:ontology``, all of them and only its types
+    and subclass links; parsed once per file version (parsing the Turtle took a third of a
+    small write's validation)."""
+    fmt = ox.RdfFormat.from_extension(path.suffix.lstrip(".")) or ox.RdfFormat.TURTLE
+    graph = ox.NamedNode(ONTOLOGY_GRAPH)
+    quads = tuple(
+        ox.Quad(t.subject, t.predicate, t.object, graph)
+        for t in ox.parse(path=str(path), format=fmt)
+    )
+    hierarchy = {RDF.type, RDFS.subClassOf}
+    return quads, tuple(q for q in quads if URIRef(q.predicate.value) in hierarchy)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1448,9 +1469,17 @@ class _Run:
             prefixes=self.shapes.sparql_prefixes,
         )
 
-    def execute(self, workers: int) -> list[_Hit]:
-        """Run every query, screens first deciding their follow-ups, on ``workers`` threads."""
-        jobs: list[_Select | _Screen] = [*self.shapes.selects, *self.shapes.screens]
+    def execute(self, workers: int, predicates: set[str] | None = None) -> list[_Hit]:
+        """Run every query, screens first deciding their follow-ups, on ``workers`` threads.
+
+        ``predicates``, when known, are all the predicates the data uses: a screen of any
+        other predicate would count nothing, so it is not run (a small write's view uses a
+        few dozen of the shapes' predicates).
+        """
+        screens = [
+            s for s in self.shapes.screens if predicates is None or s.predicate in predicates
+        ]
+        jobs: list[_Select | _Screen] = [*self.shapes.selects, *screens]
         hits: list[_Hit] = []
         if workers <= 1:
             while jobs:
@@ -1644,3 +1673,368 @@ def validate(
         results=results,
         prefixes=shapes.prefixes,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation in the context of the store a write joins
+#
+# A write is valid when the store *after* it conforms for every focus node the write can
+# affect. Copying the store to validate it whole costs seconds per million triples, and most
+# of it cannot have changed, so the check is made on a small in-memory view of the store as
+# it would be after the write: the incoming quads, plus, from the store, every quad about the
+# affected nodes (minus what the write removes) and the types of the nodes those quads point
+# to. The compiled shape queries run over that view and only the affected focus nodes'
+# results count (the view holds other nodes only in part).
+
+_INFERRED_GRAPH = "urn:relmark:inferred"
+#: relmark's bookkeeping graphs: never part of what the shapes see (the ontology graph is:
+#: what it says about the nodes looked at is read like data).
+_NOT_DATA = frozenset(
+    {
+        "urn:relmark:shapes",
+        "urn:relmark:config",
+        "urn:relmark:provenance",
+        "urn:relmark:meta",
+    }
+)
+_TYPE = ox.NamedNode(str(RDF.type))
+_SUBCLASS = ox.NamedNode(str(RDFS.subClassOf))
+_CHUNK = 400  # nodes per VALUES block when a store is read through SPARQL
+
+Node_ = ox.NamedNode | ox.BlankNode
+
+
+class QuadReader(Protocol):
+    """What a store offers for the view: ``quads_for_pattern`` as pyoxigraph's Store has."""
+
+    def quads_for_pattern(
+        self, subject: Any, predicate: Any, object: Any, graph_name: Any = None
+    ) -> Iterable[ox.Quad]: ...
+
+
+@dataclass
+class Change:
+    """A write as the shapes see it: quads it adds and removes, graphs it replaces whole.
+
+    ``added`` is an in-memory store built by :func:`validation_store` (the incoming quads in
+    their graphs, plus the ontology); ``removed`` are quads that leave the store; every quad
+    of the ``replaced`` graphs leaves it (a load replaces its graph; PUT replaces one).
+    """
+
+    added: ox.Store
+    removed: list[ox.Quad] = field(default_factory=list)
+    replaced: frozenset[str] = frozenset()
+
+
+#: Below this many affected nodes the shape queries run on the calling thread.
+_SMALL_VIEW = 2_000
+
+
+@functools.lru_cache(maxsize=8)
+def _reaches_in(shapes: Shapes) -> frozenset[str]:
+    return inverse_predicates(shapes)
+
+
+@functools.lru_cache(maxsize=8)
+def _local(shapes: Shapes) -> bool:
+    return local_paths(shapes)
+
+
+def inverse_predicates(shapes: Shapes) -> frozenset[str]:
+    """The predicates some shape reads *into* a node (an inverse path, sh:targetObjectsOf):
+    a node's incoming quads with these predicates belong to its part of the view."""
+    found = set()
+    for check in shapes.checks:
+        found.update(re.findall(r"\^<([^>]*)>", check.shape.path or ""))
+        found.update(t.term for t in check.shape.targets if t.kind == "targetObjectsOf")
+    return frozenset(found)
+
+
+def local_paths(shapes: Shapes) -> bool:
+    """Whether every path is one IRI, forward or inverse: the view then holds all a focus
+    node's results depend on. Longer paths need nodes further away (see validate_change)."""
+    return all(
+        check.shape.path is None or re.fullmatch(r"\(?\^?<[^>]*>\)?", check.shape.path)
+        for check in shapes.checks
+    )
+
+
+def validate_change(
+    change: Change,
+    shapes: Shapes,
+    store: ox.Store | QuadReader | SparqlSource | None,
+    *,
+    lang: str = "en",
+    workers: int | None = None,
+) -> ValidationReport:
+    """Validate a write against the store it joins, as the store would be after it.
+
+    Without ``store`` the incoming data is checked alone (today's ``relmark validate`` with
+    no store). Otherwise the affected focus nodes are: the subjects and objects of the quads
+    added or removed (the replaced graphs' included), and the nodes that point to a node
+    whose types change (their sh:class checks read those types). Their results are computed
+    over the view described above and returned; a write that removes a required value is
+    rejected like one that adds a wrong one.
+    """
+    if store is None:
+        return validate(change.added, shapes, lang=lang, workers=workers)
+    if not _local(shapes):
+        raise UnsupportedShapeError(
+            "(shapes graph)",
+            "a path longer than one IRI in validation against a store (the view holds each "
+            "affected node's own quads and its neighbours' types only)",
+        )
+    with _pattern_reader(store) as reader:
+        focus = _View(store, reader, change, inverse=_reaches_in(shapes)).build()
+    run = _Run(change.added, shapes)
+    predicates = None
+    if workers is None and len(focus) < _SMALL_VIEW:
+        workers = 1  # a small view's queries take less time than handing them to threads
+        rows = change.added.query(
+            "SELECT DISTINCT ?p WHERE { ?s ?p ?o }", use_default_graph_as_union=True
+        )
+        predicates = {row["p"].value for row in rows}
+    hits = [h for h in run.execute(_workers(workers), predicates) if _key(h.focus) in focus]
+    results = sorted({_result(hit, lang, shapes.prefixes) for hit in hits}, key=_sort_key)
+    return ValidationReport(
+        conforms=not any(result.is_violation for result in results),
+        results=results,
+        prefixes=shapes.prefixes,
+    )
+
+
+def _workers(workers: int | None) -> int:
+    return workers if workers is not None else min(4, os.cpu_count() or 1)
+
+
+def _key(term: Term) -> str:
+    """A hashable identity for a node across stores (blank nodes keep their ids)."""
+    return f"_:{term.value}" if isinstance(term, ox.BlankNode) else str(term)
+
+
+def _is_node(term: object) -> bool:
+    return isinstance(term, ox.NamedNode | ox.BlankNode)
+
+
+class _View:
+    """Fills ``change.added`` with the store's quads about the affected nodes (the view)."""
+
+    def __init__(self, store: Any, reader: Any, change: Change, *, inverse: frozenset[str]) -> None:
+        self.store = store
+        self.change = change
+        self.inverse = inverse
+        self.removed = set(change.removed)
+        self.reader = reader
+
+    # -- which quads of the store are in the after-write view
+    def keep(self, quad: ox.Quad) -> bool:
+        graph = quad.graph_name
+        if isinstance(graph, ox.NamedNode):
+            name = graph.value
+            if name in _NOT_DATA or name in self.change.replaced:
+                return False
+            if name == _INFERRED_GRAPH and quad.predicate != _TYPE:
+                return False  # the inferred classes count, as the shapes use them
+        return quad not in self.removed
+
+    def build(self) -> set[str]:
+        added = self.change.added
+        subjects, objects, typed = _nodes_of_store(added)
+        for quad in self.change.removed:
+            subjects[_key(quad.subject)] = quad.subject
+            if _is_node(quad.object):
+                objects[_key(quad.object)] = quad.object
+            if quad.predicate == _TYPE:
+                typed[_key(quad.subject)] = quad.subject
+        for graph in sorted(self.change.replaced):
+            for quad in self._graph_quads(graph):
+                subjects[_key(quad.subject)] = quad.subject
+                if _is_node(quad.object):
+                    objects[_key(quad.object)] = quad.object
+                if quad.predicate == _TYPE:
+                    typed[_key(quad.subject)] = quad.subject
+        focus = {**subjects, **objects}
+        # a node whose types change changes the sh:class results of the nodes pointing to it
+        pointing = self._matching(list(typed.values()), as_object=True)
+        for quad in pointing:
+            focus.setdefault(_key(quad.subject), quad.subject)
+        for predicate in map(ox.NamedNode, sorted(self.inverse)):
+            # ... and, along an inverse path, the nodes it points to
+            for quad in self._matching(list(typed.values()), as_object=False, predicate=predicate):
+                if _is_node(quad.object):
+                    focus.setdefault(_key(quad.object), quad.object)
+        # the view: the focus nodes' own quads (and incoming ones the shapes read) ...
+        found = self._matching(list(focus.values()), as_object=False)
+        for predicate in map(ox.NamedNode, sorted(self.inverse)):
+            found += self._matching(list(focus.values()), as_object=True, predicate=predicate)
+        # ... and the types of every node those quads link to, in the store or incoming
+        linked: dict[str, Node_] = {}
+        for quad in found:
+            for term in (quad.subject, quad.object):
+                if _is_node(term) and _key(term) not in focus:
+                    linked.setdefault(_key(term), term)
+        found += self._matching(list(linked.values()), as_object=False, predicate=_TYPE)
+        if self.change.removed or self.change.replaced:
+            retracted = self._retracted([q for q in found if _is_inferred(q)])
+            found = [q for q in found if q not in retracted]
+        added.extend(_as_data(found))
+        # subclasses declared in the data rather than the ontology
+        added.extend(_as_data(self._subclass_quads()))
+        return set(focus)
+
+    # -- reading the store
+    def _matching(
+        self, nodes: list[Node_], *, as_object: bool, predicate: ox.NamedNode | None = None
+    ) -> list[ox.Quad]:
+        if not nodes:
+            return []
+        found: list[ox.Quad] = []
+        if self.reader is not None:
+            for node in nodes:
+                pattern = (None, predicate, node) if as_object else (node, predicate, None)
+                found += [q for q in self.reader(*pattern, None) if self.keep(q)]
+            return found
+        return [
+            q for q in _sparql_matching(self.store, nodes, as_object, predicate) if self.keep(q)
+        ]
+
+    def _graph_quads(self, graph: str) -> Iterable[ox.Quad]:
+        node = ox.NamedNode(graph)
+        if self.reader is not None:
+            return self.reader(None, None, None, node)
+        rows = self.store.query(f"SELECT ?s ?p ?o WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        return [ox.Quad(r["s"], r["p"], r["o"], node) for r in rows]
+
+    def _retracted(self, inferred: list[ox.Quad]) -> set[ox.Quad]:
+        """The inferred classes in ``inferred`` that no longer follow after the write.
+
+        An inferred class holds while one of its derivations (``urn:relmark:provenance``:
+        the facts each rule application used) has all its facts left: a write that removes
+        the facts a class was inferred from takes the class away too, as the refresh after
+        the write will. (Classes the write would newly infer are not seen before it.)
+        """
+        candidates = {q.triple: q for q in inferred if isinstance(q.subject, ox.NamedNode)}
+        if not candidates:
+            return set()
+        derivations: dict[ox.Triple, dict[str, list[ox.Quad]]] = defaultdict(dict)
+        triples = list(candidates)
+        for start in range(0, len(triples), _CHUNK):
+            values = " ".join(f"({t.subject} {t.object})" for t in triples[start : start + _CHUNK])
+            rows = self.store.query(_DERIVATIONS.replace("⟪values⟫", values))
+            for row in rows:
+                conclusion = ox.Triple(row["n"], _TYPE, row["c"])
+                premises = derivations[conclusion].setdefault(row["d"].value, [])
+                if row["s"] is not None:
+                    graph = row["g"] if row["g"] is not None else ox.DefaultGraph()
+                    premises.append(ox.Quad(row["s"], row["p"], row["o"], graph))
+        retracted: set[ox.Triple] = set()
+        changed = True
+        while changed:  # premises may be inferred classes that go too
+            changed = False
+            for conclusion, ways in derivations.items():
+                if conclusion in retracted:
+                    continue
+                if not any(all(self._holds(q, retracted) for q in used) for used in ways.values()):
+                    retracted.add(conclusion)
+                    changed = True
+        return {candidates[t] for t in retracted}
+
+    def _holds(self, quad: ox.Quad, retracted: set[ox.Triple]) -> bool:
+        graph = quad.graph_name
+        if isinstance(graph, ox.NamedNode):
+            if graph.value == _INFERRED_GRAPH:
+                return quad.triple not in retracted
+            if graph.value in self.change.replaced:
+                return False
+        return quad not in self.removed
+
+    def _subclass_quads(self) -> list[ox.Quad]:
+        if self.reader is not None:
+            return [q for q in self.reader(None, _SUBCLASS, None, None) if self.keep(q)]
+        rows = self.store.query(
+            f"SELECT ?s ?o ?g WHERE {{ GRAPH ?g {{ ?s <{RDFS.subClassOf}> ?o }} }}"
+        )
+        return [
+            q for q in (ox.Quad(r["s"], _SUBCLASS, r["o"], r["g"]) for r in rows) if self.keep(q)
+        ]
+
+
+def _is_inferred(quad: ox.Quad) -> bool:
+    graph = quad.graph_name
+    return isinstance(graph, ox.NamedNode) and graph.value == _INFERRED_GRAPH
+
+
+_PROV = "http://www.w3.org/ns/prov#"
+#: Each inferred class's derivations and the facts (with their graphs) each one used.
+_DERIVATIONS = f"""SELECT ?n ?c ?d ?s ?p ?o ?g WHERE {{
+  VALUES (?n ?c) {{ ⟪values⟫ }}
+  GRAPH <urn:relmark:provenance> {{
+    ?st <{RDF.subject}> ?n ; <{RDF.predicate}> <{RDF.type}> ; <{RDF.object}> ?c .
+    ?d <{_PROV}generated> ?st .
+    OPTIONAL {{
+      ?d <{_PROV}used> ?u . ?u <{RDF.subject}> ?s ; <{RDF.predicate}> ?p ; <{RDF.object}> ?o .
+      OPTIONAL {{ ?u <{_PROV}atLocation> ?g }}
+    }}
+  }}
+}}"""
+
+
+@contextlib.contextmanager
+def _pattern_reader(store: Any) -> Iterator[Any]:
+    """The store's quad-pattern reader, or None when only SPARQL reaches it (remote)."""
+    if isinstance(store, ox.Store):
+        yield store.quads_for_pattern
+    elif hasattr(store, "pattern_reader"):
+        with store.pattern_reader() as reader:
+            yield reader
+    else:
+        yield getattr(store, "quads_for_pattern", None)
+
+
+def _sparql_matching(
+    store: Any, nodes: list[Node_], as_object: bool, predicate: ox.NamedNode | None
+) -> list[ox.Quad]:
+    """The quads about ``nodes`` through SPARQL (a remote store: IRIs only, no blank nodes)."""
+    iris = [n for n in nodes if isinstance(n, ox.NamedNode)]
+    p = f"<{predicate.value}>" if predicate is not None else "?p"
+    found: list[ox.Quad] = []
+    for start in range(0, len(iris), _CHUNK):
+        values = " ".join(f"<{n.value}>" for n in iris[start : start + _CHUNK])
+        var = "?o" if as_object else "?s"
+        query = (
+            f"SELECT ?s ?p ?o ?g WHERE {{ VALUES {var} {{ {values} }} GRAPH ?g {{ ?s {p} ?o }} }}"
+        )
+        for row in store.query(query, named_graphs=None):
+            found.append(ox.Quad(row["s"], row["p"] or predicate, row["o"], row["g"]))
+    return found
+
+
+def _nodes_of_store(
+    data: ox.Store,
+) -> tuple[dict[str, Node_], dict[str, Node_], dict[str, Node_]]:
+    """Subjects, node objects and typed subjects of the incoming quads (ontology left out)."""
+    subjects: dict[str, Node_] = {}
+    objects: dict[str, Node_] = {}
+    typed: dict[str, Node_] = {}
+    ontology = ox.NamedNode(ONTOLOGY_GRAPH)
+    for graph in [ox.DefaultGraph(), *data.named_graphs()]:
+        if graph == ontology:
+            continue
+
+        def within(pattern: str, graph: Any = graph) -> str:
+            return pattern if isinstance(graph, ox.DefaultGraph) else f"GRAPH {graph} {pattern}"
+
+        wanted = (
+            (subjects, within("{ ?n ?p ?o }")),
+            (objects, within("{ ?s ?p ?n FILTER(!isLiteral(?n)) }")),
+            (typed, within(f"{{ ?n {_RDF_TYPE} ?t }}")),
+        )
+        for found, where in wanted:
+            for row in data.query(f"SELECT DISTINCT ?n WHERE {{ {where} }}"):
+                found[_key(row["n"])] = row["n"]
+    return subjects, objects, typed
+
+
+def _as_data(quads: Iterable[ox.Quad]) -> list[ox.Quad]:
+    """Store quads as the view holds them (the store's default graph stays the default)."""
+    return list(quads)

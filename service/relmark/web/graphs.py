@@ -18,7 +18,7 @@ import pyoxigraph as ox
 from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.wsgi import wrap_file
 
-from relmark.loading import LoadError, Source, ValidationFailed, parse_quads, validate_quads
+from relmark.loading import LoadError, ShapesCheck, Source, parse_quads
 from relmark.store import DATA_GRAPH_PREFIX, SYSTEM_GRAPHS
 from relmark.web.auth import require_token
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
@@ -140,18 +140,22 @@ def _spooled(fmt: Format, write: Callable[[IO[bytes]], object]) -> Response:
 
 
 # --- writes -----------------------------------------------------------------------------------
+# Every write goes through the store's validated update: checked against the shapes in the
+# context of the store, in the process that applies writes, and applied in one transaction
+# (an INSERT DATA is worked out from its quads; a PUT or DELETE is compared graph by graph).
 def replace_graph(target: Target) -> Response:
     """PUT: the body becomes the graph (201 when it is new, 204 when it replaced one)."""
     store = get_store()
     quads = _parsed_body(target)
-    _check(quads)
     created = target.iri is not None and not store.has_graph(target.iri)
     if target.iri is None:
-        store.update(f"DROP SILENT DEFAULT ;\nINSERT DATA {{\n{_ntriples(quads)}}}")
+        _write_validated(f"DROP SILENT DEFAULT ;\nINSERT DATA {{\n{_ntriples(quads)}}}", [])
     else:
-        store.replace_graph(target.iri, quads)
-        if not quads:
-            store.update(f"CREATE SILENT GRAPH <{target.iri}>")
+        _write_validated(
+            f"DROP SILENT GRAPH <{target.iri}> ;\nCREATE SILENT GRAPH <{target.iri}> ;\n"
+            f"INSERT DATA {{ GRAPH <{target.iri}> {{\n{_ntriples(quads)}}} }}",
+            [target.iri],
+        )
     after_write()
     return Response(status=201 if created else 204)
 
@@ -161,9 +165,11 @@ def add_to_graph(target: Target) -> Response:
     store = get_store()
     quads = _parsed_body(target)
     created = target.iri is not None and not store.has_graph(target.iri)
-    _check(list(store.triples(target.iri)) + quads)
-    store.add_quads(quads)
-    if created and not quads:
+    if quads:
+        body = _ntriples(quads)
+        block = body if target.iri is None else f"GRAPH <{target.iri}> {{\n{body}}}"
+        _write_validated(f"INSERT DATA {{\n{block}}}", [] if target.iri is None else [target.iri])
+    elif created:
         store.update(f"CREATE SILENT GRAPH <{target.iri}>")
     after_write()
     return Response(status=201 if created else 204)
@@ -181,12 +187,15 @@ def create_graph() -> Response:
 
 
 def delete_graph(target: Target) -> Response:
-    """DELETE: 204 when the graph went away, 404 when there was none."""
+    """DELETE: 204 when the graph went away, 404 when there was none, 422 when what is left
+    would break the shapes (a value another graph's resource needs, say)."""
     store = get_store()
     if target.iri is None:
-        store.update("CLEAR DEFAULT")
-    elif not store.drop_graph(target.iri):
+        _write_validated("CLEAR DEFAULT", [])
+    elif not store.has_graph(target.iri):
         raise ApiError(404, "no such graph", detail=f"the store has no graph {target.label}")
+    else:
+        _write_validated(f"DROP GRAPH <{target.iri}>", [target.iri])
     after_write()
     return Response(status=204)
 
@@ -216,11 +225,11 @@ def _parsed_body(target: Target) -> list[ox.Quad]:
     return quads
 
 
-def _check(quads: list[ox.Quad]) -> None:
-    """Refuse (422, nothing written) unless the graph as it would be conforms to the shapes."""
-    report = validate_quads(get_store(), quads, ontology_dir=get_settings().ontology_dir)
-    if not report.conforms:
-        raise ValidationFailed(report)
+def _write_validated(sparql: str, graphs: list[str]) -> None:
+    """Refuse (422, nothing written) unless the store after the write conforms to the shapes
+    for every focus node the write affects; otherwise write it, all at once."""
+    store = get_store()
+    store.update_validated(sparql, ShapesCheck(store, get_settings().ontology_dir), graphs)
 
 
 def _ntriples(quads: Iterable[ox.Quad]) -> str:
