@@ -51,9 +51,9 @@ NOT_DATA = {
     "urn:relmark:provenance",
     "urn:relmark:meta",
 }
-#: Environment for the server the LOAD test starts. At merge time, with the SERVICE/LOAD
-#: allow-list in place, this names the local test server (e.g. RELMARK_SERVICE_ALLOW).
-LOAD_SERVER_ENV: dict[str, str] = {}
+#: Environment for the server the LOAD test starts: the allow-list admits the local test
+#: server (its port is chosen by the kernel, so any port on 127.0.0.1).
+LOAD_SERVER_ENV: dict[str, str] = {"RELMARK_SERVICE_ALLOW": "http://127.0.0.1:"}
 #: Generated writes checked against pySHACL (each costs a pySHACL run, ~2 s).
 GENERATED_CASES = int(os.environ.get("RELMARK_CONTEXT_CASES", "40"))
 RELMARK = str(Path(sys.executable).with_name("relmark"))
