@@ -63,13 +63,7 @@ EXCLUDED = {
 #: are in queries/*.rq and remote_store.py; see VIRTUOSO_DIFFERENCES in
 #: tests/test_remote_backends.py and the README). Virtuoso's limits that no query text
 #: escapes are the xfails of the CLI tests below.
-VIRTUOSO_FAILS: dict[str, tuple[str, bool]] = {
-    "test_using_graph_uri_sets_the_dataset_of_the_where_clause[virtuoso]": (
-        "relmark emulates its default graph on Virtuoso with default-graph-uri on every "
-        "update, and Virtuoso lets that override the USING clauses using-graph-uri becomes",
-        True,
-    ),
-}
+VIRTUOSO_FAILS: dict[str, tuple[str, bool]] = {}
 
 
 @pytest.fixture(autouse=True)

@@ -863,6 +863,9 @@ class RemoteStore:
         ``check`` sees the result. Validated updates are serialised in this process.
         """
         with self._write_lock:
+            # the graphs as the engine holds them now, not as kept: another client may
+            # have written one a moment ago, and what is checked must be what is there
+            self.forget_graphs()
             present = set(self.graph_names()) - SYSTEM_GRAPHS
             wanted = present if graphs is None else present & set(graphs)
             scratch = ox.Store()

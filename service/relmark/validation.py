@@ -1917,19 +1917,25 @@ class _View:
         if not candidates:
             return set()
         derivations: dict[ox.Triple, dict[str, list[ox.Quad]]] = defaultdict(dict)
-        triples = list(candidates)
-        for start in range(0, len(triples), _CHUNK):
-            values = " ".join(f"({t.subject} {t.object})" for t in triples[start : start + _CHUNK])
-            rows = self.store.query(_DERIVATIONS.replace("⟪values⟫", values))
-            for row in rows:
-                conclusion = ox.Triple(row["n"], _TYPE, row["c"])
-                premises = derivations[conclusion].setdefault(row["d"].value, [])
-                if row["s"] is not None:
-                    graph = row["g"] if row["g"] is not None else ox.DefaultGraph()
-                    premises.append(ox.Quad(row["s"], row["p"], row["o"], graph))
+        # a derivation may rest on inferred facts of other kinds (``inInternalMarketOf``
+        # for ``Employee``): their derivations are read too, until none is left unread
+        asked: set[ox.Triple] = set()
+        pending = list(candidates)
+        while pending:
+            asked.update(pending)
+            self._read_derivations(pending, derivations)
+            pending = list(
+                dict.fromkeys(
+                    q.triple
+                    for ways in derivations.values()
+                    for used in ways.values()
+                    for q in used
+                    if _is_inferred(q) and q.triple not in asked and _valued(q.triple)
+                )
+            )
         retracted: set[ox.Triple] = set()
         changed = True
-        while changed:  # premises may be inferred classes that go too
+        while changed:  # premises may be inferred facts that go too
             changed = False
             for conclusion, ways in derivations.items():
                 if conclusion in retracted:
@@ -1937,7 +1943,22 @@ class _View:
                 if not any(all(self._holds(q, retracted) for q in used) for used in ways.values()):
                     retracted.add(conclusion)
                     changed = True
-        return {candidates[t] for t in retracted}
+        return {candidates[t] for t in retracted if t in candidates}
+
+    def _read_derivations(
+        self, triples: list[ox.Triple], derivations: dict[ox.Triple, dict[str, list[ox.Quad]]]
+    ) -> None:
+        """Add each inferred triple's derivations and the facts each one used."""
+        for start in range(0, len(triples), _CHUNK):
+            values = " ".join(
+                f"({t.subject} {t.predicate} {t.object})" for t in triples[start : start + _CHUNK]
+            )
+            for row in self.store.query(_DERIVATIONS.replace("⟪values⟫", values)):
+                conclusion = ox.Triple(row["n"], row["np"], row["c"])
+                premises = derivations[conclusion].setdefault(row["d"].value, [])
+                if row["s"] is not None:
+                    graph = row["g"] if row["g"] is not None else ox.DefaultGraph()
+                    premises.append(ox.Quad(row["s"], row["p"], row["o"], graph))
 
     def _holds(self, quad: ox.Quad, retracted: set[ox.Triple]) -> bool:
         graph = quad.graph_name
@@ -1959,17 +1980,24 @@ class _View:
         ]
 
 
+def _valued(triple: ox.Triple) -> bool:
+    """Whether a triple can be named in a VALUES block (no blank nodes)."""
+    return not isinstance(triple.subject, ox.BlankNode) and not isinstance(
+        triple.object, ox.BlankNode
+    )
+
+
 def _is_inferred(quad: ox.Quad) -> bool:
     graph = quad.graph_name
     return isinstance(graph, ox.NamedNode) and graph.value == _INFERRED_GRAPH
 
 
 _PROV = "http://www.w3.org/ns/prov#"
-#: Each inferred class's derivations and the facts (with their graphs) each one used.
-_DERIVATIONS = f"""SELECT ?n ?c ?d ?s ?p ?o ?g WHERE {{
-  VALUES (?n ?c) {{ ⟪values⟫ }}
+#: Each inferred triple's derivations and the facts (with their graphs) each one used.
+_DERIVATIONS = f"""SELECT ?n ?np ?c ?d ?s ?p ?o ?g WHERE {{
+  VALUES (?n ?np ?c) {{ ⟪values⟫ }}
   GRAPH <urn:relmark:provenance> {{
-    ?st <{RDF.subject}> ?n ; <{RDF.predicate}> <{RDF.type}> ; <{RDF.object}> ?c .
+    ?st <{RDF.subject}> ?n ; <{RDF.predicate}> ?np ; <{RDF.object}> ?c .
     ?d <{_PROV}generated> ?st .
     OPTIONAL {{
       ?d <{_PROV}used> ?u . ?u <{RDF.subject}> ?s ; <{RDF.predicate}> ?p ; <{RDF.object}> ?o .
