@@ -1,8 +1,7 @@
 """A ``relmark serve --workers 2`` with extra settings, for the process-robustness tests.
 
-conftest's ``running_relmark`` takes no environment; these tests need small bounds
-(``RELMARK_WORKER_MEMORY``, a short query or what-if timeout) so an attack is quick to
-reach and can never exhaust the machine.
+These tests need small bounds (``RELMARK_WORKER_MEMORY``, a short query or what-if
+timeout) so an attack is quick to reach and can never exhaust the machine.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -18,14 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-from conftest import (
-    SERVER_MAX_BODY,
-    SERVER_MAX_ROWS,
-    SERVER_TOKEN,
-    RelmarkServer,
-    _free_port,
-    wait_until_ready,
-)
+from conftest import RelmarkServer, running_relmark
 
 #: The address space each process of a server under test may reserve: a worker reserves
 #: ~1.3 GB at rest (thread stacks, malloc arenas, RocksDB's maps), so this leaves room
@@ -47,45 +38,11 @@ def bounded_relmark(
     workers and helpers): whatever relmark's own bounds do, a test cannot exhaust the
     machine.
     """
-
-    def limit_address_space() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-
-    port = _free_port()
-    environment = {
-        **os.environ,
-        "RELMARK_TOKEN": SERVER_TOKEN,
-        "RELMARK_QUERY_TIMEOUT": "2",
-        "RELMARK_MAX_BODY": str(SERVER_MAX_BODY),
-        "RELMARK_MAX_ROWS": str(SERVER_MAX_ROWS),
-        **env,
-    }
-    relmark = Path(sys.executable).with_name("relmark")
-    command = [str(relmark), "--store", str(home / "store"), "serve"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--threads", str(threads)]
-    command += ["--workers", str(workers)]
-    log = home / "server.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            env=environment,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            preexec_fn=limit_address_space,
-        )
-    server = RelmarkServer(
-        f"http://127.0.0.1:{port}", SERVER_TOKEN, home / "store", log, process.pid, workers
-    )
-    try:
-        wait_until_ready(process, server.url + "/healthz", log, "relmark serve", 60)
+    env = {"RELMARK_QUERY_TIMEOUT": "2", **env}
+    with running_relmark(
+        home, workers, threads=threads, address_space=address_space, **env
+    ) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def workers_of(server: RelmarkServer) -> list[psutil.Process]:

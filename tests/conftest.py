@@ -37,6 +37,7 @@ def demo_graph() -> rdflib.Graph:
 # --- the real HTTP server (tests/test_sparql_protocol.py, tests/test_graph_store.py) --------
 import contextlib  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -97,36 +98,73 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_relmark(home: Path, workers: int = 1) -> Iterator[RelmarkServer]:
-    """``relmark --store HOME/store serve --workers N`` as a subprocess, stopped at the end."""
+def relmark_process(
+    home: Path,
+    env: dict[str, str],
+    *,
+    host: str = "127.0.0.1",
+    workers: int = 1,
+    threads: int = 8,
+    address_space: int | None = None,
+) -> Iterator[tuple[subprocess.Popen, str, Path]]:
+    """``relmark --store HOME/store serve`` with ``env`` over this environment, ready to
+    answer: ``(process, base URL, log)``; stopped at the end.
+
+    ``address_space`` caps every process of the server (``RLIMIT_AS``, inherited by its
+    workers and helpers), so an attack test can never exhaust the machine.
+    """
     port = _free_port()
-    env = {
-        **os.environ,
+    relmark = Path(sys.executable).with_name("relmark")
+    command = [str(relmark), "--store", str(home / "store"), "serve"]
+    command += ["--host", host, "--port", str(port), "--threads", str(threads)]
+    command += ["--workers", str(workers)]
+
+    def limit_address_space() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
+    log = home / "server.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=None if address_space is None else limit_address_space,
+        )
+    url = f"http://{host}:{port}"
+    try:
+        wait_until_ready(process, url + "/healthz", log, "relmark serve", 60)
+        yield process, url, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def running_relmark(
+    home: Path,
+    workers: int = 1,
+    *,
+    threads: int = 8,
+    address_space: int | None = None,
+    **env: str,
+) -> Iterator[RelmarkServer]:
+    """A server with this suite's token and small limits, ``RELMARK_*`` overrides in ``env``."""
+    settings = {
         "RELMARK_TOKEN": SERVER_TOKEN,
         "RELMARK_QUERY_TIMEOUT": str(SERVER_QUERY_TIMEOUT),
         "RELMARK_MAX_BODY": str(SERVER_MAX_BODY),
         "RELMARK_MAX_ROWS": str(SERVER_MAX_ROWS),
+        **env,
     }
-    relmark = Path(sys.executable).with_name("relmark")
-    command = [str(relmark), "--store", str(home / "store"), "serve"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--threads", "8"]
-    command += ["--workers", str(workers)]
-    log = home / "server.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-    server = RelmarkServer(
-        f"http://127.0.0.1:{port}", SERVER_TOKEN, home / "store", log, process.pid, workers
-    )
-    try:
-        wait_until_ready(process, server.url + "/healthz", log, "relmark serve", 60)
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with relmark_process(
+        home, settings, workers=workers, threads=threads, address_space=address_space
+    ) as (process, url, log):
+        yield RelmarkServer(url, SERVER_TOKEN, home / "store", log, process.pid, workers)
 
 
 def wait_until_ready(

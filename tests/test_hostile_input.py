@@ -11,7 +11,6 @@ an update crosses to the supervisor process).
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 import select
 import socket
@@ -21,17 +20,16 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pyoxigraph as ox
 import pytest
 import rdflib
 import requests
 from conftest import (
     DEMO_GRAPH_PREFIX,
-    SERVER_TOKEN,
     RelmarkServer,
-    _free_port,
     put_demo_data,
-    wait_until_ready,
+    running_relmark,
 )
 from SPARQLWrapper import JSON, POST, TURTLE, SPARQLWrapper
 
@@ -80,41 +78,18 @@ def _limit_address_space() -> None:
 
 @contextlib.contextmanager
 def hostile_relmark(home: Path, workers: int, **env: str) -> Iterator[RelmarkServer]:
-    """``relmark serve`` under RLIMIT_AS, with extra ``RELMARK_*`` settings."""
-    port = _free_port()
-    environ = {
-        **os.environ,
-        "RELMARK_TOKEN": SERVER_TOKEN,
+    """``relmark serve`` under RLIMIT_AS, with extra ``RELMARK_*`` settings; it must
+    survive every attack."""
+    settings = {
         "RELMARK_QUERY_TIMEOUT": "5",
         "RELMARK_MAX_BODY": str(8 * 1024 * 1024),
+        "RELMARK_MAX_ROWS": "100000",
         **env,
     }
-    relmark = Path(sys.executable).with_name("relmark")
-    command = [str(relmark), "--store", str(home / "store"), "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--threads", "8", "--workers", str(workers)]
-    log = home / "server.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            env=environ,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_limit_address_space,
-        )
-    server = RelmarkServer(
-        f"http://127.0.0.1:{port}", SERVER_TOKEN, home / "store", log, process.pid, workers
-    )
-    try:
-        wait_until_ready(process, server.url + "/healthz", log, "relmark serve", 60)
+    with running_relmark(home, workers, address_space=ADDRESS_SPACE, **settings) as server:
         yield server
-        assert process.poll() is None, f"the server died:\n{log.read_text()[-3000:]}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        died = psutil.Process(server.pid).status() == psutil.STATUS_ZOMBIE
+        assert not died, f"the server died:\n{server.log.read_text()[-3000:]}"
 
 
 class Listener:

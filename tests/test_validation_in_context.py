@@ -254,19 +254,11 @@ def _answering(*levels: str) -> Iterator[tuple[str, list[str]]]:
 
 
 @pytest.fixture(scope="module")
-def served(demo_store: EmbeddedStore, tmp_path_factory, monkeypatch_module) -> Iterator:
+def served(demo_store: EmbeddedStore, tmp_path_factory) -> Iterator:
     home = tmp_path_factory.mktemp("context-server")
     demo_store.backup(home / "store")
-    for name, value in LOAD_SERVER_ENV.items():
-        monkeypatch_module.setenv(name, value)
-    with running_relmark(home, workers=2) as server:
+    with running_relmark(home, workers=2, **LOAD_SERVER_ENV) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
 
 
 def _trust(server) -> list[str]:
