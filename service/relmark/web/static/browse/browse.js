@@ -127,6 +127,7 @@
     }
     return window.RELMARK;
   }
+  window.relmarkPage = page;  // query.js reads the same data block
   function words() { return page().words || {}; }
   function explanationNode(node) {
     var w = words();

@@ -10,15 +10,8 @@
     if (text !== undefined) { node.textContent = text; }
     return node;
   }
-  // The page's words and language, from its <script type="application/json"> data block
-  // (data, not script: the Content-Security-Policy allows no inline script).
-  function page() {
-    if (!window.RELMARK) {
-      var data = document.getElementById("relmark-page");
-      try { window.RELMARK = data ? JSON.parse(data.textContent) : {}; } catch (e) { window.RELMARK = {}; }
-    }
-    return window.RELMARK;
-  }
+  // The page's words and language: browse.js (loaded first on every page) reads them.
+  var page = window.relmarkPage;
   function words() { return page().words || {}; }
   var NAMESPACES = {
     "rm:": "https://w3id.org/relmark/ontology#", "demo:": "https://w3id.org/relmark/demo/",
