@@ -30,6 +30,7 @@ import requests
 from conftest import running_relmark
 from pyshacl import validate as pyshacl_validate
 from rdflib.namespace import SH
+from test_graph_store import post, put
 
 from relmark import vocab
 from relmark.loading import ShapesCheck, ValidationFailed, load_sources, read_source
@@ -302,13 +303,8 @@ def test_load_of_an_invalid_answer_changes_nothing(served):
 
 
 def test_graph_store_post_is_checked_against_the_store(served):
-    response = requests.post(
-        served.data,
-        params={"graph": "urn:relmark:data:extra"},
-        data=f'<{ELISA}> <{RM}satisfactionLevel> "very high" .'.encode(),
-        headers={"Content-Type": "text/turtle", **served.auth},
-        timeout=60,
-    )
+    body = f'<{ELISA}> <{RM}satisfactionLevel> "very high" .'.encode()
+    response = post(served, "urn:relmark:data:extra", body)
     assert response.status_code == 422, response.text
     assert "satisfactionLevel" in response.text
 
@@ -323,13 +319,7 @@ def test_graph_store_delete_that_breaks_a_link_is_refused(served):
         f' <{RM}counterparty> <{DEMO}elisa-mariani> ; <{RM}startDate> "2024-01-01"^^<{XSD}date> .'
     )
     for graph, body in (("urn:relmark:data:ctx-a", first), ("urn:relmark:data:ctx-b", second)):
-        response = requests.put(
-            served.data,
-            params={"graph": graph},
-            data=body.encode(),
-            headers={"Content-Type": "text/turtle", **served.auth},
-            timeout=60,
-        )
+        response = put(served, graph, body.encode())
         assert response.status_code == 201, response.text
     response = requests.delete(
         served.data, params={"graph": "urn:relmark:data:ctx-a"}, headers=served.auth, timeout=60
@@ -542,13 +532,7 @@ def test_a_class_inferred_from_removed_facts_goes_with_them(served):
         f'<{person}> a <{RM}Person> ; <http://www.w3.org/2000/01/rdf-schema#label> "New" ;'
         f" <{RM}inCustomerMarketOf> <{DEMO}banca-lariana> ."
     )
-    response = requests.put(
-        served.data,
-        params={"graph": graph},
-        data=body.encode(),
-        headers={"Content-Type": "text/turtle", **served.auth},
-        timeout=60,
-    )
+    response = put(served, graph, body.encode())
     assert response.status_code == 201, response.text
     inferred = requests.get(
         served.sparql,
