@@ -85,7 +85,6 @@ from relmark.store import (
     Store,
     StoreError,
     open_store,
-    remove_stale_scratch,
 )
 from relmark.vocab import SHAPES_FILE
 from relmark.web import create_app
@@ -525,8 +524,8 @@ class Supervisor:
         store: Store = open_store(self.settings.store, self.settings)
         generation = self._context.RawValue("q", 0)
         local = isinstance(store, EmbeddedStore)
-        if local:  # (open: RocksDB's lock says no other process uses its scratch copies)
-            for stale in remove_stale_scratch(store.path):
+        if local:  # (the open removed them: RocksDB's lock says no other process uses them)
+            for stale in store.removed_scratch:
                 log(f"removed {stale}, left by a crash")
         publisher = SnapshotPublisher(store, generation) if local else WriteCounter(generation)
         self._writer = StoreWriter(store, publisher, self.settings.ontology_dir)

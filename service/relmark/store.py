@@ -214,6 +214,9 @@ class EmbeddedStore:
         self._writes = 0  # every write, relmark's own too (``wait_for_writes``)
         self._writes_changed = threading.Condition()
         self._db = self._open_recovered()
+        # open, so RocksDB's lock says no other process serves this store: no scratch copy
+        # of its name can still be in use (the supervisor logs what went)
+        self.removed_scratch = remove_stale_scratch(self.path)
 
     # --- lifecycle ----------------------------------------------------------------------
     def _open_recovered(self) -> ox.Store:
@@ -1027,8 +1030,9 @@ SCRATCH_PATTERNS = (".{name}.scratch-*", ".{name}.what-if-*")
 def remove_stale_scratch(path: Path) -> list[Path]:
     """Delete scratch copies a crashed process left next to the store at ``path``.
 
-    Call it once the store is open: RocksDB's lock then says no other process serves it,
-    so no scratch copy of its name can still be in use. Returns what was removed.
+    ``EmbeddedStore`` calls it once the store is open: RocksDB's lock then says no other
+    process serves it, so no scratch copy of its name can still be in use. Returns what
+    was removed.
     """
     path = Path(path)
     removed = []

@@ -24,7 +24,7 @@ from flask import Flask, current_app
 from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
 from relmark.remote_store import RemoteTimeout
 from relmark.settings import Settings
-from relmark.store import EmbeddedStore, Store, open_store, remove_stale_scratch
+from relmark.store import EmbeddedStore, Store, open_store
 from relmark.web.errors import ApiError
 
 STORE = "relmark.store"
@@ -247,8 +247,6 @@ def init_app(app: Flask, settings: Settings, store: EmbeddedStore | None) -> Non
     app.extensions[OWNS_STORE] = store is None
     if store is None:
         store = open_store(settings.store)
-        if isinstance(store, EmbeddedStore):  # open, so no other process uses its scratch
-            remove_stale_scratch(store.path)
     app.extensions[STORE] = store
     app.extensions[RUNNER] = QueryRunner(QUERY_WORKERS, deadline=getattr(store, "deadline", None))
     if not getattr(store, "forwards_writes", False):  # a worker's: its writer did it
