@@ -88,6 +88,7 @@ from relmark.store import (
     Term,
     WriteForwarder,
     is_system_graph,
+    update_block,
 )
 
 #: Where relmark keeps "its" default graph on an engine without one (Virtuoso).
@@ -918,18 +919,7 @@ class RemoteStore:
             self._record.note(quads, ())
 
     def _quad_block(self, quads: Iterable[ox.Quad | ox.Triple]) -> str:
-        by_graph: dict[str | None, list[ox.Triple]] = {}
-        for quad in quads:
-            graph = getattr(quad, "graph_name", ox.DefaultGraph())
-            name = None if isinstance(graph, ox.DefaultGraph) else graph.value
-            by_graph.setdefault(self._graph_iri(name), []).append(
-                ox.Triple(quad.subject, quad.predicate, quad.object)
-            )
-        parts = []
-        for graph, triples in by_graph.items():
-            text = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES).decode("utf-8")
-            parts.append(text if graph is None else f"GRAPH <{graph}> {{\n{text}}}\n")
-        return "".join(parts)
+        return update_block(quads, self._graph_iri)
 
     def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
         """Replace a graph's content all or none (staged, then moved into place)."""

@@ -661,7 +661,7 @@ class StoreChange:
         for verb, quads in (("DELETE", self.removed), ("INSERT", self.added)):
             plain = [q for q in quads if not _has_blank(q)]
             if plain:
-                operations.append(f"{verb} DATA {{\n{_as_update_block(plain)}}}")
+                operations.append(f"{verb} DATA {{\n{update_block(plain)}}}")
             blank = [q for q in quads if _has_blank(q)]
             for default in (True, False):
                 rows = [q for q in blank if isinstance(q.graph_name, ox.DefaultGraph) == default]
@@ -689,11 +689,21 @@ def _has_blank(quad: ox.Quad) -> bool:
     return isinstance(quad.subject, ox.BlankNode) or isinstance(quad.object, ox.BlankNode)
 
 
-def _as_update_block(quads: list[ox.Quad]) -> str:
-    """Quads as the body of INSERT DATA / DELETE DATA: GRAPH blocks for named graphs."""
+def update_block(
+    quads: Iterable[ox.Quad | ox.Triple],
+    graph_iri: Callable[[str | None], str | None] | None = None,
+) -> str:
+    """Quads as the body of INSERT DATA / DELETE DATA: GRAPH blocks for named graphs.
+
+    ``graph_iri`` maps a graph's name to the one the engine holds it under (a remote
+    store may keep relmark's default graph in a named graph); triples go to the default.
+    """
     by_graph: dict[str | None, list[ox.Triple]] = {}
     for q in quads:
-        name = None if isinstance(q.graph_name, ox.DefaultGraph) else q.graph_name.value
+        graph = getattr(q, "graph_name", ox.DefaultGraph())
+        name = None if isinstance(graph, ox.DefaultGraph) else graph.value
+        if graph_iri is not None:
+            name = graph_iri(name)
         by_graph.setdefault(name, []).append(ox.Triple(q.subject, q.predicate, q.object))
     parts = []
     for name, triples in by_graph.items():
