@@ -33,15 +33,20 @@ from relmark.reasoning.rules import (
     materialise,
     parse_rule,
 )
-from relmark.store import (
+from relmark.stores.base import data_graph
+from relmark.stores.embedded import EmbeddedStore
+from relmark.vocab import (
+    CONFIG_FILE,
     CONFIG_GRAPH,
+    DEMO,
     INFERRED_GRAPH,
+    ONTOLOGY_DIR,
     ONTOLOGY_GRAPH,
     PROVENANCE_GRAPH,
-    EmbeddedStore,
-    data_graph,
+    RM,
+    demo_paths,
+    ontology_paths,
 )
-from relmark.vocab import CONFIG_FILE, DEMO, ONTOLOGY_DIR, RM, demo_paths, ontology_paths
 
 RULE_PATHS = sorted(RULES_DIR.glob("*.rq"))
 BANK = DEMO + "banca-lariana"

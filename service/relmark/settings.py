@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from relmark.lookup_cache import LOOKUP_TTL
+from relmark.stores.remote.lookup_cache import LOOKUP_TTL
 from relmark.vocab import ONTOLOGY_DIR
 
 
@@ -22,7 +22,7 @@ class Settings:
     max_result_rows: int = 100_000
     ontology_dir: Path = field(default=ONTOLOGY_DIR)
     # Serving workers read from an in-memory copy of the store up to this many quads
-    # (``relmark.memory_copy``; 0: always from disk).
+    # (``relmark.stores.memory_copy``; 0: always from disk).
     memory_copy_quads: int = 5_000_000
     # A remote store (``store = sparql+http://…``): where updates and the Graph Store go
     # (default: derived from the engine), credentials, and the engine's dialect.
@@ -33,7 +33,7 @@ class Settings:
     remote_bearer: str | None = None
     remote_engine: str | None = None
     # How long labels and class checks read from a remote store are kept while nothing is
-    # written through relmark (``relmark.lookup_cache``; 0: never kept).
+    # written through relmark (``relmark.stores.remote.lookup_cache``; 0: never kept).
     lookup_ttl: float = LOOKUP_TTL
     # Access control (``relmark.web.auth``): the address ``relmark serve`` binds (reads are
     # open by default only on 127.0.0.1/localhost/::1), an explicit choice to open reads
@@ -44,14 +44,14 @@ class Settings:
     cors_origins: tuple[str, ...] | None = None
     token_file: str | None = None
     # Resident memory each serving worker and what-if helper may use, in bytes
-    # (``relmark.memory_bound``; None: 3/4 of physical memory divided among the workers;
+    # (``relmark.server.memory_bound``; None: 3/4 of physical memory divided among the workers;
     # 0: no bound). A query that passes it gets 503 and its worker is replaced.
     worker_memory: int | None = None
     # What-if (``POST /api/classify``): seconds its helper may take (None: the query
     # timeout), and the most triples a hypothetical record may hold (413 beyond).
     whatif_timeout: float | None = None
     whatif_max_triples: int = 10_000
-    # What a SPARQL text may be before it is parsed (``relmark.sparql_guard``): endpoints
+    # What a SPARQL text may be before it is parsed (``relmark.sparql.guard``): endpoints
     # SERVICE and LOAD may fetch (IRI prefixes; empty: none), nesting depth, size, and
     # the longest IRI a write may carry (also in RDF bodies, ``relmark.rdf_input``).
     service_allow: tuple[str, ...] = ()
@@ -98,7 +98,7 @@ class Settings:
         if env.get("RELMARK_TOKEN_FILE"):
             values["token_file"] = env["RELMARK_TOKEN_FILE"]
         if env.get("RELMARK_WORKER_MEMORY"):
-            from relmark.memory_bound import MINIMUM, describe, parse_size
+            from relmark.server.memory_bound import MINIMUM, describe, parse_size
 
             bound = parse_size(env["RELMARK_WORKER_MEMORY"])
             if 0 < bound < MINIMUM:  # a worker at rest could pass it: retired in a loop

@@ -31,22 +31,17 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from relmark.memory_bound import (
+from relmark.reasoning import maintain
+from relmark.reasoning.explain import classify
+from relmark.server.memory_bound import (
     MEMORY_EXCEEDED,
     Watchdog,
     describe,
     set_address_space_backstop,
 )
-from relmark.reasoning import maintain
-from relmark.reasoning.explain import classify
-from relmark.store import (
-    ONTOLOGY_GRAPH,
-    Changes,
-    EmbeddedStore,
-    SnapshotReplica,
-    Store,
-    StoreError,
-)
+from relmark.stores.base import Changes, Store, StoreError
+from relmark.stores.embedded import EmbeddedStore, SnapshotReplica
+from relmark.vocab import ONTOLOGY_GRAPH
 
 #: The graph the hypothetical record goes into on the scratch copy.
 WHAT_IF_GRAPH = "urn:relmark:what-if"
