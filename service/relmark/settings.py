@@ -9,8 +9,10 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from relmark.stores.remote.lookup_cache import LOOKUP_TTL
 from relmark.vocab import ONTOLOGY_DIR
+
+#: How long a remote store keeps look-ups when nothing is written through relmark (seconds).
+LOOKUP_TTL = 60.0
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Generic, TypeVar
 
-#: How long look-ups are kept when nothing is written through relmark (seconds).
-LOOKUP_TTL = 60.0
+from relmark.settings import LOOKUP_TTL
+
 #: At most this many keys are kept per cache (the oldest go first): ~100 MB for labels.
 MAX_ENTRIES = 200_000
 

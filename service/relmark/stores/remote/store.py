@@ -63,6 +63,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from relmark.settings import LOOKUP_TTL
 from relmark.sparql.portable import uses_lateral, without_lateral
 from relmark.sparql.text import (
     QUERY_FORM,
@@ -84,7 +85,7 @@ from relmark.stores.base import (
     is_system_graph,
 )
 from relmark.stores.embedded import ForwardedWrites, WriteForwarder, update_block
-from relmark.stores.remote.lookup_cache import LOOKUP_TTL, LookupCache
+from relmark.stores.remote.lookup_cache import LookupCache
 from relmark.vocab import INFERRED_GRAPH, META_GRAPH, SYSTEM_GRAPHS
 
 #: Where relmark keeps "its" default graph on an engine without one (Virtuoso).
