@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from relmark.memory_bound import MINIMUM, describe, parse_size
 from relmark.vocab import ONTOLOGY_DIR
 
 #: How long a remote store keeps look-ups when nothing is written through relmark (seconds).
@@ -46,7 +47,7 @@ class Settings:
     cors_origins: tuple[str, ...] | None = None
     token_file: str | None = None
     # Resident memory each serving worker and what-if helper may use, in bytes
-    # (``relmark.server.memory_bound``; None: 3/4 of physical memory divided among the workers;
+    # (``relmark.memory_bound``; None: 3/4 of physical memory divided among the workers;
     # 0: no bound). A query that passes it gets 503 and its worker is replaced.
     worker_memory: int | None = None
     # What-if (``POST /api/classify``): seconds its helper may take (None: the query
@@ -100,8 +101,6 @@ class Settings:
         if env.get("RELMARK_TOKEN_FILE"):
             values["token_file"] = env["RELMARK_TOKEN_FILE"]
         if env.get("RELMARK_WORKER_MEMORY"):
-            from relmark.server.memory_bound import MINIMUM, describe, parse_size
-
             bound = parse_size(env["RELMARK_WORKER_MEMORY"])
             if 0 < bound < MINIMUM:  # a worker at rest could pass it: retired in a loop
                 raise ValueError(

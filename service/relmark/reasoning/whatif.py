@@ -31,14 +31,14 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from relmark.reasoning import maintain
-from relmark.reasoning.explain import classify
-from relmark.server.memory_bound import (
+from relmark.memory_bound import (
     MEMORY_EXCEEDED,
     Watchdog,
     describe,
     set_address_space_backstop,
 )
+from relmark.reasoning import maintain
+from relmark.reasoning.explain import classify
 from relmark.stores.base import Changes, Store, StoreError
 from relmark.stores.embedded import EmbeddedStore, SnapshotReplica
 from relmark.vocab import ONTOLOGY_GRAPH

@@ -23,7 +23,7 @@ How (gunicorn's pre-fork model, with a single writer):
   stops accepting connections once another worker serves, lets its other requests finish
   (a few seconds at most) and exits with ``os._exit``, which also ends the evaluation.
 - Each worker runs under a **memory bound** (``RELMARK_WORKER_MEMORY``,
-  ``relmark.server.memory_bound``): past it, the worker retires the same way, its queries
+  ``relmark.memory_bound``): past it, the worker retires the same way, its queries
   answered 503 naming the bound.
 
 SIGTERM or SIGINT to the supervisor stops the workers, closes the store and removes the
@@ -67,15 +67,15 @@ import pyoxigraph as ox
 import waitress
 
 from relmark import loading
-from relmark.reasoning.maintain import refresh_inferences
-from relmark.reasoning.whatif import stop_fresh_process
-from relmark.server.memory_bound import (
+from relmark.memory_bound import (
     MEMORY_EXCEEDED,
     Watchdog,
     default_bound,
     describe,
     set_address_space_backstop,
 )
+from relmark.reasoning.maintain import refresh_inferences
+from relmark.reasoning.whatif import stop_fresh_process
 from relmark.settings import Settings
 from relmark.sparql import guard as sparql_guard
 from relmark.stores import open_store
