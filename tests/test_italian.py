@@ -104,6 +104,13 @@ def test_every_other_term_has_one_italian_definition_too(ontology_graph):
     assert _italian_gaps(ontology_graph, _rm_terms(ontology_graph)) == {}
 
 
+def test_every_threshold_has_one_italian_definition(config_graph):
+    """The thresholds live in config.ttl (the configuration graph), Italian included."""
+    thresholds = set(config_graph.subjects(RDF.type, rdflib.URIRef(RM + "Threshold")))
+    assert len(thresholds) >= 15
+    assert _italian_gaps(config_graph, thresholds) == {}
+
+
 def test_the_check_catches_a_missing_and_a_second_italian_definition(ontology_graph):
     graph = rdflib.Graph()
     for triple in ontology_graph:
