@@ -23,11 +23,20 @@ import pytest
 import rdflib
 import requests
 from conftest import RelmarkServer, running_relmark
+from oracles.owl_classifier import classify_with_owl
 
-from relmark.reasoning.owl import classify_with_owl
 from relmark.reasoning.rules import load_rules, materialise
-from relmark.store import CONFIG_GRAPH, INFERRED_GRAPH, ONTOLOGY_GRAPH, EmbeddedStore, data_graph
-from relmark.vocab import CONFIG_FILE, ONTOLOGY_DIR, RM, ontology_paths
+from relmark.stores.base import data_graph
+from relmark.stores.embedded import EmbeddedStore
+from relmark.vocab import (
+    CONFIG_FILE,
+    CONFIG_GRAPH,
+    INFERRED_GRAPH,
+    ONTOLOGY_DIR,
+    ONTOLOGY_GRAPH,
+    RM,
+    ontology_paths,
+)
 
 T = "https://w3id.org/relmark/test/fournier/"
 GRAPH = "urn:relmark:data:test-literature-fournier"
