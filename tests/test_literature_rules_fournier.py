@@ -110,8 +110,8 @@ RECORDS = [
         "c-inherited",
         "soap",
         "rm:isVoluntary false ; rm:durationType rm:Enduring ; rm:intimacyLevel 0.1 ; "
-        "rm:inheritedFrom t:mother ; rm:beganInChildhood true ; rm:usageFrequency 0.9 ; "
-        "rm:lovePassion 0.3",
+        "rm:inheritedFrom t:mother ; rm:valence 0.3 ; rm:beganInChildhood true ; "
+        "rm:usageFrequency 0.9 ; rm:lovePassion 0.3",
     ),
     relationship(
         "monopoly",
@@ -280,6 +280,21 @@ def test_a_monopoly_is_enslavement_not_an_arranged_marriage(server: RelmarkServe
 
 def test_imposed_by_no_third_party_named_is_no_arranged_marriage(server: RelmarkServer):
     assert "ArrangedMarriage" not in inferred(server, "imposed-by-nobody-named")
+
+
+def test_the_imposed_relationships_question_names_who_imposed_them(server: RelmarkServer):
+    response = requests.get(server.url + "/api/queries/imposed-brand-relationships", timeout=60)
+    assert response.status_code == 200, response.text
+    # Cells are {"type", "value"}; an unbound OPTIONAL column is null.
+    rows = {
+        row["relationship"]["value"]: {k: v and v["value"] for k, v in row.items()}
+        for row in response.json()["rows"]
+    }
+    # The monopoly: imposed by the brand's owner itself, and negative.
+    assert rows[T + "monopoly"]["imposedBy"] == T + "firm"
+    assert rows[T + "monopoly"]["negative"] == "true"
+    # The inherited brand: nobody is recorded as having imposed it.
+    assert rows[T + "inherited"]["imposedBy"] is None
 
 
 # --- item 4: childhood friendship, fling, courtship, compartmentalised friendship -------------
