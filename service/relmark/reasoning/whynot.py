@@ -27,14 +27,14 @@ from decimal import Decimal, InvalidOperation
 
 import pyoxigraph as ox
 
-from relmark.reasoning.rules import (
+from relmark.reasoning.rules.inputs import (
     NOT_RULE_INPUT,
     SHARED_FACTS,
-    Pattern,
-    Rule,
     distinct_workspace,
     rule_inputs,
+    shares_facts,
 )
+from relmark.reasoning.rules.model import Pattern, Rule
 from relmark.stores.base import Store
 from relmark.vocab import INFERRED_GRAPH, RM
 
@@ -1051,11 +1051,9 @@ class _DistinctFacts:
 
     @classmethod
     def of(cls, store: Store) -> Store | _DistinctFacts:
-        from relmark.reasoning.incremental import _shares_facts  # (imports this module's kin)
-
         shared = SHARED_FACTS.get(store)
         if shared is None:
-            shared = _shares_facts(store, rule_inputs(store))
+            shared = shares_facts(store, rule_inputs(store))
             with contextlib.suppress(TypeError):
                 SHARED_FACTS[store] = shared
         return cls(distinct_workspace(store, with_inferred=True)) if shared else store
