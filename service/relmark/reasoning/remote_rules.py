@@ -20,10 +20,10 @@ evaluation:
    difference is posted and applied, in one update.
 
 Why not one ``INSERT … WHERE`` per rule, which would keep the solutions on the server:
-Oxigraph's server evaluates a FILTER NOT EXISTS per row over the whole store, so one rule
-(``ladder-purchaser``) took 11.6 s of a 39.8 s run at 100k triples and a 1M run did not
-finish in 30 minutes; and the derivations had to be read back with these same SELECTs for
-the provenance anyway. The staging graphs are dropped whatever happens.
+Oxigraph's server evaluates a FILTER NOT EXISTS per row over the whole store, which makes
+a guarded rule quadratic in the size of the data; and the derivations would have to be
+read back with these same SELECTs for the provenance anyway. The staging graphs are
+dropped whatever happens.
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def _first_write(
 
     Nothing reads a provenance record whose conclusion is not inferred, so the provenance
     graph may fill before the inferred one appears; moving it too would cost a transactional
-    copy of millions of triples (352 s of a 514 s run at 1M on Oxigraph's server). If the
+    copy of millions of triples, most of a first run's time on a large store. If the
     run fails in between, the provenance graph is emptied again; after a crash there, the
     next start re-runs (no fingerprint was stored) and writes the difference.
     """

@@ -207,7 +207,7 @@ class Reach:
         The changed triple's subject (a new purchase, say) is first followed alone along
         its chain of patterns to the focus: a query with one constant is one the planner
         starts from it, while with several (the purchase and its firm) it may start from
-        the firm and join its 20,000 relationships at 1M triples. The answer may hold
+        the firm and join all of that firm's relationships. The answer may hold
         more foci than the full pattern would (the rule decides each one itself); when it
         holds more than ``FOCI_LIMIT``, all bound values go in together.
         """

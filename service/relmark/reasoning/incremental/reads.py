@@ -75,8 +75,8 @@ class Reads:
         """Whether some fact is stated in more than one input graph (then the rules' queries
         over the union of the graphs would find one solution per copy of each premise).
 
-        Found by a full run (``rules.SHARED_FACTS``) or, once per store object, counted
-        (``shares_facts``: ~0.2 s at 100k triples); then kept up to date from the writes:
+        Found by a full run (``rules.inputs.SHARED_FACTS``) or, once per store object,
+        counted (``shares_facts``, one query); then kept up to date from the writes:
         an added triple stated elsewhere too makes it true; while it is true, a removal has
         it counted again, so it turns false once the copies are gone. (A wrong answer costs
         time, never correctness: either way the rules find the same solutions.)
@@ -93,14 +93,13 @@ class Reads:
 
     def use_workspace(self) -> None:
         """Evaluate the rules of this update over an in-memory copy holding each fact once
-        (``rules.distinct_workspace``, as a full run does) and the inferences, kept in step
-        with every round's write.
+        (``rules.inputs.distinct_workspace``, as a full run does) and the inferences, kept
+        in step with every round's write.
 
-        On the store itself a rule of k patterns over facts held in N graphs found N^k
-        solutions per conclusion (the demo under 6 graph names: 468 s for one purchase,
-        in pyoxigraph's joins, with DISTINCT). Copying the inputs costs what a full run's
-        copy does (a fraction of a second at 100k triples); it is paid only while some
-        fact is stated twice.
+        On the store itself a rule of k patterns over facts held in N graphs finds N^k
+        solutions per conclusion (in pyoxigraph's joins, DISTINCT or not). Copying the
+        inputs costs what a full run's copy does; it is paid only while some fact is
+        stated twice.
         """
         self.work = distinct_workspace(self.store, with_inferred=True)
 
@@ -111,7 +110,7 @@ class Reads:
 
         ``union``: whether no graph but the rule inputs can match its patterns, so it may
         read the union of all graphs (one index, where a list of graphs takes one per
-        graph: 1.5-3 times faster); by default, whether it is such a query of a rule.
+        graph); by default, whether it is such a query of a rule.
         """
         key = (_canonical(sparql), tuple(sorted(bound.items(), key=lambda item: item[0].value)))
         if key in self.memo:

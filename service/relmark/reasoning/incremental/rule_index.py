@@ -129,8 +129,8 @@ def _has_exists(sparql: str) -> bool:
 def _reach(rule: Rule, bound: frozenset[str]) -> tuple[Pattern, ...] | None:
     """The patterns on the shortest chains from the bound variables to the rule's focus.
 
-    pyoxigraph plans a rule's whole WHERE poorly from a few bound values (20-100 ms where
-    the chain with constants takes well under 1 ms). The chain may reach more foci than
+    pyoxigraph plans a rule's whole WHERE poorly from a few bound values, and a chain with
+    the values written in as constants well. The chain may reach more foci than
     the full pattern would, never fewer; the rule itself then decides for each one.
     """
     chosen: list[Pattern] = []
@@ -166,8 +166,8 @@ def _focused(rule: Rule) -> Rule:
     """The rule with its focus bound inside each sub-select grouped by it, too.
 
     pyoxigraph computes a sub-select's aggregate over the whole store before joining it
-    with the focus (``account-global`` with one account bound: 250 ms at 1M triples; with
-    the account bound inside the sub-select: 1 ms). Restricting a sub-select to the focus
+    with the focus, so a rule counting per account would count for every account to
+    answer for one. Restricting a sub-select to the focus
     changes nothing when the focus is one of its GROUP BY keys and it has no LIMIT or
     OFFSET: only the focus's own groups could join the outer row anyway.
     """

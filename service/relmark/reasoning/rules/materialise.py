@@ -151,9 +151,9 @@ def _no_cycle_collection() -> Iterator[None]:
     """Pause Python's cycle collector for a full run.
 
     A run makes millions of short-lived rows, triples and lines and no reference cycles;
-    each collection walks every live container, so at 1M triples the collector cost
-    ~8 s of a 65 s run (rule evaluation 18.4 s with it, 12.1 s without). Reference counting
-    still frees everything; the collector resumes (and catches up) when the run ends.
+    each collection walks every live container, a cost that grows with the run for
+    nothing. Reference counting still frees everything; the collector resumes (and
+    catches up) when the run ends.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -194,8 +194,8 @@ def write_as_made(
 ) -> tuple[tuple[int, int, bool], int]:
     """Replace the inferred and provenance graphs, all or none, while the provenance lines
     are still being made: a thread makes the next chunk while pyoxigraph's bulk loader,
-    which releases the GIL, loads the last one (1M triples: 7 s of making lines overlap the
-    ~25 s of loading 2.2M of them). Returns what ``_write`` does, and the line count.
+    which releases the GIL, loads the last one, so making the lines costs no wall time.
+    Returns what ``_write`` does, and the line count.
     """
     made: queue.SimpleQueue[bytes | BaseException | None] = queue.SimpleQueue()
     count = 0
