@@ -155,9 +155,16 @@ def test_closing_reports_where_it_goes_wrong() -> None:
     with pytest.raises(lexer.UnbalancedBrackets) as never:
         lexer.closing("{ ?s ?p ?o ", 0)
     assert never.value.position == 0
-    with pytest.raises(lexer.UnbalancedBrackets) as crossed:
-        lexer.closing("{ ( }", 0)
-    assert crossed.value.position == 4
+    with pytest.raises(lexer.UnbalancedBrackets):
+        lexer.closing("{ [ ( }", 2)
+    assert lexer.closing("{ [ ( }", 0) == 6  # only braces count for a brace
+
+
+def test_brace_matched_when_an_iri_reading_hides_one_parenthesis() -> None:
+    sparql = _parses("SELECT * WHERE { ?a ?p ?b FILTER((?a<?b)&&?b>1) }")
+    code = lexer.masked(sparql)
+    assert code.count("(") != code.count(")")  # "<?b)&&?b>" read as an IRI
+    assert lexer.closing(code, sparql.index("{")) == sparql.rindex("}")
     with pytest.raises(SyntaxError):  # as the engine's errors for malformed text
         lexer.closing("x", 0)
 

@@ -208,26 +208,26 @@ def keyword(*words: str) -> re.Pattern[str]:
 # --- brackets -------------------------------------------------------------------------------
 
 _PAIRS = {"{": "}", "(": ")", "[": "]"}
+_PAIR_PATTERNS = {opening: re.compile(rf"\{opening}|\{pair}") for opening, pair in _PAIRS.items()}
 _BRACKETS = re.compile(r"[{}()\[\]]")
 _BRACES = re.compile(r"[{}]")
 
 
 def closing(code: str, opening: int) -> int:
-    """Where the bracket that closes the one at ``opening`` is, in masked text.
+    """Where the bracket that closes the one at ``opening`` (``{``, ``(`` or ``[``) is, in
+    masked text. Raises ``UnbalancedBrackets`` when it is never closed.
 
-    Every kind of bracket (``{ ( [``) is tracked, so a ``}`` closing a ``(`` is reported
-    rather than miscounted. Raises ``UnbalancedBrackets`` (with the position at fault).
+    Only brackets of the same kind are counted: in valid SPARQL the kinds nest properly,
+    and a ``<…>`` that the lexer reads as an IRI where the grammar compares
+    (``((?a<?b)&&?c>1)``) may hide a parenthesis without hiding its partner.
     """
-    if code[opening : opening + 1] not in _PAIRS:
+    pair = _PAIRS.get(code[opening : opening + 1])
+    if pair is None:
         raise UnbalancedBrackets(f"expected '{{', '(' or '[' at {opening}", opening)
-    expected: list[str] = []
-    for match in _BRACKETS.finditer(code, opening):
-        char = match[0]
-        if char in _PAIRS:
-            expected.append(_PAIRS[char])
-        elif expected.pop() != char:
-            raise UnbalancedBrackets(f"{char!r} closes a different bracket", match.start())
-        if not expected:
+    depth = 0
+    for match in _PAIR_PATTERNS[code[opening]].finditer(code, opening):
+        depth += 1 if match[0] != pair else -1
+        if depth == 0:
             return match.start()
     raise UnbalancedBrackets(f"{code[opening]!r} is never closed", opening)
 
