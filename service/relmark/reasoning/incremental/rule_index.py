@@ -27,6 +27,7 @@ from relmark.reasoning.rules.provenance import (
     RDFS_COMMENT,
     RDFS_LABEL,
 )
+from relmark.sparql import lexer
 from relmark.stores.base import CONTENT_HASH, Store
 from relmark.vocab import INFERRED_GRAPH, META_GRAPH, PROVENANCE_GRAPH, SHAPES_GRAPH
 
@@ -38,6 +39,8 @@ Reader = tuple[
     Rule, Pattern, "tuple[Pattern, ...] | None", frozenset[str], frozenset[str], str | None
 ]
 
+
+_EXISTS = lexer.keyword("EXISTS")
 
 #: Where a focused rule's sub-select takes the focus as a VALUES row (``_focused``).
 FOCUS_SLOT = "\n#relmark:focus-values\n"
@@ -121,9 +124,8 @@ def _groups(rule: Rule) -> list[tuple[tuple[Pattern, ...], frozenset[str], str |
 
 
 def _has_exists(sparql: str) -> bool:
-    """Whether a query's text (its comment lines aside) says EXISTS."""
-    code = "\n".join(line for line in sparql.splitlines() if not line.lstrip().startswith("#"))
-    return re.search(r"\bEXISTS\b", code, re.IGNORECASE) is not None
+    """Whether a query's text (its comments, strings and IRIs aside) says EXISTS."""
+    return _EXISTS.search(lexer.masked(sparql)) is not None
 
 
 def _reach(rule: Rule, bound: frozenset[str]) -> tuple[Pattern, ...] | None:

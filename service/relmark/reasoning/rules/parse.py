@@ -26,6 +26,7 @@ from relmark.reasoning.rules.model import (
     is_variable,
 )
 from relmark.reasoning.rules.provenance import VARIABLE_IRI_PREFIX
+from relmark.sparql import lexer
 from relmark.vocab import ONTOLOGY_DIR
 
 RULES_DIR = ONTOLOGY_DIR / "rules"
@@ -72,7 +73,7 @@ def parse_rule(path: Path | str, text: str | None = None) -> Rule:
         )
     _check_syntax(path, text)
     masked = _mask(text)
-    construct = re.search(r"(?<![\w:?$])CONSTRUCT(?![\w:-])", masked, re.IGNORECASE)
+    construct = _CONSTRUCT.search(masked)
     if construct is None:
         raise RuleError("a rule is a SPARQL CONSTRUCT query", path, _line(text, len(text)))
     prologue = text[: construct.start()]
@@ -225,51 +226,22 @@ def _check_syntax(path: Path, text: str) -> None:
         raise RuleError(f"SPARQL syntax error: {message}", path, line) from error
 
 
-_IRI = re.compile(r"<[^<>\"{}|^`\\\x00-\x20]*>")
-
-
-_STRING = re.compile(
-    r'"""(?:[^"\\]|\\.|"(?!""))*"""'
-    r"|'''(?:[^'\\]|\\.|'(?!''))*'''"
-    r'|"(?:[^"\\\n]|\\.)*"'
-    r"|'(?:[^'\\\n]|\\.)*'",
-    re.DOTALL,
+_KEYWORD = lexer.keyword(
+    "FILTER", "BIND", "OPTIONAL", "UNION", "MINUS", "GRAPH", "SERVICE", "VALUES"
 )
-
-
-_KEYWORD = re.compile(
-    r"(?<![\w:?$-])(FILTER|BIND|OPTIONAL|UNION|MINUS|GRAPH|SERVICE|VALUES)(?![\w:-])",
-    re.IGNORECASE,
-)
-
-
+_CONSTRUCT = lexer.keyword("CONSTRUCT")
 _VARIABLE = re.compile(r"[?$]([A-Za-z0-9_][A-Za-z0-9_]*)")
+_HIDING_BUT_COMMENTS = frozenset(lexer.HIDING_KINDS - {"comment"})
 
 
 def _mask(text: str) -> str:
-    """``text`` with comments, strings and IRIs blanked out, positions and newlines kept."""
-    out = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char == "#":
-            end = text.find("\n", i)
-            end = len(text) if end == -1 else end
-            out.append(" " * (end - i))
-            i = end
-            continue
-        match = None
-        if char in "\"'":
-            match = _STRING.match(text, i)
-        elif char == "<":
-            match = _IRI.match(text, i)
-        if match:
-            out.append("".join("\n" if c == "\n" else "_" for c in match.group(0)))
-            i = match.end()
-            continue
-        out.append(char)
-        i += 1
-    return "".join(out)
+    """``text`` with comments blanked as white space, and strings, IRIs and escapes as
+    ``_``: positions and newlines kept.
+
+    Strings and IRIs stay visible as something: a triple pattern may start with an IRI,
+    and the scan skips white space to find where a pattern starts.
+    """
+    return lexer.blanked(lexer.blanked(text, keep=_HIDING_BUT_COMMENTS), fill="_")
 
 
 def _line(text: str, position: int) -> int:
@@ -284,20 +256,10 @@ def _skip_space(masked: str, position: int) -> int:
 
 def _matching(masked: str, start: int, path: Path, text: str) -> int:
     """The position after the bracket closing the one at ``start``."""
-    pairs = {"{": "}", "(": ")", "[": "]"}
-    if masked[start : start + 1] not in pairs:
-        raise RuleError("expected '(' or '{' here", path, _line(text, start))
-    stack = []
-    for position in range(start, len(masked)):
-        char = masked[position]
-        if char in pairs:
-            stack.append(pairs[char])
-        elif char in pairs.values():
-            if not stack or stack.pop() != char:
-                raise RuleError(f"unbalanced {char!r}", path, _line(text, position))
-            if not stack:
-                return position + 1
-    raise RuleError(f"{masked[start]!r} is never closed", path, _line(text, start))
+    try:
+        return lexer.closing(masked, start) + 1
+    except lexer.UnbalancedBrackets as error:
+        raise RuleError(error.msg, path, _line(text, error.position)) from error
 
 
 def _split_group(

@@ -16,8 +16,15 @@ from decimal import Decimal, InvalidOperation
 import pyoxigraph as ox
 
 from relmark.reasoning.rules.model import Pattern, Rule
+from relmark.sparql import lexer
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
+
+_CONSTRUCT = lexer.keyword("CONSTRUCT")
+_FILTER = lexer.keyword("FILTER")
+_EXISTS = re.compile(r"(NOT\s+)?EXISTS\s*", re.IGNORECASE)
+_SPACE = re.compile(r"\s*")
+_CALL = re.compile(r"[\w:]*\s*")
 
 VARIABLE = re.compile(r"[?$]([A-Za-z0-9_]+)")
 
@@ -70,40 +77,20 @@ def pattern_text(pattern: Pattern) -> str:
 
 def prologue_of(rule: Rule) -> str:
     """The PREFIX/BASE lines (and comments) before the rule's CONSTRUCT."""
-    match = re.search(r"^\s*CONSTRUCT\b", rule.sparql, re.IGNORECASE | re.MULTILINE)
+    match = _CONSTRUCT.search(lexer.masked(rule.sparql))
     return rule.sparql[: match.start()] if match else ""
 
 
-def _mask(text: str) -> str:
-    """``text`` with comments, strings and IRIs blanked out (positions kept)."""
-    out = list(text)
-    pattern = re.compile(r"#[^\n]*|<[^<>\"{}|^`\\\s]*>|\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'")
-    for match in pattern.finditer(text):
-        if match.group(0).startswith("<") and not re.match(r"<[^\s>]*[:/#]", match.group(0)):
-            continue  # a less-than sign, not an IRI
-        for i in range(match.start(), match.end()):
-            out[i] = " "
-    return "".join(out)
-
-
 def _closing(masked: str, start: int) -> int:
-    """Position after the bracket that closes the one at ``start``."""
-    depth = 0
-    for position in range(start, len(masked)):
-        if masked[position] in "({[":
-            depth += 1
-        elif masked[position] in ")}]":
-            depth -= 1
-            if depth == 0:
-                return position + 1
-    return len(masked)
+    """Position after the bracket that closes the one at ``start``, in masked text."""
+    return lexer.closing(masked, start) + 1
 
 
 def _top_level_parts(rule: Rule) -> tuple[list[str], list[str]]:
     """The top-level FILTER expressions (not EXISTS) and sub-select texts of the WHERE."""
     text = rule.sparql
-    masked = _mask(text)
-    construct = re.search(r"\bCONSTRUCT\b", masked, re.IGNORECASE)
+    masked = lexer.masked(text)
+    construct = _CONSTRUCT.search(masked)
     template = masked.index("{", construct.end())
     after = _closing(masked, template)
     body = masked.index("{", after)
@@ -113,15 +100,20 @@ def _top_level_parts(rule: Rule) -> tuple[list[str], list[str]]:
     position = body + 1
     while position < end:
         char = masked[position]
-        keyword = re.compile(r"FILTER\b\s*", re.IGNORECASE).match(masked, position)
-        if keyword and (position == 0 or not re.match(r"[\w:?$]", masked[position - 1])):
-            after_keyword = keyword.end()
-            exists = re.compile(r"(NOT\s+)?EXISTS\s*", re.IGNORECASE).match(masked, after_keyword)
+        keyword = _FILTER.match(masked, position)
+        if keyword:
+            after_keyword = _SPACE.match(masked, keyword.end()).end()
+            exists = _EXISTS.match(masked, after_keyword)
             if exists:
                 position = _closing(masked, exists.end())
                 continue
-            close = _closing(masked, after_keyword)
-            filters.append(text[after_keyword + 1 : close - 1].strip())
+            if masked[after_keyword : after_keyword + 1] == "(":
+                close = _closing(masked, after_keyword)
+                filters.append(text[after_keyword + 1 : close - 1].strip())
+            else:  # a function call, as FILTER isIRI(?x): the call is the expression
+                call = _CALL.match(masked, after_keyword)
+                close = _closing(masked, call.end())
+                filters.append(text[after_keyword:close].strip())
             position = close
             continue
         if char == "{":
@@ -137,7 +129,7 @@ def _top_level_parts(rule: Rule) -> tuple[list[str], list[str]]:
 def _conjuncts(expression: str) -> list[str]:
     """``a && b && c`` split at its top level (parentheses respected)."""
     parts, depth, last = [], 0, 0
-    masked = _mask(expression)
+    masked = lexer.masked(expression)
     i = 0
     while i < len(masked):
         if masked[i] == "(":
@@ -150,7 +142,11 @@ def _conjuncts(expression: str) -> list[str]:
             i += 1
         i += 1
     parts.append(expression[last:].strip())
-    while len(parts) == 1 and parts[0].startswith("(") and _closing(parts[0], 0) == len(parts[0]):
+    while (
+        len(parts) == 1
+        and parts[0].startswith("(")
+        and _closing(lexer.masked(parts[0]), 0) == len(parts[0])
+    ):
         inner = parts[0][1:-1].strip()
         return _conjuncts(inner)
     return [p for p in parts if p]
@@ -263,12 +259,12 @@ def _attach(ordered: list[Condition], expression: str) -> None:
 def _guard_inner(ask_sparql: str, prologue: str) -> str:
     text = ask_sparql[len(prologue) :] if ask_sparql.startswith(prologue) else ask_sparql
     start = text.index("{")
-    end = _closing(_mask(text), start)
+    end = _closing(lexer.masked(text), start)
     return text[start + 1 : end - 1]
 
 
 def _inner_filters(inner: str) -> list[str]:
-    masked = _mask(inner)
+    masked = lexer.masked(inner)
     found = []
     for match in re.finditer(r"\bFILTER\s*\(", masked, re.IGNORECASE):
         start = match.end() - 1
