@@ -81,7 +81,7 @@ def _rederive(
     for name, focus in sorted(foci, key=str):
         rule = index.by_name[name]
         if not old[(name, focus)] and (
-            (name, focus) not in creating or reach.cannot_hold(rule, focus)
+            (name, focus) not in creating or reach.near.cannot_hold(rule, focus)
         ):
             new[(name, focus)] = []
             continue
