@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import pyoxigraph as ox
 
@@ -73,50 +74,35 @@ def parse_rule(path: Path | str, text: str | None = None) -> Rule:
         )
     _check_syntax(path, text)
     masked = _mask(text)
-    construct = _CONSTRUCT.search(masked)
-    if construct is None:
-        raise RuleError("a rule is a SPARQL CONSTRUCT query", path, _line(text, len(text)))
-    prologue = text[: construct.start()]
-    template_start = _skip_space(masked, construct.end())
-    if masked[template_start : template_start + 1] != "{":
-        raise RuleError("CONSTRUCT needs a template in braces", path, _line(text, template_start))
-    template_end = _matching(masked, template_start, path, text)
-    where = re.compile(r"\s*(WHERE\s*)?\{", re.IGNORECASE).match(masked, template_end)
-    if where is None:
-        raise RuleError("expected WHERE { … } after the template", path, _line(text, template_end))
-    body_start = where.end() - 1
-    body_end = _matching(masked, body_start, path, text)
-    if masked[body_end:].strip():
-        raise RuleError(
-            "a rule has no solution modifiers after its WHERE (ORDER BY, LIMIT, …)",
-            path,
-            _line(text, body_end + len(masked[body_end:]) - len(masked[body_end:].lstrip())),
-        )
-    span = text[construct.start() : template_end]
-    select_sparql = (
-        text[: construct.start()] + "SELECT *" + "\n" * span.count("\n") + text[template_end:]
-    )
-    conclusions = _patterns(path, text, masked, prologue, [(template_start + 1, template_end - 1)])
+    parts = _outline(path, text, masked)
+    prologue = text[: parts.construct]
+    lines = "\n" * text.count("\n", parts.construct, parts.template_end)
+    select_sparql = prologue + "SELECT *" + lines + text[parts.template_end :]
+    template = [(parts.template_start + 1, parts.template_end - 1)]
+    conclusions = _patterns(path, text, masked, prologue, template)
     for pattern in conclusions:
         if any(isinstance(t, ox.BlankNode) for t in vars(pattern).values()):
             raise RuleError("blank nodes in a template would differ on every run", path)
     guard_spans: list[tuple[int, int, int]] = []
     bgp, subselects = _split_group(
-        path, text, masked, body_start + 1, body_end - 1, nested=False, guards=guard_spans
+        path,
+        text,
+        masked,
+        parts.body_start + 1,
+        parts.body_end - 1,
+        nested=False,
+        guards=guard_spans,
     )
     premises = _patterns(path, text, masked, prologue, bgp)
     focus = _focus(path, conclusions)
-    unguarded = text
-    for filter_start, _, body_end_ in guard_spans:
-        blank = "".join(c if c == "\n" else " " for c in text[filter_start : body_end_ + 1])
-        unguarded = unguarded[:filter_start] + blank + unguarded[body_end_ + 1 :]
+    unguarded = _without_guards(text, guard_spans)
     match_sparql = (
-        unguarded[: construct.start()]
+        unguarded[: parts.construct]
         + "SELECT DISTINCT *"
-        + "\n" * span.count("\n")
-        + unguarded[template_end : body_start + 1]
+        + lines
+        + unguarded[parts.template_end : parts.body_start + 1]
         + VALUES_SLOT
-        + unguarded[body_start + 1 :]
+        + unguarded[parts.body_start + 1 :]
     )
     guards = tuple(_parse_guard(path, text, masked, prologue, g) for g in guard_spans)
     reach = " ".join(_pattern_text(p) for p in premises)
@@ -140,6 +126,49 @@ def parse_rule(path: Path | str, text: str | None = None) -> Rule:
         match_sparql=match_sparql,
         reach_sparql=f"{prologue}\nSELECT DISTINCT ?{focus} WHERE {{{VALUES_SLOT}{reach} }}",
     )
+
+
+class _Outline(NamedTuple):
+    """Where a rule's parts are: CONSTRUCT, its template's braces, its WHERE's braces (each
+    end just after the closing brace)."""
+
+    construct: int
+    template_start: int
+    template_end: int
+    body_start: int
+    body_end: int
+
+
+def _outline(path: Path, text: str, masked: str) -> _Outline:
+    """Find the CONSTRUCT, its template and its WHERE; refuse anything after the WHERE."""
+    construct = _CONSTRUCT.search(masked)
+    if construct is None:
+        raise RuleError("a rule is a SPARQL CONSTRUCT query", path, _line(text, len(text)))
+    template_start = _skip_space(masked, construct.end())
+    if masked[template_start : template_start + 1] != "{":
+        raise RuleError("CONSTRUCT needs a template in braces", path, _line(text, template_start))
+    template_end = _matching(masked, template_start, path, text)
+    where = re.compile(r"\s*(WHERE\s*)?\{", re.IGNORECASE).match(masked, template_end)
+    if where is None:
+        raise RuleError("expected WHERE { … } after the template", path, _line(text, template_end))
+    body_start = where.end() - 1
+    body_end = _matching(masked, body_start, path, text)
+    if masked[body_end:].strip():
+        raise RuleError(
+            "a rule has no solution modifiers after its WHERE (ORDER BY, LIMIT, …)",
+            path,
+            _line(text, body_end + len(masked[body_end:]) - len(masked[body_end:].lstrip())),
+        )
+    return _Outline(construct.start(), template_start, template_end, body_start, body_end)
+
+
+def _without_guards(text: str, guard_spans: list[tuple[int, int, int]]) -> str:
+    """The text with each ``FILTER NOT EXISTS { … }`` blanked (newlines kept): the engine
+    checks guards itself, per batch of solutions."""
+    for filter_start, _, body_end in guard_spans:
+        blank = "".join(c if c == "\n" else " " for c in text[filter_start : body_end + 1])
+        text = text[:filter_start] + blank + text[body_end + 1 :]
+    return text
 
 
 def _focus(path: Path, conclusions: list[Pattern]) -> str:
