@@ -1,7 +1,7 @@
 """Why not: which conditions of each rule concluding a class hold for a resource, and which not.
 
-Engines that explain inferences explain what *was* inferred; a marketer also asks why a
-customer is *not* an Advocate and what would change that. For every rule concluding the
+GraphDB and RDFox explain what *was* inferred; a marketer also asks why a customer is *not*
+an Advocate and what would change that. For every rule concluding the
 class, the rule's WHERE is split into conditions (``conditions``) and they are tried in
 order, each together with every condition already met (a greedy search, ``evaluator``).
 A condition that fails is reported with the numbers behind it ("satisfaction level 0.45
