@@ -22,17 +22,17 @@ from relmark.reasoning.explain import (
     explanation_text,
     leaves,
 )
-from relmark.reasoning.provenance import PROV, RDF
 from relmark.reasoning.rules import (
     RULES_DIR,
     Rule,
     RuleError,
     RunSummary,
-    _write_as_made,
     load_rules,
     materialise,
     parse_rule,
 )
+from relmark.reasoning.rules.materialise import write_as_made
+from relmark.reasoning.rules.provenance import PROV, RDF
 from relmark.stores.base import data_graph
 from relmark.stores.embedded import EmbeddedStore
 from relmark.vocab import (
@@ -703,7 +703,7 @@ def test_a_failure_while_the_provenance_is_made_leaves_both_graphs_as_they_were(
         raise RuntimeError("out of memory while making provenance lines")
 
     with pytest.raises(RuntimeError, match="out of memory"):
-        _write_as_made(fresh, set(), inferred, failing())
+        write_as_made(fresh, set(), inferred, failing())
     assert graph_set(fresh, INFERRED_GRAPH) == inferred
     assert graph_set(fresh, PROVENANCE_GRAPH) == provenance
 
