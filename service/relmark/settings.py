@@ -11,6 +11,8 @@ from pathlib import Path
 
 from relmark.vocab import ONTOLOGY_DIR
 
+#: Bind addresses where reads are open unless RELMARK_PUBLIC_READS=0 says otherwise.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 #: How long a remote store keeps look-ups when nothing is written through relmark (seconds).
 LOOKUP_TTL = 60.0
 
@@ -60,6 +62,14 @@ class Settings:
     max_sparql_depth: int = 64
     max_sparql_bytes: int = 16 * 1024 * 1024
     max_iri_length: int = 4096
+
+    @property
+    def reads_public(self) -> bool:
+        """Whether anyone may read without a token: RELMARK_PUBLIC_READS when set, else
+        only while bound to a loopback address (``relmark.web.auth``)."""
+        if self.public_reads is not None:
+            return self.public_reads
+        return self.bind_host.strip().lower() in LOCAL_HOSTS
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -19,6 +19,7 @@ import sys
 from flask import Response, g, request
 
 from relmark.settings import Settings
+from relmark.web.extensions import get_settings
 
 #: Blueprints whose reads other origins may make (the machine API, not the HTML pages).
 CORS_BLUEPRINTS = frozenset({"sparql", "graphs", "queries", "openapi"})
@@ -48,11 +49,9 @@ def allowed_origins(settings: Settings, public: bool) -> tuple[str, ...]:
 
 
 def _policy() -> tuple[tuple[str, ...], bool]:
-    from relmark.web.auth import reads_public
-    from relmark.web.extensions import get_settings
-
-    public = reads_public()
-    return allowed_origins(get_settings(), public), public
+    settings = get_settings()
+    public = settings.reads_public
+    return allowed_origins(settings, public), public
 
 
 def _allow_origin(response: Response, origins: tuple[str, ...]) -> bool:

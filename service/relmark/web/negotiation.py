@@ -311,3 +311,13 @@ def not_acceptable(offers: Iterable[Format]) -> ApiError:
     """The 406 listing what the client could have asked for."""
     offered = ", ".join(f.media_type for f in offers)
     return ApiError(406, "not acceptable", detail=f"this resource is available as: {offered}")
+
+
+def not_rdf(what: str, mimetype: str | None) -> ApiError:
+    """415 for a body that should be RDF; names the formats relmark reads."""
+    accepted = ", ".join(f.media_type for f in formats_of(Kind.RDF))
+    return ApiError(
+        415,
+        "unsupported media type",
+        detail=f"send {what} as one of: {accepted} (got {mimetype or 'no Content-Type'})",
+    )

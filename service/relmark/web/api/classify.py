@@ -30,15 +30,14 @@ from relmark.reasoning.whatif import (
 )
 from relmark.reasoning.whynot import why_not
 from relmark.stores.base import Store
-from relmark.web.errors import ApiError, load_error, not_rdf
+from relmark.web.errors import ApiError, load_error
 from relmark.web.extensions import get_settings, get_store
-from relmark.web.negotiation import Kind, format_for_content_type
+from relmark.web.i18n import request_language
+from relmark.web.negotiation import Kind, format_for_content_type, not_rdf
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 _BODY = "request body"
-
-LANGUAGES = ("en", "it")
 
 
 @bp.get("/classify")
@@ -46,7 +45,7 @@ def classify_view() -> Response:
     """The classes of ``iri``: asserted ones with their graphs, inferred ones with rules."""
     store = get_store()
     iri = known_resource(store, _required("iri"))
-    lang = _language()
+    lang = request_language()
     return jsonify(iri=iri, lang=lang, classes=_with_first_rule(classify(store, iri, lang)))
 
 
@@ -74,7 +73,7 @@ def what_if_view() -> Response:
     report when the record does not conform to the shapes.
     """
     store = get_store()
-    lang = _language()
+    lang = request_language()
     quads = _record()
     settings = get_settings()
     _check_record_size(quads, settings.whatif_max_triples)
@@ -159,7 +158,7 @@ def explain_view() -> Response:
     store = get_store()
     iri = known_resource(store, _required("iri"))
     class_iri = ontology_class(store, _required("class"))
-    lang = _language()
+    lang = request_language()
     why = request.args.get("why")
     if why is not None:
         if why.strip().lower() != "not":
@@ -196,14 +195,3 @@ def _required(name: str) -> str:
     if not value:
         raise ApiError(400, f"missing parameter {name!r}", detail=f"pass ?{name}=<IRI>")
     return value
-
-
-def _language() -> str:
-    """``?lang=`` (en or it), else the best of ``Accept-Language``, else English."""
-    lang = request.args.get("lang")
-    if lang is not None:
-        lang = lang.strip().lower()
-        if lang not in LANGUAGES:
-            raise ApiError(400, "unsupported language", detail=f"lang is one of {LANGUAGES}")
-        return lang
-    return request.accept_languages.best_match(LANGUAGES) or "en"

@@ -22,7 +22,7 @@ from relmark.loading import LoadError, ShapesCheck, Source, parse_quads
 from relmark.vocab import DATA_GRAPH_PREFIX, SYSTEM_GRAPHS
 from relmark.web.auth import require_token
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
-from relmark.web.errors import ApiError, load_error, not_rdf
+from relmark.web.errors import ApiError, load_error
 from relmark.web.extensions import after_write, get_settings, get_store
 from relmark.web.negotiation import (
     Format,
@@ -31,6 +31,7 @@ from relmark.web.negotiation import (
     formats_of,
     negotiate,
     not_acceptable,
+    not_rdf,
 )
 from relmark.web.serialization import serialize_rdf
 

@@ -14,9 +14,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from relmark import __version__ as relmark_version
-from relmark.queries import LANGUAGES, NamedQuery, Parameter, parse_value
+from relmark.i18n import LANGUAGES
+from relmark.queries import NamedQuery, Parameter, parse_value
 from relmark.web.api.queries import DEFAULT_PAGE, OUTPUTS, catalogue
-from relmark.web.auth import reads_public
 from relmark.web.cors import allow_cross_origin_reads, mark_read
 from relmark.web.extensions import get_settings
 from relmark.web.negotiation import Kind, formats_of
@@ -60,7 +60,7 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
         paths[f"/api/queries/{query.name}"] = _named(query, max_rows)
     for path, item in _other_routes(set(paths) | {"/api/queries/{name}"}).items():
         paths.setdefault(path, item)
-    _secure(paths, reads_public())
+    _secure(paths, get_settings().reads_public)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {

@@ -20,6 +20,7 @@ import pyoxigraph as ox
 from flask import Blueprint, Response, request, url_for
 from werkzeug.datastructures import MultiDict
 
+from relmark.errors import QueryTimeout
 from relmark.loading import ShapesCheck
 from relmark.sparql.guard import (
     SparqlLimits,
@@ -43,7 +44,6 @@ from relmark.web.auth import require_admin, require_token, token_store
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
 from relmark.web.errors import ApiError, query_timeout, syntax_error
 from relmark.web.extensions import (
-    QueryTimeout,
     after_write,
     get_query_runner,
     get_settings,

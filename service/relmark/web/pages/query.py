@@ -15,11 +15,12 @@ from typing import Any
 import pyoxigraph as ox
 from flask import Blueprint, render_template, request
 
+from relmark.errors import QueryTimeout
 from relmark.sparql.text import dataset_of
 from relmark.vocab import DEMO, RM
 from relmark.web.errors import ApiError, query_timeout, syntax_error
-from relmark.web.extensions import QueryTimeout, get_query_runner, get_settings, get_store
-from relmark.web.i18n import page_language, words
+from relmark.web.extensions import get_query_runner, get_settings, get_store
+from relmark.web.i18n import request_language, words
 from relmark.web.pages.ontology import bound, labels, local_name
 from relmark.web.pages.resource import term_view
 
@@ -175,7 +176,7 @@ def _forms(lang: str) -> list[dict]:
 
 
 def _page(**context: Any) -> tuple[str, int]:
-    lang = page_language()
+    lang = request_language()
     status = context.pop("status", 200)
     return (
         render_template(
@@ -202,7 +203,7 @@ def editor() -> tuple[str, int]:
     except ApiError as error:
         return _page(query_text=sparql, error=error, status=error.status, result=None)
     if "rows" in answer:
-        result = {"table": _table(answer["columns"], answer["rows"], page_language())}
+        result = {"table": _table(answer["columns"], answer["rows"], request_language())}
     elif "triples" in answer:
         from relmark.web.negotiation import FORMATS
         from relmark.web.serialization import serialize_rdf
@@ -217,7 +218,7 @@ def editor() -> tuple[str, int]:
 @bp.get("/query/named/<name>")
 def named(name: str) -> tuple[str, int]:
     """One named question answered from its form (without JavaScript)."""
-    lang = page_language()
+    lang = request_language()
     query = next((q for q in catalogue() or [] if q.name == name), None)
     if query is None:
         return _page(
