@@ -9,6 +9,7 @@ from __future__ import annotations
 import pyoxigraph as ox
 from flask import Blueprint, Response, jsonify, request
 
+from relmark.formats import Kind, format_for_content_type
 from relmark.loading import LoadError, Source, ValidationFailed, parse_quads, validate_quads
 from relmark.reasoning.explain import (
     NotAnOntologyClass,
@@ -33,7 +34,7 @@ from relmark.stores.base import Store
 from relmark.web.errors import ApiError, load_error
 from relmark.web.extensions import get_settings, get_store
 from relmark.web.i18n import request_language
-from relmark.web.negotiation import Kind, format_for_content_type, not_rdf
+from relmark.web.negotiation import not_rdf
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

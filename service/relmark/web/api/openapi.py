@@ -14,12 +14,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from relmark import __version__ as relmark_version
+from relmark.formats import Kind, formats_of
 from relmark.i18n import LANGUAGES
 from relmark.queries import NamedQuery, Parameter, parse_value
 from relmark.web.api.queries import DEFAULT_PAGE, OUTPUTS, catalogue
 from relmark.web.cors import allow_cross_origin_reads, mark_read
 from relmark.web.extensions import get_settings
-from relmark.web.negotiation import Kind, formats_of
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 bp.after_request(allow_cross_origin_reads)

@@ -21,6 +21,7 @@ from flask import Blueprint, Response, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from relmark.errors import QueryTimeout
+from relmark.formats import FORMATS, Format, Kind, formats_of
 from relmark.loading import ShapesCheck
 from relmark.sparql.guard import (
     SparqlLimits,
@@ -49,14 +50,7 @@ from relmark.web.extensions import (
     get_settings,
     get_store,
 )
-from relmark.web.negotiation import (
-    FORMATS,
-    Format,
-    Kind,
-    formats_of,
-    negotiate,
-    not_acceptable,
-)
+from relmark.web.negotiation import negotiate, not_acceptable
 from relmark.web.serialization import serialize_rdf, serialize_result
 
 bp = Blueprint("sparql", __name__)

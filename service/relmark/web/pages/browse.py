@@ -22,6 +22,7 @@ from flask import (
     url_for,
 )
 
+from relmark.formats import Kind, formats_of
 from relmark.reasoning.explain import NotExplained, classify, explain
 from relmark.reasoning.maintain import rules_for
 from relmark.reasoning.whynot import why_not
@@ -29,7 +30,7 @@ from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROJECT_ROOT, PROVENAN
 from relmark.web.errors import ApiError
 from relmark.web.extensions import get_settings, get_store
 from relmark.web.i18n import LANGUAGES, explicit_language, request_language, words
-from relmark.web.negotiation import Kind, choose, format_by_name, formats_of, parse_accept, quality
+from relmark.web.negotiation import choose, format_by_name, parse_accept, quality
 from relmark.web.pages import pictures
 from relmark.web.pages import query as query_page
 from relmark.web.pages.home import search_labels, store_counts
