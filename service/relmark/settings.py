@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from relmark.vocab import ONTOLOGY_DIR
+from relmark.vocab import ONTOLOGY_DIR, VENDOR_DIR
 
 #: Bind addresses where reads are open unless RELMARK_PUBLIC_READS=0 says otherwise.
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -62,6 +62,9 @@ class Settings:
     max_sparql_depth: int = 64
     max_sparql_bytes: int = 16 * 1024 * 1024
     max_iri_length: int = 4096
+    # Where the pages' npm files are (CodeMirror, cytoscape.js): the copies an installed
+    # relmark carries, or node_modules/ in a checkout (``relmark.vocab.VENDOR_DIR``).
+    vendor_dir: Path = field(default=VENDOR_DIR)
 
     @property
     def reads_public(self) -> bool:
@@ -131,6 +134,8 @@ class Settings:
             values["max_sparql_bytes"] = int(env["RELMARK_MAX_SPARQL_BYTES"])
         if "RELMARK_MAX_IRI_LENGTH" in env:
             values["max_iri_length"] = int(env["RELMARK_MAX_IRI_LENGTH"])
+        if env.get("RELMARK_VENDOR_DIR"):
+            values["vendor_dir"] = Path(env["RELMARK_VENDOR_DIR"])
         settings = cls(**values)
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -26,7 +26,7 @@ from relmark.formats import Kind, formats_of
 from relmark.reasoning.explain import NotExplained, classify, explain
 from relmark.reasoning.maintain import rules_for
 from relmark.reasoning.whynot import why_not
-from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROJECT_ROOT, PROVENANCE_GRAPH, RM
+from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, RM
 from relmark.web.errors import ApiError
 from relmark.web.extensions import get_settings, get_store
 from relmark.web.i18n import LANGUAGES, explicit_language, request_language, words
@@ -66,7 +66,8 @@ bp = Blueprint("browse", __name__)
 bp.register_blueprint(query_page.bp)
 bp.register_blueprint(pictures.bp)
 
-#: npm files the pages may load, relative to node_modules/ (nothing else is served).
+#: npm files the pages may load, relative to node_modules/ (nothing else is served); the
+#: build copies the same files into the package (pyproject.toml's package-data).
 VENDOR_FILES = frozenset(
     {
         "codemirror/lib/codemirror.js",
@@ -75,7 +76,6 @@ VENDOR_FILES = frozenset(
         "cytoscape/dist/cytoscape.min.js",
     }
 )
-NODE_MODULES = PROJECT_ROOT / "node_modules"
 #: A members page lists at most this many typing statements.
 MEMBERS_LIMIT = 2000
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -141,15 +141,15 @@ def link_for(iri: str) -> str:
 
 def vendor_available(name: str) -> bool:
     """Whether an npm file is installed: pages leave out what is missing and still work."""
-    return name in VENDOR_FILES and (NODE_MODULES / name).is_file()
+    return name in VENDOR_FILES and (get_settings().vendor_dir / name).is_file()
 
 
 @bp.get("/vendor/<path:name>")
 def vendor(name: str) -> Response:
-    """The allow-listed files of node_modules/, so no library file is committed."""
+    """The allow-listed npm files (``RELMARK_VENDOR_DIR``), so no library file is committed."""
     if not vendor_available(name):
         abort(404)
-    response = send_from_directory(NODE_MODULES, name, max_age=3600)
+    response = send_from_directory(get_settings().vendor_dir, name, max_age=3600)
     return response
 
 
