@@ -32,7 +32,7 @@ from relmark.stores.base import StoreError
     default=None,
     help="With --workers > 1: each worker reads from an in-memory copy of the store when "
     "it holds at most this many quads (default 5,000,000, env RELMARK_MEMORY_COPY; 0: "
-    "always read from disk). About 400 bytes per quad per worker; 4-5x faster joins.",
+    "always read from disk). About 400 bytes per quad per worker, for faster joins.",
 )
 @click.pass_obj
 def serve(

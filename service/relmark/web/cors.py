@@ -1,7 +1,7 @@
 """CORS for reads: which other origins' pages may read relmark's answers.
 
 ``RELMARK_CORS_ORIGINS`` lists the origins (``https://app.example.org,…``); unset, it is
-``*`` while reads are public (Fuseki's default, and relmark's before access control) and
+``*`` while reads are public (Fuseki's default, so public data stays usable from any page) and
 no origin at all once reads need a token. ``*`` is never sent when reads need a token: a
 listed origin gets its own name echoed back with ``Vary: Origin``, so a cache never hands
 one origin's answer to another. Set it empty to refuse every other origin.

@@ -38,12 +38,14 @@ def init_app(app: Flask, settings: Settings, store: EmbeddedStore | None) -> Non
 
 
 def sync_system_graphs(store: Store, settings: Settings) -> None:
-    """Reload the system graphs whose files changed (DESIGN §4), then the inferences if stale."""
+    """Reload the system graphs whose files changed, then the inferences if stale, so the
+    server starts on what ontology/ holds now."""
     ensure_inferences(store, settings.ontology_dir)
 
 
 def after_write() -> None:
-    """Bring the inferences up to date after a view wrote the store (DESIGN §5).
+    """Bring the inferences up to date after a view wrote the store, so the next read sees
+    them.
 
     Only where this process applies its writes: a serving worker's (``ForwardedWrites``)
     were applied by the supervisor's ``StoreWriter``, which refreshed them before

@@ -1,4 +1,4 @@
-"""``/api/classify`` and ``/api/explain``: a resource's classes with reasons (DESIGN §5-§6).
+"""``/api/classify`` and ``/api/explain``: a resource's classes with reasons.
 
 Reads only: both answer from the store's asserted, inferred and provenance graphs through
 ``reasoning.explain``, so they work on a worker's snapshot as on the live store.

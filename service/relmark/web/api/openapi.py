@@ -1,4 +1,4 @@
-"""``/api/openapi.json``: an OpenAPI 3.1 description of the whole HTTP surface (DESIGN §6).
+"""``/api/openapi.json``: an OpenAPI 3.1 description of the whole HTTP surface.
 
 Built on every request from two sources, so it cannot drift from what is served: the
 operations below (one entry per view of ``sparql``, ``graphs``, ``health``, ``api`` and this

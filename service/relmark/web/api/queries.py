@@ -1,4 +1,4 @@
-"""``/api/queries``: the named competency questions as a REST API (DESIGN §6, Datasette's
+"""``/api/queries``: the named competency questions as a REST API (after Datasette's
 canned queries).
 
 ``GET /api/queries`` lists the catalogue; ``GET /api/queries/<name>?param=…`` runs one

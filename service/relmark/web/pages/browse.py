@@ -1,9 +1,11 @@
-"""The HTML pages (DESIGN §6): home, ontology, resources, pictures; they work without
-JavaScript and do more with it.
+"""The HTML pages: home, ontology, resources, pictures; they work without JavaScript and
+do more with it.
 
-Views read only through ``get_store()``; what they show is gathered by the ``*_view``
-modules and rendered from ``templates/browse/``. The query page is its own blueprint
-(``query_page.py``), nested here, as is the vendor route for the npm libraries.
+Views read only through ``get_store()``; what they show is gathered by the sibling
+modules of ``web/pages/`` and rendered from ``templates/browse/``. The query page and the
+pictures are their own blueprints (``query.py``, ``pictures.py``), nested here, so every
+page shares this one's language check and template helpers; the vendor route for the npm
+libraries is here too.
 """
 
 from __future__ import annotations
