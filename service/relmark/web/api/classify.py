@@ -44,9 +44,9 @@ _BODY = "request body"
 @bp.get("/classify")
 def classify_view() -> Response:
     """The classes of ``iri``: asserted ones with their graphs, inferred ones with rules."""
+    lang = request_language()
     store = get_store()
     iri = known_resource(store, _required("iri"))
-    lang = request_language()
     return jsonify(iri=iri, lang=lang, classes=_with_first_rule(classify(store, iri, lang)))
 
 
@@ -156,10 +156,10 @@ def explain_view() -> Response:
     With ``why=not``: for each rule concluding the class, its conditions met and unmet for
     ``iri`` and the nearest unmet one in words (``reasoning.whynot``).
     """
+    lang = request_language()
     store = get_store()
     iri = known_resource(store, _required("iri"))
     class_iri = ontology_class(store, _required("class"))
-    lang = request_language()
     why = request.args.get("why")
     if why is not None:
         if why.strip().lower() != "not":
