@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from relmark.server.memory_bound import MINIMUM, describe, parse_size
 from relmark.vocab import ONTOLOGY_DIR, VENDOR_DIR
 
 #: Bind addresses where reads are open unless RELMARK_PUBLIC_READS=0 says otherwise.
@@ -113,8 +114,6 @@ class Settings:
         if env.get("RELMARK_TOKEN_FILE"):
             values["token_file"] = env["RELMARK_TOKEN_FILE"]
         if env.get("RELMARK_WORKER_MEMORY"):
-            from relmark.server.memory_bound import MINIMUM, describe, parse_size
-
             bound = parse_size(env["RELMARK_WORKER_MEMORY"])
             if 0 < bound < MINIMUM:  # a worker at rest could pass it: retired in a loop
                 raise ValueError(

@@ -12,14 +12,17 @@ import sys
 from collections.abc import Iterator
 
 import click
+import requests
 from rich.console import Console
 
 from relmark.formats import Kind, named
 from relmark.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from relmark.reasoning.maintain import ensure_inferences
 from relmark.settings import Settings
 from relmark.stores import open_store
 from relmark.stores.base import Store, StoreError
 from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.read_view import open_for_reading
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -67,8 +70,6 @@ def server_request(server: str, settings: Settings, method: str, path: str, **kw
 
     A refusal ends the command with the server's error (exit 2 for a 4xx: the input).
     """
-    import requests
-
     base = server.rstrip("/").removesuffix("/sparql")
     headers = kwargs.pop("headers", {})
     if settings.token:
@@ -97,8 +98,6 @@ def read_view(settings: Settings) -> Iterator[Store]:
 
     Which one it is goes to stderr, so that the output itself stays clean for pipes.
     """
-    from relmark.stores.read_view import open_for_reading
-
     with open_for_reading(settings.store, settings) as view:
         if view.note is not None:
             err.print(f"note: {view.note}", highlight=False, markup=False)
@@ -109,8 +108,6 @@ def read_view(settings: Settings) -> Iterator[Store]:
 def reasons_view(settings: Settings) -> Iterator[Store]:
     """``read_view``, with its system graphs and inferences brought up to date first
     (on a snapshot's copy, the copy is: the served store is never written from here)."""
-    from relmark.reasoning.maintain import ensure_inferences
-
     with read_view(settings) as store:
         ensure_inferences(store, settings.ontology_dir)  # a StoreError: one line (_Commands)
         yield store

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask_httpauth import HTTPTokenAuth
 
 from relmark.settings import Settings
@@ -61,8 +61,6 @@ def _broken_token_file(error: TokenError) -> object:
 
 
 def token_store() -> TokenStore:
-    from flask import current_app
-
     return current_app.extensions[TOKENS]
 
 
