@@ -63,6 +63,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from relmark.errors import BackendFailed, BackendUnavailable, QueryTimeout
 from relmark.settings import LOOKUP_TTL
 from relmark.sparql.portable import uses_lateral, without_lateral
 from relmark.sparql.text import (
@@ -141,7 +142,7 @@ class EngineAnswer:
 Reply = requests.Response | EngineAnswer
 
 
-class RemoteError(StoreError):
+class RemoteError(StoreError, BackendFailed):
     """The remote engine refused or failed a request; ``backend`` names it."""
 
     def __init__(self, message: str, backend: str) -> None:
@@ -152,11 +153,11 @@ class RemoteError(StoreError):
         return type(self), (str(self), self.backend)
 
 
-class RemoteUnavailable(RemoteError):
+class RemoteUnavailable(RemoteError, BackendUnavailable):
     """The remote engine cannot be reached (down, refusing, or slower than our timeout)."""
 
 
-class RemoteTimeout(RemoteUnavailable):
+class RemoteTimeout(RemoteUnavailable, QueryTimeout):
     """A read the engine did not answer within RELMARK_QUERY_TIMEOUT: our query timeout."""
 
     def __init__(self, message: str, backend: str, seconds: float) -> None:
