@@ -16,7 +16,7 @@ ONTOLOGY_DIR = PROJECT_ROOT / "ontology"
 QUERIES_DIR = PROJECT_ROOT / "queries"
 
 #: The files that make up the ontology proper (TBox + SKOS schemes), in load order.
-ONTOLOGY_FILES = ("rm.ttl", "thirty-r.ttl")
+ONTOLOGY_FILES = ("rm.ttl", "thirty-r.ttl", "references.ttl")
 SHAPES_FILE = "shapes.ttl"
 CONFIG_FILE = "config.ttl"
 
