@@ -161,3 +161,14 @@ def test_courtesy_contacts_without_consent(server: RelmarkServer) -> None:
     # c1 went by e-mail, for which Ana consented; c6 reached only the firm's own clerk.
     rows = answer(server, "courtesy-contacts-without-consent", ("contact", "customer", "channel"))
     assert rows == [("ex:c5", "ex:ana", "rm:Phone")]
+
+
+def test_term_pages_show_sources_as_citations(server: RelmarkServer) -> None:
+    """A source is shown by its citation and linked to its DOI, not as a bare IRI."""
+    page = requests.get(
+        f"{server.url}/ontology/class", params={"iri": "rm:InteractiveMarketing"}, timeout=30
+    )
+    assert page.status_code == 200
+    assert "Bitner, M. J. (1995). Building Service Relationships" in page.text
+    assert 'href="https://doi.org/10.1177/009207039502300403"' in page.text
+    assert "references#bitner-1995" not in page.text
