@@ -21,7 +21,7 @@ from bounded_server import HealthProbe, bounded_relmark, wait_for_workers, worke
 from conftest import RelmarkServer, put_demo_data
 
 from relmark.memory_bound import HARD_FACTOR, default_bound, describe, parse_size
-from relmark.serving import copy_budget
+from relmark.server.supervisor import copy_budget
 from relmark.settings import Settings
 
 BOUND = 600 * 1024**2

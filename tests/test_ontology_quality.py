@@ -17,7 +17,7 @@ import pytest
 import rdflib
 from rdflib.namespace import OWL, RDF
 
-from relmark.reasoning.owl import check_consistency
+from relmark.reasoning.owl_reasoner import check_consistency
 from relmark.vocab import CONFIG_FILE, ONTOLOGY_DIR, RM, demo_paths, ontology_paths
 
 ONTOLOGY_IRI = "https://w3id.org/relmark/ontology"
@@ -52,10 +52,6 @@ INVERSE_NEEDED = {
     "teamMember",
     "listsCustomer",
 }
-
-#: Two terms whose blocks the fournier branch rewrites in this round (issue 18, items 7-8):
-#: until it lands they still carry the old source tags. Remove this set when it is merged.
-FOURNIER_PENDING = {RM + "MarriageOfConvenience", RM + "isFormal"}
 
 
 def load(paths: list[Path]) -> ox.Store:
@@ -138,8 +134,6 @@ PITFALLS = {
 @pytest.mark.parametrize("pitfall", sorted(PITFALLS))
 def test_no_pitfall(ontology: ox.Store, pitfall: str) -> None:
     found = set(select(ontology, PITFALLS[pitfall]))
-    if pitfall == "missing or untyped source":
-        found -= FOURNIER_PENDING
     assert not found, f"{pitfall}: {sorted(found)}"
 
 
@@ -232,7 +226,6 @@ def test_no_text_points_outside_the_repository() -> None:
             f"{s} {o}"
             for s, _, o in graph
             if isinstance(o, rdflib.Literal)
-            and str(s) not in FOURNIER_PENDING
             and any(tag in str(o) for tag in OUTSIDE_TAGS)
         )  # fmt: skip
         assert not stray, f"{path.name}: {stray[:5]}"
