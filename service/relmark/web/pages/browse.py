@@ -296,7 +296,7 @@ def class_page() -> str:
         "browse/class.html",
         c=details,
         constraints=constraints_for(store, ancestors(store, iri), lang),
-        rules=rules_inferring(get_settings().ontology_dir, iri, lang),
+        rules=rules_inferring(store, get_settings().ontology_dir, iri, lang),
         queries=queries_using(iri, lang),
         title=details["label"],
     )
