@@ -54,3 +54,6 @@ DATA_GRAPH_PREFIX = "urn:relmark:data:"
 SYSTEM_GRAPHS = frozenset(
     {ONTOLOGY_GRAPH, SHAPES_GRAPH, CONFIG_GRAPH, INFERRED_GRAPH, PROVENANCE_GRAPH, META_GRAPH}
 )
+
+#: The works the ontology and the rules cite (ontology/references.ttl, prefix ``ref:``).
+REFERENCES = "https://w3id.org/relmark/references#"
