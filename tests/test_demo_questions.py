@@ -753,6 +753,7 @@ Q18 = _q(
     {"demo:assobanche-lombarde"},
 )
 
+
 def loyal_subquery(firm: str, cutoff: str) -> str:
     """The firm's loyal customer relationships on ``cutoff``: a ladder rank of 4 or more
     (supporter and above: a favourable attitude) and two purchases, dated by ``cutoff``, at
@@ -830,8 +831,40 @@ Q20 = _q(
     {"demo:nordwind-energy", "demo:agrimac", "demo:helix-robotics"},
 )
 
+#: Not one of the twenty questions: added in issue 18, when high trust and commitment
+#: stopped making a partner and became only a signal of a candidate.
+PARTNER_CANDIDATES = _q(
+    "partner-candidates",
+    "Repeat customers with high trust and commitment but no joint initiative.",
+    """
+    SELECT ?rel ?customer WHERE {
+      ?rel a rm:CustomerRelationship ; rm:focalParty demo:banca-lariana ;
+           rm:counterparty ?customer ; rm:trustLevel ?trust ; rm:commitmentLevel ?com .
+      rm:HighThreshold rm:thresholdValue ?high .
+      FILTER(?trust >= ?high && ?com >= ?high)
+      { SELECT ?customer (COUNT(DISTINCT ?p) AS ?n) WHERE {
+          ?p a rm:Purchase ; rm:buyer ?customer ; rm:seller demo:banca-lariana .
+      } GROUP BY ?customer }
+      FILTER(?n >= 2)
+      FILTER NOT EXISTS {
+        ?ji a rm:JointInitiative ; rm:jointWith demo:banca-lariana ; rm:participant ?customer .
+      }
+    }
+    """,
+    {("demo:cr-bruno-cattaneo", "demo:bruno-cattaneo")},
+    # Elisa Mariani: commitment 0.78 < 0.8; Costruzioni Lario: a partner already.
+    {"demo:cr-elisa-mariani", "demo:cr-costruzioni-lario"},
+)
+
 QUESTIONS = [Q1, Q2, Q3, Q4, Q5, Q6, Q7, Q8, Q9, Q10]
 QUESTIONS += [Q11, Q12, Q13, Q14, Q15, Q16, Q17, Q18, Q19, Q20]
+
+
+def test_partner_candidates(store: ox.Store) -> None:
+    question = PARTNER_CANDIDATES
+    assert select(store, question.query) == question.expected
+    returned = {cell for row in select(store, question.query) for cell in row}
+    assert not returned & question.near_misses
 
 
 def test_loyal_customers_from_the_asserted_facts(store: ox.Store) -> None:

@@ -99,6 +99,11 @@ CASES = [
         demo.Q19,
     ),
     Case("global-accounts", {"firm": FERROMEC}, ("account", "teams"), demo.Q20),
+    # Added in issue 18 (not one of the twenty): the candidate signal that high trust and
+    # commitment became when they stopped making a partner.
+    Case(
+        "partner-candidates", {"firm": BANK}, ("relationship", "customer"), demo.PARTNER_CANDIDATES
+    ),
 ]
 INJECTION = '"> } ; DROP ALL #'
 
@@ -133,8 +138,13 @@ def tuples(rows: list[dict], columns: tuple[str, ...]) -> set[tuple[str | None, 
 # --- one test per question -----------------------------------------------------------------
 def test_every_question_has_a_case() -> None:
     assert sorted(c.name for c in CASES) == sorted(q.name for q in load_catalogue())
-    assert sorted(q.question for q in load_catalogue()) == list(range(1, 21))
-    assert {c.question.id_ for c in CASES} == {q.id_ for q in demo.QUESTIONS}
+    numbered = [q.question for q in load_catalogue() if q.question is not None]
+    assert sorted(numbered) == list(range(1, 21))
+    # partner-candidates (issue 18) answers no numbered question
+    assert [q.name for q in load_catalogue() if q.question is None] == ["partner-candidates"]
+    assert {c.question.id_ for c in CASES} == {q.id_ for q in demo.QUESTIONS} | {
+        demo.PARTNER_CANDIDATES.id_
+    }
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

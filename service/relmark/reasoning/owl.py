@@ -957,7 +957,9 @@ def _loyal_customer(o: _Oracle) -> owlready2.ThingClass:
     months = int(Decimal(o.theta("LoyaltyPeriodMonths")))
     date = o.rm("interactionDate")
 
-    def dated(firm: owlready2.Thing, **bound: datetime.datetime) -> object:
+    def dated(firm: owlready2.Thing, **bound: str) -> object:
+        # the bound as xsd:dateTime text: owlready2 stores a facet's value as given, and
+        # str() of a datetime (a space, not "T") is not xsd:dateTime to HermiT
         facet = owlready2.ConstrainedDatatype(datetime.datetime, **bound)
         return ladder.buys.some(ladder.purchase_from(firm) & date.some(facet))
 
@@ -1002,8 +1004,9 @@ def _period_end(day: datetime.date, months: int) -> datetime.date:
         return datetime.date(year, month + 1, 1)
 
 
-def _midnight(day: datetime.date) -> datetime.datetime:
-    return datetime.datetime(day.year, day.month, day.day)
+def _midnight(day: datetime.date) -> str:
+    """The start of ``day`` as xsd:dateTime text, as ``owl2_datatypes`` writes the data."""
+    return f"{day.isoformat()}T00:00:00"
 
 
 def _loyal_stages(graph: rdflib.Graph) -> list[str]:
