@@ -239,9 +239,9 @@ def classify_with_owl(
     Thresholds are read from ``config``. Returns, for each class of ``classes`` (default:
     all of EXPRESSIBLE), the IRIs of its members: those HermiT puts in the class's OWL
     definition plus those ``graph`` asserts in it. The ladder stages are reasoned first,
-    in LADDER_RUNS, each run in a fresh owlready2 world; the other classes in one last
-    run, which reads the stages found before (as rm:LoyalCustomer's rule reads the stage
-    types the other rules inferred).
+    in LADDER_RUNS, each run in a fresh owlready2 world (rm:LoyalCustomer last among them:
+    it reads the stages found before, as its rule reads the stage types the other rules
+    inferred); the other classes in one last run.
     """
     wanted = [_local(iri) for iri in (EXPRESSIBLE if classes is None else classes)]
     unknown = [name for name in wanted if RM + name not in EXPRESSIBLE]
