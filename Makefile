@@ -61,6 +61,7 @@ npm-deps: $(NPM_STAMP)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 pytest: install system-deps remote-deps browser-deps npm-deps
 	$(BIN)/pytest

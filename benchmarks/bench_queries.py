@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 from references import free_port, fresh_dir, run_step, serving, tool  # noqa: E402
 
 from relmark.queries import bind_parameters, load_catalogue, paged_text  # noqa: E402
-from relmark.web.queries_api import DEFAULT_PAGE  # noqa: E402
+from relmark.web.api.queries import DEFAULT_PAGE  # noqa: E402
 
 BENCH = "https://w3id.org/relmark/bench/"
 RM = "https://w3id.org/relmark/ontology#"

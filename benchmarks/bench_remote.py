@@ -15,7 +15,7 @@ In one run, on one ``oxigraph serve`` loaded by ``relmark load`` (SHACL check in
   (GET /api/queries/<name>, JSON with labels), through ``relmark serve --store
   sparql+http://…`` vs the same SPARQL (same LIMIT, same parameters bound as a VALUES block,
   union default graph) POSTed straight to the server. relmark's side is timed three ways:
-  as served (labels kept from the previous request: ``relmark.lookup_cache``), cold (a
+  as served (labels kept from the previous request: ``relmark.stores.remote.lookup_cache``), cold (a
   second ``relmark serve`` with ``RELMARK_LOOKUP_TTL=0``: every label looked up, as on a
   page of IRIs never seen) and without labels. Rounds alternate (direct, relmark, …) so
   noise from other processes falls on every side.
@@ -45,15 +45,11 @@ from references import free_port, fresh_dir, run_step, serving, tool  # noqa: E4
 
 from relmark.queries import bind_parameters, load_catalogue, paged_text  # noqa: E402
 from relmark.reasoning.maintain import refresh_inferences, sync_system_graphs  # noqa: E402
-from relmark.remote_store import RemoteConfig, RemoteStore, bind_values  # noqa: E402
-from relmark.store import (  # noqa: E402
-    CONTENT_HASH,
-    INFERRED_GRAPH,
-    META_GRAPH,
-    PROVENANCE_GRAPH,
-    EmbeddedStore,
-)
-from relmark.web.queries_api import DEFAULT_PAGE  # noqa: E402
+from relmark.stores.base import CONTENT_HASH  # noqa: E402
+from relmark.stores.embedded import EmbeddedStore  # noqa: E402
+from relmark.stores.remote.store import RemoteConfig, RemoteStore, bind_values  # noqa: E402
+from relmark.vocab import INFERRED_GRAPH, META_GRAPH, PROVENANCE_GRAPH  # noqa: E402
+from relmark.web.api.queries import DEFAULT_PAGE  # noqa: E402
 
 SPARQL_JSON = "application/sparql-results+json"
 

@@ -10,7 +10,7 @@ that measurement's own):
   (``refresh_inferences``), then remove it and time that; p50/p95, and the ratio to the
   full run; then once a full recompute that finds one such write's change;
 - ``owlready2`` (sizes up to ``--owl-max``): the same classes as OWL definitions classified
-  by HermiT through owlready2 (``reasoning.owl.classify_with_owl``, the test oracle;
+  by HermiT through owlready2 (``tests/oracles/owl_classifier.py``, the test oracle;
   Pellet's jars need a newer Java than this machine's 17), given ``--owl-timeout`` seconds;
 - ``owlrl`` (sizes up to ``--owl-max``): the OWL 2 RL closure of ontology + data with
   ``owlrl`` on rdflib (a different job — generic RL entailment, not our rules — but the
@@ -76,7 +76,7 @@ def prepared_store(size: str, directory: Path) -> object:
     import pyoxigraph as ox
 
     from relmark.reasoning.maintain import sync_system_graphs
-    from relmark.store import EmbeddedStore
+    from relmark.stores.embedded import EmbeddedStore
 
     store = EmbeddedStore(directory / "store") if BACKEND == "embedded" else _remote(directory)
     sync_system_graphs(store)
@@ -96,7 +96,7 @@ def _remote(directory: Path) -> object:
 
     import requests
 
-    from relmark.remote_store import RemoteConfig, RemoteStore
+    from relmark.stores.remote.store import RemoteConfig, RemoteStore
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -201,7 +201,9 @@ def child_incremental(size: str, repeat: int) -> dict:
 def child_owlready2(size: str) -> dict:
     import rdflib
 
-    from relmark.reasoning.owl import classify_with_owl
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from oracles.owl_classifier import classify_with_owl
+
     from relmark.vocab import CONFIG_FILE, ONTOLOGY_DIR, ontology_paths
 
     graph = rdflib.Graph()

@@ -110,7 +110,7 @@ def small_writes(store_dir: Path, writes: int, updates: int, compact: bool) -> d
     import pyoxigraph as ox
 
     from relmark.loading import ShapesCheck, compiled_shapes, validate_write
-    from relmark.store import EmbeddedStore
+    from relmark.stores.embedded import EmbeddedStore
     from relmark.vocab import ONTOLOGY_DIR, SHAPES_FILE
 
     compiled_shapes(ONTOLOGY_DIR / SHAPES_FILE)  # compiled once per process, not per write

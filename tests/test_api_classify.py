@@ -15,8 +15,7 @@ from test_rules import RULE_CASES
 
 from relmark.reasoning.explain import leaves
 from relmark.reasoning.provenance import PROV, RDF
-from relmark.store import CONFIG_GRAPH, PROVENANCE_GRAPH
-from relmark.vocab import DEMO, RM, demo_paths
+from relmark.vocab import CONFIG_GRAPH, DEMO, PROVENANCE_GRAPH, RM, demo_paths
 
 DEMO_BANK = "urn:relmark:data:demo-bank"
 SUPPORTER = DEMO + "cr-elisa-mariani"

@@ -40,8 +40,9 @@ from relmark.reasoning.maintain import ensure_inferences, refresh_inferences, ru
 from relmark.reasoning.provenance import PROV
 from relmark.reasoning.rules import materialise
 from relmark.reasoning.whynot import why_not
-from relmark.store import INFERRED_GRAPH, PROVENANCE_GRAPH, EmbeddedStore, Store, data_graph
-from relmark.vocab import DEMO, RM, demo_paths
+from relmark.stores.base import Store, data_graph
+from relmark.stores.embedded import EmbeddedStore
+from relmark.vocab import DEMO, INFERRED_GRAPH, PROVENANCE_GRAPH, RM, demo_paths
 
 ELISA_CR = DEMO + "cr-elisa-mariani"  # a Supporter: three purchases, no referral
 SOURCE_A = data_graph("crm-export-a")

@@ -33,7 +33,7 @@ from conftest import (
 )
 from SPARQLWrapper import JSON, POST, TURTLE, SPARQLWrapper
 
-from relmark.sparql_guard import (
+from relmark.sparql.guard import (
     CRASH_SAFE_DEPTH,
     SparqlLimits,
     SparqlRefused,

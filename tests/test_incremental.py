@@ -23,10 +23,12 @@ from backends import (
 
 from relmark.reasoning.explain import explain, leaves
 from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
-from relmark.remote_store import RemoteStore
 from relmark.settings import Settings
-from relmark.store import INFERRED_GRAPH, EmbeddedStore, Store, data_graph, open_store
-from relmark.vocab import DEMO, ONTOLOGY_DIR, RM, demo_paths
+from relmark.stores import open_store
+from relmark.stores.base import Store, data_graph
+from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.remote.store import RemoteStore
+from relmark.vocab import DEMO, INFERRED_GRAPH, ONTOLOGY_DIR, RM, demo_paths
 
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 BANK = data_graph("demo-bank")

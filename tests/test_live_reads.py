@@ -1,7 +1,7 @@
 """Reads and backups from the command line while ``relmark serve`` holds the store.
 
 ``relmark query | classify | explain | dump`` read the newest snapshot the server
-published (``relmark.read_view``) and say so on stderr; a dump taken while writes arrive
+published (``relmark.stores.read_view``) and say so on stderr; a dump taken while writes arrive
 is the store at one instant, and restoring it gives that store back.
 """
 
@@ -24,9 +24,11 @@ import rdflib.compare
 import requests
 from conftest import SERVER_TOKEN, RelmarkServer, put_demo_data, running_relmark
 
-from relmark.read_view import open_for_reading, snapshots_of
-from relmark.serving import KEEP_SNAPSHOTS, SnapshotPublisher
-from relmark.store import META_GRAPH, EmbeddedStore, StoreLocked
+from relmark.server.supervisor import KEEP_SNAPSHOTS, SnapshotPublisher
+from relmark.stores.base import StoreLocked
+from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.read_view import open_for_reading, snapshots_of
+from relmark.vocab import META_GRAPH
 
 RELMARK = Path(sys.executable).with_name("relmark")
 DEMO = "https://w3id.org/relmark/demo/"

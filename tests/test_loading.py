@@ -15,7 +15,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-from relmark.store import EmbeddedStore
+from relmark.stores.embedded import EmbeddedStore
 from relmark.vocab import DEMO, RM, demo_paths
 
 RELMARK = [sys.executable, "-m", "relmark.cli"]

@@ -19,11 +19,12 @@ from backends import (
     virtuoso_engine,  # noqa: F401  (a fixture)
 )
 
-from relmark.lookup_cache import LookupCache
 from relmark.queries import ParameterError, bind_parameters, check_classes, labels, load_catalogue
-from relmark.remote_store import RemoteStore
 from relmark.settings import Settings
-from relmark.store import data_graph, open_store
+from relmark.stores import open_store
+from relmark.stores.base import data_graph
+from relmark.stores.remote.lookup_cache import LookupCache
+from relmark.stores.remote.store import RemoteStore
 from relmark.vocab import DEMO, RM
 
 LABEL = ox.NamedNode("http://www.w3.org/2000/01/rdf-schema#label")

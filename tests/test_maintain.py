@@ -9,8 +9,9 @@ import pyoxigraph as ox
 
 from relmark.loading import load_sources, read_source
 from relmark.reasoning.maintain import ensure_inferences, sync_system_graphs
-from relmark.store import INFERRED_GRAPH, EmbeddedStore, data_graph
-from relmark.vocab import ONTOLOGY_DIR, RM, demo_paths
+from relmark.stores.base import data_graph
+from relmark.stores.embedded import EmbeddedStore
+from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_DIR, RM, demo_paths
 
 
 def test_start_up_infers_when_missing_and_when_the_rules_change(tmp_path: Path):

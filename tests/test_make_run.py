@@ -190,7 +190,7 @@ def test_restart_keeps_a_change_and_ctrl_c_is_clean(tmp_path: Path) -> None:
 def test_demo_goes_only_into_a_store_that_never_had_data(tmp_path: Path) -> None:
     """``relmark demo`` (what make run runs): loads a new store; then never again on its
     own, not even after the user deleted the demo's graphs."""
-    from relmark.store import EmbeddedStore
+    from relmark.stores.embedded import EmbeddedStore
 
     store = tmp_path / "store"
 

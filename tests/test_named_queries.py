@@ -616,7 +616,7 @@ class RecordingStore:
 def firms_store(tmp_path_factory: pytest.TempPathFactory):
     import pyoxigraph as ox
 
-    from relmark.store import EmbeddedStore
+    from relmark.stores.embedded import EmbeddedStore
 
     home = tmp_path_factory.mktemp("class-checks")
     store = EmbeddedStore(home / "store")
@@ -744,7 +744,7 @@ def test_a_question_that_times_out_still_reports_a_wrong_class(
     from backends import oxigraph_server
 
     from relmark.settings import Settings
-    from relmark.store import open_store
+    from relmark.stores import open_store
     from relmark.web import create_app
     from relmark.web.extensions import close_app
 

@@ -11,7 +11,7 @@ import pytest
 import rdflib
 from rdflib.namespace import DCTERMS, OWL, RDF, RDFS, SKOS
 
-from relmark.reasoning.owl import check_consistency
+from relmark.reasoning.owl_reasoner import check_consistency
 from relmark.vocab import ONTOLOGY_DIR, QUERIES_DIR, RM, demo_paths, ontology_paths
 
 TURTLE_FILES = sorted(ONTOLOGY_DIR.rglob("*.ttl"))

@@ -17,7 +17,7 @@ from relmark.queries import load_catalogue
 from relmark.settings import Settings
 from relmark.vocab import QUERIES_DIR
 from relmark.web import close_app, create_app
-from relmark.web.openapi import API_PREFIXES
+from relmark.web.api.openapi import API_PREFIXES
 
 #: schemathesis examples per operation: enough to reach every error path, bounded in time.
 EXAMPLES = 12

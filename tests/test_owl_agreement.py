@@ -4,7 +4,7 @@ classes the rule engine puts it in.
 
 The rule engine's answer is read as the store holds it after materialise: the members of a
 class in urn:relmark:inferred plus those asserted in the data, ontology and config graphs.
-OWL's answer comes from relmark.reasoning.owl.classify_with_owl on the same files, parsed
+OWL's answer comes from oracles.owl_classifier.classify_with_owl on the same files, parsed
 with rdflib. One rule run and one OWL classification serve the whole module.
 """
 
@@ -16,18 +16,23 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 import rdflib
+from oracles.owl_classifier import EXPRESSIBLE, NOT_COMPARED, classify_with_owl
 
-from relmark.reasoning.owl import EXPRESSIBLE, NOT_COMPARED, classify_with_owl
 from relmark.reasoning.provenance import RDF
 from relmark.reasoning.rules import load_rules, materialise
-from relmark.store import (
+from relmark.stores.base import data_graph
+from relmark.stores.embedded import EmbeddedStore
+from relmark.vocab import (
+    CONFIG_FILE,
     CONFIG_GRAPH,
+    DEMO,
     INFERRED_GRAPH,
+    ONTOLOGY_DIR,
     ONTOLOGY_GRAPH,
-    EmbeddedStore,
-    data_graph,
+    RM,
+    demo_paths,
+    ontology_paths,
 )
-from relmark.vocab import CONFIG_FILE, DEMO, ONTOLOGY_DIR, RM, demo_paths, ontology_paths
 
 CONFIG_PATH = ONTOLOGY_DIR / CONFIG_FILE
 DATA_GRAPHS = [data_graph("demo-" + path.stem) for path in demo_paths()]

@@ -11,11 +11,11 @@ import pyoxigraph as ox
 import pytest
 from backends import load_demo
 
-from relmark.portable_sparql import Unportable, uses_lateral, without_lateral
 from relmark.queries import RDFS_LABEL, bind_parameters, load_catalogue
 from relmark.reasoning.maintain import ensure_inferences
-from relmark.remote_store import bind_values
-from relmark.store import EmbeddedStore
+from relmark.sparql.portable import Unportable, uses_lateral, without_lateral
+from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.remote.store import bind_values
 from relmark.vocab import DEMO, ONTOLOGY_DIR
 
 LATERAL_QUESTIONS = {

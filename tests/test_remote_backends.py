@@ -43,10 +43,11 @@ from backends import (
 
 from relmark.queries import find_query, load_catalogue, run_named
 from relmark.reasoning import explain, remote_rules, rules
-from relmark.remote_store import RemoteConfig, RemoteError, RemoteStore, RemoteTimeout
 from relmark.settings import Settings
-from relmark.store import INFERRED_GRAPH, EmbeddedStore, open_store
-from relmark.vocab import RM, demo_paths
+from relmark.stores import open_store
+from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.remote.store import RemoteConfig, RemoteError, RemoteStore, RemoteTimeout
+from relmark.vocab import INFERRED_GRAPH, RM, demo_paths
 from relmark.web.errors import remote_failed
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"

@@ -39,8 +39,7 @@ from conftest import (
 )
 
 from relmark.loading import ShapesCheck, ValidationFailed
-from relmark.memory_copy import MemoryCopy
-from relmark.serving import (
+from relmark.server.supervisor import (
     KEEP_SNAPSHOTS,
     SnapshotPublisher,
     StoreWriter,
@@ -49,8 +48,11 @@ from relmark.serving import (
     reply_value,
 )
 from relmark.settings import Settings
-from relmark.store import ONTOLOGY_GRAPH, EmbeddedStore, SnapshotReplica, StoreError, open_store
-from relmark.vocab import DEMO, ONTOLOGY_DIR, RM, demo_paths, ontology_paths
+from relmark.stores import open_store
+from relmark.stores.base import StoreError
+from relmark.stores.embedded import EmbeddedStore, SnapshotReplica
+from relmark.stores.memory_copy import MemoryCopy
+from relmark.vocab import DEMO, ONTOLOGY_DIR, ONTOLOGY_GRAPH, RM, demo_paths, ontology_paths
 
 XSD_INTEGER = "http://www.w3.org/2001/XMLSchema#integer"
 RDFS_COMMENT = "http://www.w3.org/2000/01/rdf-schema#comment"
@@ -222,7 +224,7 @@ def test_a_write_is_visible_at_once_to_every_worker(any_server: RelmarkServer) -
 def test_labels_each_worker_keeps_follow_a_write_through_any_worker(
     remote_server: RelmarkServer,
 ) -> None:
-    """A worker keeps the labels it read from the engine (``relmark.lookup_cache``); a
+    """A worker keeps the labels it read from the engine (``relmark.stores.remote.lookup_cache``); a
     write applied by the supervisor makes both read them again."""
 
     def sellers() -> set[str]:  # new connections: either worker may answer

@@ -30,7 +30,7 @@ from rdflib.plugins.stores.sparqlstore import SPARQLStore, SPARQLUpdateStore
 from SPARQLWrapper import CSV, JSON, JSONLD, N3, POST, RDFXML, TSV, TURTLE, XML, SPARQLWrapper
 
 from relmark.settings import Settings
-from relmark.sparql_text import (
+from relmark.sparql.text import (
     code_only,
     dataset_of,
     iris_in,

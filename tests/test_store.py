@@ -10,15 +10,9 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-from relmark.store import (
-    DATA_GRAPH_PREFIX,
-    ONTOLOGY_GRAPH,
-    EmbeddedStore,
-    StoreError,
-    StoreLocked,
-    data_graph,
-)
-from relmark.vocab import ONTOLOGY_DIR, ontology_paths
+from relmark.stores.base import StoreError, StoreLocked, data_graph
+from relmark.stores.embedded import EmbeddedStore
+from relmark.vocab import DATA_GRAPH_PREFIX, ONTOLOGY_DIR, ONTOLOGY_GRAPH, ontology_paths
 
 
 def test_data_graph_names():

@@ -23,7 +23,7 @@ from pyshacl import validate as pyshacl_validate
 from rdflib.namespace import SH
 
 from relmark import vocab
-from relmark.validation import (
+from relmark.shacl.validation import (
     ONTOLOGY_GRAPH,
     Shapes,
     ShapesError,
@@ -428,7 +428,7 @@ def test_or_of_classes_and_node_level_class_see_existing_types(shapes):
 
 def test_existing_may_be_the_relmark_store(shapes, tmp_path):
     """The loader passes its own store (union of all graphs by default), not a raw one."""
-    from relmark.store import EmbeddedStore
+    from relmark.stores.embedded import EmbeddedStore
 
     record = PREFIXES + SUPPORT + "demo:anna rm:employedBy demo:oldco ."
     with EmbeddedStore(tmp_path / "store") as store:

@@ -35,8 +35,8 @@ from test_graph_store import post, put
 from relmark import vocab
 from relmark.loading import ShapesCheck, ValidationFailed, load_sources, read_source
 from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
-from relmark.store import EmbeddedStore, StoreChange
-from relmark.validation import Change, Shapes, validate_change, validation_store
+from relmark.shacl.validation import Change, Shapes, validate_change, validation_store
+from relmark.stores.embedded import EmbeddedStore, StoreChange
 
 RM = vocab.RM
 DEMO = vocab.DEMO

@@ -19,9 +19,11 @@ from typing import IO
 
 import pyoxigraph as ox
 
-from relmark import rdf_input, validation
+from relmark import rdf_input
 from relmark.reasoning.maintain import refresh_inferences
-from relmark.store import EmbeddedStore, Store, StoreError, data_graph
+from relmark.shacl import validation
+from relmark.stores.base import Store, StoreError, data_graph
+from relmark.stores.embedded import EmbeddedStore
 from relmark.vocab import ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
 
 #: Names accepted by ``--format``, mapped to pyoxigraph's formats.

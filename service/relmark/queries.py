@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from relmark.store import Store, Term
+from relmark.stores.base import Store, Term
 from relmark.vocab import DEMO, QUERIES_DIR, RM
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -433,7 +433,7 @@ def check_classes(
     A firm misspelt as a brand would otherwise give an empty answer that looks like "none".
     One query for all the parameters. Raises ``ParameterError`` for the first value (in
     declaration order) that is not; ``given`` holds the values as the caller spelt them. A
-    remote store keeps the verdicts (``relmark.lookup_cache``).
+    remote store keeps the verdicts (``relmark.stores.remote.lookup_cache``).
     """
     _verify_classes(store, class_checks(query, bindings), given)
 
@@ -530,7 +530,7 @@ def answer(
     remote store each query is a round trip (the HTTP client alone costs ~0.5 ms, the
     engine's time comes on top), so there the check runs on another thread while the
     question runs, and adds no time of its own; the labels and checks a remote store
-    keeps (``relmark.lookup_cache``) cost no query at all.
+    keeps (``relmark.stores.remote.lookup_cache``) cost no query at all.
     """
     if limit is not None and limit < 0:
         raise ParameterError("limit", str(limit), "a whole number of at least 0")
@@ -579,7 +579,7 @@ def _evaluate(
 def labels(store: Store, iris: Iterable[str], lang: str = "en") -> dict[str, str]:
     """A label for each IRI: its rdfs:label in ``lang``, else untagged, else English, else
     any, else the IRI's local name. One query for the whole page, for the IRIs a remote
-    store has not given labels of lately (``relmark.lookup_cache``). (The ontology gives every
+    store has not given labels of lately (``stores.remote.lookup_cache``). (The ontology gives every
     SKOS concept an rdfs:label equal to its skos:prefLabel, so one property is enough.)"""
     wanted = sorted(set(iris))
     cache = getattr(store, "label_cache", None)  # a remote store's (relmark.lookup_cache)

@@ -9,8 +9,11 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from relmark.lookup_cache import LOOKUP_TTL
+from relmark.memory_bound import MINIMUM, describe, parse_size
 from relmark.vocab import ONTOLOGY_DIR
+
+#: How long a remote store keeps look-ups when nothing is written through relmark (seconds).
+LOOKUP_TTL = 60.0
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class Settings:
     max_result_rows: int = 100_000
     ontology_dir: Path = field(default=ONTOLOGY_DIR)
     # Serving workers read from an in-memory copy of the store up to this many quads
-    # (``relmark.memory_copy``; 0: always from disk).
+    # (``relmark.stores.memory_copy``; 0: always from disk).
     memory_copy_quads: int = 5_000_000
     # A remote store (``store = sparql+http://…``): where updates and the Graph Store go
     # (default: derived from the engine), credentials, and the engine's dialect.
@@ -33,7 +36,7 @@ class Settings:
     remote_bearer: str | None = None
     remote_engine: str | None = None
     # How long labels and class checks read from a remote store are kept while nothing is
-    # written through relmark (``relmark.lookup_cache``; 0: never kept).
+    # written through relmark (``relmark.stores.remote.lookup_cache``; 0: never kept).
     lookup_ttl: float = LOOKUP_TTL
     # Access control (``relmark.web.auth``): the address ``relmark serve`` binds (reads are
     # open by default only on 127.0.0.1/localhost/::1), an explicit choice to open reads
@@ -51,7 +54,7 @@ class Settings:
     # timeout), and the most triples a hypothetical record may hold (413 beyond).
     whatif_timeout: float | None = None
     whatif_max_triples: int = 10_000
-    # What a SPARQL text may be before it is parsed (``relmark.sparql_guard``): endpoints
+    # What a SPARQL text may be before it is parsed (``relmark.sparql.guard``): endpoints
     # SERVICE and LOAD may fetch (IRI prefixes; empty: none), nesting depth, size, and
     # the longest IRI a write may carry (also in RDF bodies, ``relmark.rdf_input``).
     service_allow: tuple[str, ...] = ()
@@ -98,8 +101,6 @@ class Settings:
         if env.get("RELMARK_TOKEN_FILE"):
             values["token_file"] = env["RELMARK_TOKEN_FILE"]
         if env.get("RELMARK_WORKER_MEMORY"):
-            from relmark.memory_bound import MINIMUM, describe, parse_size
-
             bound = parse_size(env["RELMARK_WORKER_MEMORY"])
             if 0 < bound < MINIMUM:  # a worker at rest could pass it: retired in a loop
                 raise ValueError(

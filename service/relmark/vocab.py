@@ -29,3 +29,18 @@ def ontology_paths(ontology_dir: Path = ONTOLOGY_DIR) -> list[Path]:
 def demo_paths(ontology_dir: Path = ONTOLOGY_DIR) -> list[Path]:
     """The demo data files, in a stable order."""
     return sorted((ontology_dir / "demo").glob("*.ttl"))
+
+
+#: The named-graph layout: relmark's own graphs, and where loaded data goes.
+ONTOLOGY_GRAPH = "urn:relmark:ontology"
+SHAPES_GRAPH = "urn:relmark:shapes"
+CONFIG_GRAPH = "urn:relmark:config"
+INFERRED_GRAPH = "urn:relmark:inferred"
+PROVENANCE_GRAPH = "urn:relmark:provenance"
+META_GRAPH = "urn:relmark:meta"
+DATA_GRAPH_PREFIX = "urn:relmark:data:"
+
+#: Graphs only relmark itself writes; users may read them but never load into them.
+SYSTEM_GRAPHS = frozenset(
+    {ONTOLOGY_GRAPH, SHAPES_GRAPH, CONFIG_GRAPH, INFERRED_GRAPH, PROVENANCE_GRAPH, META_GRAPH}
+)

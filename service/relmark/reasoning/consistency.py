@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import rdflib
 from rdflib.namespace import OWL, RDF, RDFS, XSD
 
-from relmark.reasoning.owl import check_consistency
+from relmark.reasoning.owl_reasoner import check_consistency
 from relmark.vocab import RM
 
 #: Reasoner runs the individual search may spend before it gives up (≈ 1.5 s each).

@@ -21,8 +21,8 @@ from relmark.reasoning.provenance import (
     VARIABLE_IRI_PREFIX,
 )
 from relmark.reasoning.rules import NOT_RULE_INPUT
-from relmark.store import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, Store
-from relmark.vocab import RM
+from relmark.stores.base import Store
+from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, RM
 
 RDF_TYPE = ox.NamedNode(RDF + "type")
 OWL_CLASS = "http://www.w3.org/2002/07/owl#Class"

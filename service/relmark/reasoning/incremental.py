@@ -67,15 +67,8 @@ from relmark.reasoning.rules import (
     patterns_read,
     values_table,
 )
-from relmark.store import (
-    CONTENT_HASH,
-    INFERRED_GRAPH,
-    META_GRAPH,
-    PROVENANCE_GRAPH,
-    SHAPES_GRAPH,
-    Changes,
-    Store,
-)
+from relmark.stores.base import CONTENT_HASH, Changes, Store
+from relmark.vocab import INFERRED_GRAPH, META_GRAPH, PROVENANCE_GRAPH, SHAPES_GRAPH
 
 #: A rule set whose consequences still change after this many rounds is not stratified.
 MAX_ROUNDS = 50

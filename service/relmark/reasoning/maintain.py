@@ -23,18 +23,19 @@ import pyoxigraph as ox
 
 from relmark.reasoning.incremental import update_inferences
 from relmark.reasoning.rules import Rule, RunSummary, load_rules, materialise
-from relmark.store import (
+from relmark.stores.base import CONTENT_HASH, Changes, Store
+from relmark.vocab import (
+    CONFIG_FILE,
     CONFIG_GRAPH,
-    CONTENT_HASH,
     INFERRED_GRAPH,
     META_GRAPH,
+    ONTOLOGY_DIR,
     ONTOLOGY_GRAPH,
+    SHAPES_FILE,
     SHAPES_GRAPH,
     SYSTEM_GRAPHS,
-    Changes,
-    Store,
+    ontology_paths,
 )
-from relmark.vocab import CONFIG_FILE, ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
 
 #: An incremental update costs about 30 times more per changed quad than a full run per
 #: stored quad (measured on the 100k benchmark set): past that share, recompute.

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import pyoxigraph as ox
 
-from relmark.store import INFERRED_GRAPH
+from relmark.vocab import INFERRED_GRAPH
 
 if TYPE_CHECKING:
     from relmark.reasoning.rules import Rule

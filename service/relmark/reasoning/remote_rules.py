@@ -38,8 +38,9 @@ import pyoxigraph as ox
 from relmark.reasoning import provenance as records
 from relmark.reasoning import rules as engine
 from relmark.reasoning.rules import NOT_RULE_INPUT, Rule, RunSummary, stored_lines
-from relmark.remote_store import CHUNK_TRIPLES, STAGING_PREFIX, RemoteStore
-from relmark.store import INFERRED_GRAPH, PROVENANCE_GRAPH, StoreError
+from relmark.stores.base import StoreError
+from relmark.stores.remote.store import CHUNK_TRIPLES, STAGING_PREFIX, RemoteStore
+from relmark.vocab import INFERRED_GRAPH, PROVENANCE_GRAPH
 
 #: Premises looked up per query when finding the graphs that hold them.
 LOCATE_BATCH = 200

@@ -40,15 +40,8 @@ from relmark.reasoning.provenance import (
     provenance_chunks,
     provenance_graph,
 )
-from relmark.store import (
-    INFERRED_GRAPH,
-    META_GRAPH,
-    PROVENANCE_GRAPH,
-    SHAPES_GRAPH,
-    BulkPart,
-    Store,
-)
-from relmark.vocab import ONTOLOGY_DIR
+from relmark.stores.base import BulkPart, Store
+from relmark.vocab import INFERRED_GRAPH, META_GRAPH, ONTOLOGY_DIR, PROVENANCE_GRAPH, SHAPES_GRAPH
 
 RULES_DIR = ONTOLOGY_DIR / "rules"
 

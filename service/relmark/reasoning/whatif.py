@@ -39,14 +39,9 @@ from relmark.memory_bound import (
 )
 from relmark.reasoning import maintain
 from relmark.reasoning.explain import classify
-from relmark.store import (
-    ONTOLOGY_GRAPH,
-    Changes,
-    EmbeddedStore,
-    SnapshotReplica,
-    Store,
-    StoreError,
-)
+from relmark.stores.base import Changes, Store, StoreError
+from relmark.stores.embedded import EmbeddedStore, SnapshotReplica
+from relmark.vocab import ONTOLOGY_GRAPH
 
 #: The graph the hypothetical record goes into on the scratch copy.
 WHAT_IF_GRAPH = "urn:relmark:what-if"

@@ -35,8 +35,8 @@ from relmark.reasoning.rules import (
     distinct_workspace,
     rule_inputs,
 )
-from relmark.store import INFERRED_GRAPH, Store
-from relmark.vocab import RM
+from relmark.stores.base import Store
+from relmark.vocab import INFERRED_GRAPH, RM
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 RDFS = "http://www.w3.org/2000/01/rdf-schema#"

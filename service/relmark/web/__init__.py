@@ -1,4 +1,4 @@
-"""The HTTP layer: a Flask app factory and a waitress runner.
+"""The HTTP layer: the Flask app factory (``server/`` runs the app).
 
 The layer is thin: it translates HTTP to calls on the store and on ``loading``, and
 errors to JSON (``errors.py``). Each HTTP area is one blueprint.
@@ -7,21 +7,20 @@ errors to JSON (``errors.py``). Each HTTP area is one blueprint.
 from __future__ import annotations
 
 import atexit
-import signal
-import sys
 import weakref
-from dataclasses import replace
-from types import FrameType
 
 from flask import Flask
 
 from relmark.settings import Settings
-from relmark.store import EmbeddedStore, Store
-from relmark.web import api, auth, errors, graphs, headers, health, openapi, queries_api, sparql
-from relmark.web.browse import bp as browse_bp
+from relmark.stores.base import Store
+from relmark.web import auth, errors, headers
+from relmark.web.api import classify as api
+from relmark.web.api import graphs, health, openapi, sparql
+from relmark.web.api import queries as queries_api
 from relmark.web.cors import allow_cross_origin_reads
 from relmark.web.extensions import close_app, get_settings, get_store, init_app
 from relmark.web.json_provider import OrjsonProvider
+from relmark.web.pages.browse import bp as browse_bp
 
 
 def create_app(settings: Settings, store: Store | None = None) -> Flask:
@@ -57,53 +56,4 @@ def _close_at_exit(app_ref: weakref.ReferenceType[Flask]) -> None:
         close_app(app)
 
 
-def serve(
-    settings: Settings,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    threads: int = 8,
-    workers: int = 1,
-) -> None:
-    """Run the app under waitress until SIGINT/SIGTERM, then close the store cleanly.
-
-    ``workers`` > 1 serves from that many processes with one writer (``relmark.serving``).
-    The bind address goes into the settings: whether reads need a token depends on it.
-    """
-    settings = replace(settings, bind_host=host)
-    if auth.reads_public(settings):
-        reads = "reads are open to anyone who can connect (RELMARK_PUBLIC_READS=0 closes them)"
-    else:
-        reads = "reads need a reader token (relmark token create --role reader)"
-    print(f"relmark: bound to {host}: {reads}", file=sys.stderr)
-    if workers > 1:
-        from relmark.serving import serve_workers
-
-        serve_workers(settings, host, port, threads, workers)
-        return
-    import waitress
-
-    app = create_app(settings)
-    snapshots = None
-    with app.app_context():
-        store = get_store()
-        if isinstance(store, EmbeddedStore):
-            store.optimize()  # once, before serving: reads are faster on compacted files
-            from relmark.serving import SnapshotThread
-
-            snapshots = SnapshotThread(store)  # for `relmark query` &c. while served
-            snapshots.start()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(0)  # waitress's loop ends on SystemExit; the store is closed below
-
-    signal.signal(signal.SIGTERM, stop)
-    print(f"relmark: serving {settings.store} on http://{host}:{port}/sparql", file=sys.stderr)
-    try:
-        waitress.serve(app, host=host, port=port, threads=threads, ident="relmark")
-    finally:
-        if snapshots is not None:
-            snapshots.stop()
-        close_app(app)
-
-
-__all__ = ["close_app", "create_app", "get_settings", "get_store", "serve"]
+__all__ = ["close_app", "create_app", "get_settings", "get_store"]

@@ -22,9 +22,11 @@ from typing import TypeVar
 from flask import Flask, current_app
 
 from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
-from relmark.remote_store import RemoteTimeout
 from relmark.settings import Settings
-from relmark.store import EmbeddedStore, Store, open_store
+from relmark.stores import open_store
+from relmark.stores.base import Store
+from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.remote.store import RemoteTimeout
 from relmark.web.errors import ApiError
 
 STORE = "relmark.store"
