@@ -108,9 +108,11 @@ def test_class_page_of_advocate(browse_server):
     page = get(browse_server, "/ontology/class", params={"iri": ADVOCATE}).text
     text = text_of(page)
     assert "promotore @it" in text and "advocate @en" in text
-    assert "Rung 5: a relationship with someone who actively recommends the firm" in text
+    # issue 18: an advocate is a customer who climbed the ladder (the definition says so)
+    assert "Rung 5: a relationship with a customer who has climbed the ladder" in text
     assert "ladder-advocate" in text  # the rule that infers it, with its why
-    assert "A customer who has actively recommended the firm to someone else" in text
+    # (its why, since issue 18: repeat purchases as well as a recommendation)
+    assert "A customer who has bought from the firm repeatedly and has actively recommended" in text
     inferred = sparql_select(
         browse_server,
         "SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE { GRAPH <urn:relmark:inferred> "

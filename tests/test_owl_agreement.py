@@ -25,6 +25,7 @@ from relmark.stores.embedded import EmbeddedStore
 from relmark.vocab import (
     CONFIG_FILE,
     CONFIG_GRAPH,
+    DEMO,
     INFERRED_GRAPH,
     ONTOLOGY_DIR,
     ONTOLOGY_GRAPH,
@@ -173,4 +174,35 @@ def test_a_changed_threshold_changes_owls_answer_as_it_changes_the_rules(
     assert owl_after, "raised too far: the comparison could not fail"
     assert owl_after < by_owl[MOVED_CLASS]
     assert rules_after < by_rules[MOVED_CLASS]
+    assert owl_after == rules_after
+
+
+def test_a_shorter_loyalty_period_changes_owls_answer_as_it_changes_the_rules(
+    tmp_path: Path,
+    knowledge: rdflib.Graph,
+    config: rdflib.Graph,
+    by_owl: dict[str, set[str]],
+    by_rules: dict[str, set[str]],
+):
+    """Issue 18: rm:LoyalCustomer asks for purchases rm:LoyaltyPeriodMonths apart, which
+    OWL reads through date facets grounded on the purchase dates (owl.py). At 12 months
+    Fabio Greco (a supporter buying for ten months) and Laura Colombo (an advocate, nine)
+    are not loyal; at 9 months both are, on both sides."""
+    cls = RM + "LoyalCustomer"
+    threshold = rdflib.URIRef(RM + "LoyaltyPeriodMonths")
+    value = rdflib.URIRef(RM + "thresholdValue")
+    assert Decimal(str(config.value(threshold, value))) == 12
+    shorter = rdflib.Graph()
+    for triple in config:
+        shorter.add(triple)
+    shorter.set((threshold, value, rdflib.Literal(Decimal("9"))))
+    shorter_path = tmp_path / CONFIG_FILE
+    shorter.serialize(shorter_path, format="turtle")
+
+    owl_after = classify_with_owl(knowledge, shorter, [cls])[cls]
+    rules_after = rule_answers(tmp_path / "store", (cls,), shorter_path)[cls]
+
+    newly_loyal = {DEMO + "cr-fabio-greco", DEMO + "cr-laura-colombo"}
+    assert not newly_loyal & by_owl[cls] and not newly_loyal & by_rules[cls]
+    assert owl_after == by_owl[cls] | newly_loyal
     assert owl_after == rules_after

@@ -27,6 +27,7 @@ LATERAL_QUESTIONS = {
     "ladder-stages",
     "loyal-without-courtesy-contact",
     "members-still-purchasers",
+    "partner-candidates",  # issue 18
     "promise-breakers",
     "referral-market",
     "six-markets",
