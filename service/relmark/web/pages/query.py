@@ -15,7 +15,7 @@ from typing import Any
 import pyoxigraph as ox
 from flask import Blueprint, render_template, request
 
-from relmark.sparql.text import dataset_of
+from relmark.sparql.inspect import dataset_of
 from relmark.vocab import DEMO, RM
 from relmark.web.errors import ApiError, query_timeout, syntax_error
 from relmark.web.extensions import QueryTimeout, get_query_runner, get_settings, get_store
