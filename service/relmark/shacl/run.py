@@ -16,8 +16,9 @@ import functools
 import os
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pyoxigraph as ox
 from rdflib.namespace import RDF, RDFS
@@ -50,7 +51,7 @@ def _well_formed(term: Term) -> ox.Literal:
     return ox.Literal(not Literal(term.value, datatype=URIRef(term.datatype.value)).ill_typed)
 
 
-_FUNCTIONS = {WELL_FORMED: _well_formed}
+_FUNCTIONS: dict[ox.NamedNode, Callable[..., Any]] = {WELL_FORMED: _well_formed}
 _CLASSES = re.compile(r"⟪classes:(\d+)⟫")
 
 
@@ -72,7 +73,8 @@ class _Run:
                 f"SELECT ?super ?sub WHERE {{ VALUES ?super {{ {values} }} "
                 f"?sub <{RDFS.subClassOf}>* ?super }}"
             )
-            for row in self.store.query(query, use_default_graph_as_union=True):
+            rows = self.store.query(query, use_default_graph_as_union=True)
+            for row in cast(ox.QuerySolutions, rows):
                 if isinstance(row["sub"], ox.NamedNode):
                     below[row["super"].value].add(row["sub"].value)
         return [
@@ -87,12 +89,13 @@ class _Run:
 
     def select(self, text: str) -> ox.QuerySolutions:
         rendered = self.render(text)
-        return self.store.query(
+        solutions = self.store.query(
             rendered,
             use_default_graph_as_union=True,
             custom_functions=_FUNCTIONS,
             prefixes=self.shapes.sparql_prefixes,
         )
+        return cast(ox.QuerySolutions, solutions)  # every compiled query is a SELECT
 
     def execute(self, workers: int, predicates: set[str] | None = None) -> list[Hit]:
         """Run every query, screens first deciding their follow-ups, on ``workers`` threads.
@@ -188,7 +191,7 @@ def _typed_elsewhere(hits: list[Hit], run: _Run, existing: ox.Store | SparqlSour
             rows = existing.query(query, use_default_graph_as_union=True)
         else:
             rows = existing.query(query)
-        for row in rows:
+        for row in cast(ox.QuerySolutions, rows):
             if isinstance(row["t"], ox.NamedNode):
                 types[row["v"].value].add(row["t"].value)
 
@@ -297,6 +300,6 @@ def validate_change(
         rows = change.added.query(
             "SELECT DISTINCT ?p WHERE { ?s ?p ?o }", use_default_graph_as_union=True
         )
-        predicates = {row["p"].value for row in rows}
+        predicates = {row["p"].value for row in cast(ox.QuerySolutions, rows)}
     hits = [h for h in run.execute(_workers(workers), predicates) if key(h.focus) in focus]
     return report(hits, lang, shapes.prefixes)

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard, cast
 
 import pyoxigraph as ox
 from rdflib.namespace import RDF, RDFS
@@ -38,7 +38,8 @@ from relmark.vocab import (
 )
 
 Term = ox.NamedNode | ox.BlankNode | ox.Literal
-Node_ = ox.NamedNode | ox.BlankNode
+#: A node the view reads quads about (a triple term too, as a quad's subject may be one).
+Node_ = ox.NamedNode | ox.BlankNode | ox.Triple
 
 _RDF_TYPE = f"<{RDF.type}>"
 #: relmark's bookkeeping graphs: never part of what the shapes see (the ontology graph is:
@@ -128,12 +129,12 @@ class Change:
     replaced: frozenset[str] = frozenset()
 
 
-def key(term: Term) -> str:
+def key(term: Term | ox.Triple) -> str:
     """A hashable identity for a node across stores (blank nodes keep their ids)."""
     return f"_:{term.value}" if isinstance(term, ox.BlankNode) else str(term)
 
 
-def _is_node(term: object) -> bool:
+def _is_node(term: object) -> TypeGuard[ox.NamedNode | ox.BlankNode]:
     return isinstance(term, ox.NamedNode | ox.BlankNode)
 
 
@@ -355,7 +356,7 @@ def _sparql_matching(
             f"SELECT ?s ?p ?o ?g WHERE {{ VALUES {var} {{ {values} }} GRAPH ?g {{ ?s {p} ?o }} }}"
         )
         for row in store.query(query, named_graphs=None):
-            found.append(ox.Quad(row["s"], row["p"] or predicate, row["o"], row["g"]))
+            found.append(ox.Quad(row["s"], predicate or row["p"], row["o"], row["g"]))
     return found
 
 
@@ -380,6 +381,7 @@ def _nodes_of_store(
             (typed, within(f"{{ ?n {_RDF_TYPE} ?t }}")),
         )
         for found, where in wanted:
-            for row in data.query(f"SELECT DISTINCT ?n WHERE {{ {where} }}"):
+            rows = cast(ox.QuerySolutions, data.query(f"SELECT DISTINCT ?n WHERE {{ {where} }}"))
+            for row in rows:
                 found[key(row["n"])] = row["n"]
     return subjects, objects, typed
