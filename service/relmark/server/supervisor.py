@@ -67,6 +67,7 @@ import pyoxigraph as ox
 import waitress
 
 from relmark import loading
+from relmark.execution import QUERY_WORKERS
 from relmark.memory_bound import (
     MEMORY_EXCEEDED,
     Watchdog,
@@ -85,12 +86,10 @@ from relmark.stores.memory_copy import MemoryCopy
 from relmark.stores.remote.store import RemoteReplica, remote_config
 from relmark.vocab import SHAPES_FILE
 from relmark.web import create_app
-from relmark.web.errors import ApiError
+from relmark.web.errors import ApiError, retiring_error
 from relmark.web.extensions import (
-    QUERY_WORKERS,
     lower_query_priority,
     query_refusal,
-    retiring_error,
     set_query_timeout_hook,
     set_serving_details,
     sync_system_graphs,

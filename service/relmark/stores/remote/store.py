@@ -63,6 +63,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from relmark.errors import BackendFailed, BackendUnavailable, QueryTimeout
 from relmark.settings import LOOKUP_TTL
 from relmark.sparql.inspect import may_write_any_graph
 from relmark.sparql.lexer import QUERY_FORM, code_only, kept_for_short_texts, masked, query_form
@@ -135,7 +136,7 @@ class EngineAnswer:
 Reply = requests.Response | EngineAnswer
 
 
-class RemoteError(StoreError):
+class RemoteError(StoreError, BackendFailed):
     """The remote engine refused or failed a request; ``backend`` names it."""
 
     def __init__(self, message: str, backend: str) -> None:
@@ -146,11 +147,11 @@ class RemoteError(StoreError):
         return type(self), (str(self), self.backend)
 
 
-class RemoteUnavailable(RemoteError):
+class RemoteUnavailable(RemoteError, BackendUnavailable):
     """The remote engine cannot be reached (down, refusing, or slower than our timeout)."""
 
 
-class RemoteTimeout(RemoteUnavailable):
+class RemoteTimeout(RemoteUnavailable, QueryTimeout):
     """A read the engine did not answer within RELMARK_QUERY_TIMEOUT: our query timeout."""
 
     def __init__(self, message: str, backend: str, seconds: float) -> None:
