@@ -381,7 +381,7 @@ def test_classify_and_explain_answer_as_embedded(remote: Backend, reference: Bac
 
 
 #: What Virtuoso 7.2 may still answer differently, per question: only slowly. Its
-#: deviations are written around in queries/*.rq (see the comments there), portable_sparql.py
+#: deviations are written around in queries/*.rq (see the comments there), sparql/rewrite.py
 #: and remote_store.py (durations come back as seconds: ``_virtuoso_durations``); the
 #: README, "Running on a SPARQL server", lists them.
 VIRTUOSO_DIFFERENCES = {
@@ -395,7 +395,7 @@ VIRTUOSO_DIFFERENCES = {
 def test_named_queries_answer_as_embedded(remote: Backend, reference: Backend) -> None:
     """Every question, with its required parameters and with all its examples, gives the
     same rows (labels included) as on the embedded store. The catalogue's LATERALs reach
-    Virtuoso rewritten by portable_sparql; VIRTUOSO_DIFFERENCES is what is left."""
+    Virtuoso rewritten by sparql.rewrite; VIRTUOSO_DIFFERENCES is what is left."""
     catalogue = requests.get(reference.server.url + "/api/queries", timeout=60)
     # the twenty questions and partner-candidates (issue 18): every file of the catalogue
     assert len(catalogue.json()["queries"]) == len(load_catalogue()) == 21

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pyoxigraph as ox
 
-from relmark.sparql.text import masked
+from relmark.sparql.lexer import masked
 
 #: An operation's start: its own prologue, then INSERT DATA or DELETE DATA and its brace.
 _DATA_OPERATION = re.compile(

@@ -16,7 +16,7 @@ so any engine works; what differs between engines is kept in one place,
   also has no notion of an empty graph, so ``MOVE`` from an empty staging graph simply
   empties the target (the standard says it is an error; we never rely on either).
   Virtuoso 7.2 has no SPARQL 1.2 ``LATERAL`` (the named questions and label look-ups use
-  it): queries are sent rewritten by ``portable_sparql.without_lateral``. It answers
+  it): queries are sent rewritten by ``relmark.sparql.rewrite.without_lateral``. It answers
   booleans as 0/1 (read back as false/true, ``_canonical_booleans``) and exact seconds
   typed xsd:dayTimeDuration as numbers (read back as durations, ``_virtuoso_durations``);
   a decimal parameter is bound computed, not as a constant (``Engine.computed_decimals``);
@@ -65,15 +65,9 @@ from requests.adapters import HTTPAdapter
 
 from relmark.errors import BackendFailed, BackendUnavailable, QueryTimeout
 from relmark.settings import LOOKUP_TTL
-from relmark.sparql.portable import uses_lateral, without_lateral
-from relmark.sparql.text import (
-    QUERY_FORM,
-    code_only,
-    kept_for_short_texts,
-    masked,
-    may_write_any_graph,
-    query_form,
-)
+from relmark.sparql.inspect import may_write_any_graph
+from relmark.sparql.lexer import QUERY_FORM, code_only, kept_for_short_texts, masked, query_form
+from relmark.sparql.rewrite import uses_lateral, without_lateral
 from relmark.stores.base import (
     CHANGE_LIMIT,
     CONTENT_HASH,
@@ -179,7 +173,7 @@ class Engine:
     #: Whether ``GRAPH ?g {}`` lists graphs (cheap) or ``?s ?p ?o`` must be matched.
     empty_graph_pattern: bool = True
     #: Whether the engine parses SPARQL 1.2 ``LATERAL`` (None: ask it once, on first need);
-    #: without it queries are rewritten by ``portable_sparql.without_lateral``.
+    #: without it queries are rewritten by ``relmark.sparql.rewrite.without_lateral``.
     lateral: bool | None = None
     #: Put before a DESCRIBE so the engine describes as pyoxigraph does (the resource's own
     #: statements, blank nodes followed); DESCRIBE's answer is up to each engine.
@@ -619,12 +613,12 @@ class RemoteStore:
     ) -> QueryResult:
         """Run a query on the engine; the answer as pyoxigraph results."""
         # read from the text as given, not as bound: a named question's text is read the
-        # same way on every run, and its reading is kept (relmark.sparql_text)
+        # same way on every run, and its reading is kept (relmark.sparql.lexer)
         form, lateral = query_form(sparql), uses_lateral(sparql)
         if substitutions:
             sparql = bind_values(sparql, substitutions, self.engine.computed_decimals)
         if lateral and not self.supports_lateral():
-            sparql = without_lateral(sparql)  # after bind_values: see portable_sparql
+            sparql = without_lateral(sparql)  # after bind_values: see sparql.rewrite
         dataset = self._dataset(default_graph, named_graphs, sparql)
         return self._ask_engine(sparql, dataset, form)
 
