@@ -23,7 +23,6 @@ from relmark import rdf_input
 from relmark.reasoning.maintain import refresh_inferences
 from relmark.shacl import validation
 from relmark.stores.base import Store, StoreError, data_graph
-from relmark.stores.embedded import EmbeddedStore
 from relmark.vocab import ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
 
 #: Names accepted by ``--format``, mapped to pyoxigraph's formats.
@@ -171,7 +170,7 @@ class LoadSummary:
 
 
 def load_sources(
-    store: EmbeddedStore,
+    store: Store,
     sources: list[Source],
     *,
     graph: str | None = None,

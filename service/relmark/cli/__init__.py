@@ -24,7 +24,6 @@ from relmark import loading
 from relmark.settings import Settings
 from relmark.stores import open_store
 from relmark.stores.base import Store, StoreError
-from relmark.stores.embedded import EmbeddedStore
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -56,7 +55,7 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-def _open(settings: Settings) -> EmbeddedStore:
+def _open(settings: Settings) -> Store:
     try:
         return open_store(settings.store)
     except StoreError as error:

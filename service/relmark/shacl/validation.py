@@ -29,7 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pyoxigraph as ox
 import rdflib
@@ -2007,16 +2007,24 @@ _DERIVATIONS = f"""SELECT ?n ?np ?c ?d ?s ?p ?o ?g WHERE {{
 }}"""
 
 
+@runtime_checkable
+class _PatternReads(Protocol):
+    """A store that answers quad patterns in process (``relmark.stores.base.PatternReads``,
+    restated here: ``shacl`` sits beside ``stores`` and does not import it)."""
+
+    def pattern_reader(self) -> contextlib.AbstractContextManager[Any]: ...
+
+
 @contextlib.contextmanager
 def _pattern_reader(store: Any) -> Iterator[Any]:
     """The store's quad-pattern reader, or None when only SPARQL reaches it (remote)."""
     if isinstance(store, ox.Store):
         yield store.quads_for_pattern
-    elif hasattr(store, "pattern_reader"):
+    elif isinstance(store, _PatternReads):
         with store.pattern_reader() as reader:
             yield reader
     else:
-        yield getattr(store, "quads_for_pattern", None)
+        yield None
 
 
 def _sparql_matching(

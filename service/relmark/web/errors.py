@@ -28,7 +28,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from relmark.loading import LoadError, ValidationFailed
-from relmark.stores.remote.store import RemoteError, RemoteTimeout, RemoteUnavailable
+from relmark.stores.base import RemoteError, RemoteTimeout, RemoteUnavailable
 
 
 class ApiError(Exception):

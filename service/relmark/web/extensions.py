@@ -24,9 +24,7 @@ from flask import Flask, current_app
 from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
 from relmark.settings import Settings
 from relmark.stores import open_store
-from relmark.stores.base import Store
-from relmark.stores.embedded import EmbeddedStore
-from relmark.stores.remote.store import RemoteTimeout
+from relmark.stores.base import ForwardsWrites, HasDeadline, RemoteTimeout, Store
 from relmark.web.errors import ApiError
 
 STORE = "relmark.store"
@@ -243,21 +241,17 @@ def _drop_locals(error: BaseException | None) -> None:
         error = error.__cause__ or error.__context__
 
 
-def init_app(app: Flask, settings: Settings, store: EmbeddedStore | None) -> None:
+def init_app(app: Flask, settings: Settings, store: Store | None) -> None:
     """Attach settings, store and query runner; bring system graphs and inferences up to date."""
     app.extensions[SETTINGS] = settings
     app.extensions[OWNS_STORE] = store is None
     if store is None:
         store = open_store(settings.store)
     app.extensions[STORE] = store
-    app.extensions[RUNNER] = QueryRunner(QUERY_WORKERS, deadline=getattr(store, "deadline", None))
-    if not getattr(store, "forwards_writes", False):  # a worker's: its writer did it
-        sync_system_graphs(store, settings)
-
-
-def sync_system_graphs(store: Store, settings: Settings) -> None:
-    """Reload the system graphs whose files changed (DESIGN §4), then the inferences if stale."""
-    ensure_inferences(store, settings.ontology_dir)
+    deadline = store.deadline if isinstance(store, HasDeadline) else None
+    app.extensions[RUNNER] = QueryRunner(QUERY_WORKERS, deadline=deadline)
+    if not isinstance(store, ForwardsWrites):  # a worker's: its writer did it
+        ensure_inferences(store, settings.ontology_dir)
 
 
 def after_write() -> None:
@@ -268,7 +262,7 @@ def after_write() -> None:
     answering.
     """
     store = get_store()
-    if not getattr(store, "forwards_writes", False):
+    if not isinstance(store, ForwardsWrites):
         refresh_inferences(store, get_settings().ontology_dir)
 
 
@@ -288,7 +282,7 @@ def close_app(app: Flask) -> None:
     store.close()
 
 
-def get_store() -> EmbeddedStore:
+def get_store() -> Store:
     """The store of the current app: the one accessor views use."""
     return current_app.extensions[STORE]
 
