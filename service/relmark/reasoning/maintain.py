@@ -117,9 +117,9 @@ def refresh_inferences(
     if not store.has_graph(ONTOLOGY_GRAPH):
         return None
     rules_hash, rules = rules_for(ontology_dir)
-    tracking = isinstance(store, TracksChanges)
-    as_of = store.data_writes() if tracking else 0
-    tracked = store.take_changes() if tracking else None
+    as_of, tracked = 0, None
+    if isinstance(store, TracksChanges):
+        as_of, tracked = store.data_writes(), store.take_changes()
     changes = None if full else changes if changes is not None else tracked
     wanted = _fingerprint(store, rules_hash)
     if changes is not None and _stored_fingerprint(store) == wanted:

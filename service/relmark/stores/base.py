@@ -197,9 +197,31 @@ class Store(Protocol):
 
 # --- capabilities: what only some back ends can do ---------------------------------------------
 
+#: ``isinstance`` answers, per capability and class of store (see ``_Capability``).
+_ANSWERS: dict[tuple[type, type], bool] = {}
+
+
+class _Capability(type(Protocol)):  # type: ignore[misc]
+    """The metaclass of the capabilities: ``isinstance(store, Capability)`` is worked out
+    once per class of store, then looked up.
+
+    A back end's capabilities are its class's (each of its instances sets the same
+    attributes in ``__init__``), while typing's own check, on Python 3.11, reads the
+    protocol's members again on every call and asks the instance for each: tens of
+    microseconds, on paths that run per request (``queries.answer`` asks three times).
+    """
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        key = (cls, type(instance))
+        answer = _ANSWERS.get(key)
+        if answer is None:
+            answer = _ANSWERS[key] = super().__instancecheck__(instance)
+        return answer
+
+
 
 @runtime_checkable
-class TracksChanges(Protocol):
+class TracksChanges(Protocol, metaclass=_Capability):
     """Records what its data writes changed, so inferences follow them incrementally, and
     whether a data write still awaits its inference refresh (repaired at start-up).
 
@@ -217,21 +239,21 @@ class TracksChanges(Protocol):
 
 
 @runtime_checkable
-class Optimizable(Protocol):
+class Optimizable(Protocol, metaclass=_Capability):
     """Can compact its files after bulk rewrites (RocksDB: one sorted run per index)."""
 
     def optimize(self) -> None: ...
 
 
 @runtime_checkable
-class GraphBytes(Protocol):
+class GraphBytes(Protocol, metaclass=_Capability):
     """Serialises one graph as N-Triples itself (in Rust), without a Python object per quad."""
 
     def graph_bytes(self, graph: str | None) -> bytes: ...
 
 
 @runtime_checkable
-class PatternReads(Protocol):
+class PatternReads(Protocol, metaclass=_Capability):
     """Answers quad patterns directly, in process (what validation's view reads)."""
 
     def quads_for_pattern(
@@ -246,21 +268,21 @@ class PatternReads(Protocol):
 
 
 @runtime_checkable
-class OnDisk(Protocol):
+class OnDisk(Protocol, metaclass=_Capability):
     """Lives in a directory: scratch copies go beside it (hard links need one file system)."""
 
     path: Path
 
 
 @runtime_checkable
-class CopyTo(Protocol):
+class CopyTo(Protocol, metaclass=_Capability):
     """Can write a private, writable embedded copy of itself into a new directory."""
 
     def copy_to(self, target: Path) -> None: ...
 
 
 @runtime_checkable
-class Checkpoints(Protocol):
+class Checkpoints(Protocol, metaclass=_Capability):
     """Takes consistent on-disk copies of itself that are never written again (the
     snapshots serving workers and command-line readers open), and counts its writes."""
 
@@ -276,7 +298,7 @@ class Checkpoints(Protocol):
 
 
 @runtime_checkable
-class ForwardsWrites(Protocol):
+class ForwardsWrites(Protocol, metaclass=_Capability):
     """A serving worker's store: writes go to the one writer process, which applies them
     and refreshes the inferences; a write returns once this process can read it."""
 
@@ -288,14 +310,14 @@ class ForwardsWrites(Protocol):
 
 
 @runtime_checkable
-class ReadsSnapshots(Protocol):
+class ReadsSnapshots(Protocol, metaclass=_Capability):
     """Reads a published snapshot of the embedded store (a directory never written again)."""
 
     def current_snapshot(self) -> Path: ...
 
 
 @runtime_checkable
-class HasDeadline(Protocol):
+class HasDeadline(Protocol, metaclass=_Capability):
     """Can end its own reads at a per-thread deadline (a remote store: an HTTP timeout), so
     a request's query timeout needs no other thread."""
 
@@ -303,7 +325,7 @@ class HasDeadline(Protocol):
 
 
 @runtime_checkable
-class Remote(Protocol):
+class Remote(Protocol, metaclass=_Capability):
     """A store on a SPARQL server: each query is a round trip, so look-ups are kept
     (``label_cache``, ``check_cache``) and work that can overlap is overlapped."""
 
@@ -322,7 +344,7 @@ class Remote(Protocol):
 
 
 @runtime_checkable
-class EvaluatesRemotely(Store, Protocol):
+class EvaluatesRemotely(Store, Protocol, metaclass=_Capability):
     """A remote store the rule engine runs on as the server's own queries and updates:
     staging graphs it posts N-Triples to and drops, and where the engine keeps relmark's
     default graph."""

@@ -631,7 +631,7 @@ class RemoteStore:
         self.bulk_replace_graphs({graph: [(ox.RdfFormat.N_TRIPLES, data, graph)]})
 
     def bulk_replace_graphs(
-        self, writes: Mapping[str, list[BulkPart]], *, record: bool = True
+        self, writes: Mapping[str, Iterable[BulkPart]], *, record: bool = True
     ) -> None:
         """Replace several graphs, all or none: stage each, then one ``MOVE`` request.
 
@@ -640,7 +640,7 @@ class RemoteStore:
         ``record=False``: the caller declares the changes unknown itself, so the old
         graphs are not read to note them (``restore``).
         """
-        parsed = {graph: self._parsed(parts) for graph, parts in writes.items()}
+        parsed = {graph: self._parsed(list(parts)) for graph, parts in writes.items()}
         staged = {graph: chunks for graph, (chunks, _) in parsed.items()}
         data = [graph for graph in sorted(staged) if graph not in SYSTEM_GRAPHS]
         old = {graph: self._small_graph(graph) for graph in data} if record else {}
