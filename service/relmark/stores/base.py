@@ -219,7 +219,6 @@ class _Capability(type(Protocol)):  # type: ignore[misc]
         return answer
 
 
-
 @runtime_checkable
 class TracksChanges(Protocol, metaclass=_Capability):
     """Records what its data writes changed, so inferences follow them incrementally, and

@@ -38,7 +38,7 @@ from decimal import Decimal
 
 import pyoxigraph as ox
 
-from relmark.sparql.text import QUERY_FORM, code_only, kept_for_short_texts, masked
+from relmark.sparql.lexer import code_only, masked, where_brace
 from relmark.stores.base import QueryResult, StoreError, Term
 from relmark.stores.remote.transport import Reply
 
@@ -284,9 +284,6 @@ def spelled_graphs(sparql: str) -> set[str]:
     return set(_GRAPH_IRI.findall(code_only(sparql)))
 
 
-_WHERE = re.compile(r"\bWHERE\b", re.IGNORECASE)
-
-
 def bind_values(
     sparql: str, substitutions: Mapping[str, Term], computed_decimals: bool = False
 ) -> str:
@@ -311,24 +308,10 @@ def bind_values(
     row = " ".join(_term_text(substitutions[n]) for n in constant)
     block = f" VALUES ({variables}) {{ ({row}) }} " if constant else " "
     block += "".join(f"BIND({substitutions[n]} + 0.0 AS ?{n}) " for n in computed)
-    brace = _where_brace(sparql)
+    brace = where_brace(sparql)
     if brace is None:
         return f"{sparql}\n{block.strip()}"
     return sparql[: brace + 1] + block + sparql[brace + 1 :]
-
-
-@kept_for_short_texts
-def _where_brace(sparql: str) -> int | None:
-    """Where the query's WHERE group opens (None: it has no braces)."""
-    code = masked(sparql)
-    form = QUERY_FORM.search(code)
-    if form is None:
-        raise SyntaxError("not a SPARQL query (no SELECT, ASK, CONSTRUCT or DESCRIBE)")
-    start = form.end()
-    if form[1].upper() == "CONSTRUCT":
-        where = _WHERE.search(code, start)
-        start = where.end() if where else start
-    return _outer_brace(code, start)
 
 
 def _is_decimal(term: object) -> bool:
@@ -342,16 +325,3 @@ def _term_text(term: object) -> str:
     if not isinstance(term, ox.NamedNode | ox.Literal):
         raise StoreError(f"cannot bind {term!r} in a query sent to a SPARQL server")
     return str(term)
-
-
-def _outer_brace(code: str, start: int) -> int | None:
-    depth = 0
-    for position in range(start, len(code)):
-        char = code[position]
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "{" and depth == 0:
-            return position
-    return None

@@ -28,8 +28,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pyoxigraph as ox
 
+from relmark.sparql.lexer import query_form
 from relmark.sparql.portable import uses_lateral, without_lateral
-from relmark.sparql.text import may_write_any_graph, query_form
+from relmark.sparql.text import may_write_any_graph
 from relmark.stores.base import (
     CHANGE_LIMIT,
     STAGING_PREFIX,
