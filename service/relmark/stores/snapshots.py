@@ -103,7 +103,7 @@ class SnapshotPublisher:
 
     def __init__(self, store: Checkpoints, generation: Any) -> None:
         self.store = store
-        self.directory = store.path.with_name(store.path.name + ".snapshots")
+        self.directory = snapshots_of(store.path)
         self.generation = generation  # a shared multiprocessing RawValue("q")
         self._kept: deque[int] = deque()
 
