@@ -14,7 +14,7 @@ from conftest import RelmarkServer
 from test_rules import RULE_CASES
 
 from relmark.reasoning.explain import leaves
-from relmark.reasoning.provenance import PROV, RDF
+from relmark.reasoning.rules.provenance import PROV, RDF
 from relmark.vocab import CONFIG_GRAPH, DEMO, PROVENANCE_GRAPH, RM, demo_paths
 
 DEMO_BANK = "urn:relmark:data:demo-bank"

@@ -51,6 +51,7 @@ FALLBACK_THRESHOLDS = {
     "HighSelfConnectionThreshold": "0.7",
     "HighSwitchingBarrierThreshold": "0.7",
     "InfrequentUsageThreshold": "0.3",
+    "HighEmotionalRewardThreshold": "0.7",
     "StuckOpportunityDays": "30",
     "FollowUpDays": "14",
     "RepeatShareHeuristic": "0.8",
@@ -400,13 +401,19 @@ Q6 = _q(
     {"demo:sara-fontana"},
 )
 
-# One UNION branch per Fournier form: the rule signatures of domain.md §6.
+# One UNION branch per Fournier form: the rule signatures, as corrected against Fournier
+# (1998), Table 1: arranged marriage needs a third party who imposed it; childhood
+# friendship infrequent use and high affect; courtship no second brand on trial but
+# growing commitment; compartmentalised friendship a different context; dependency a
+# positive valence and the brand felt irreplaceable; fling a high emotional reward.
 FOURNIER_FORMS = """
     SELECT ?rel ?form WHERE {
       ?rel a rm:BrandRelationship .
       {
-        ?rel rm:isVoluntary false ; rm:durationType rm:Enduring ; rm:intimacyLevel ?v .
-        rm:LowIntimacyThreshold rm:thresholdValue ?t . FILTER(?v < ?t)
+        ?rel rm:isVoluntary false ; rm:durationType rm:Enduring ; rm:intimacyLevel ?v ;
+             rm:imposedBy ?third ; rm:counterparty ?c ; rm:focalParty ?owner .
+        rm:LowIntimacyThreshold rm:thresholdValue ?t .
+        FILTER(?v < ?t && ?third != ?c && ?third != ?owner)
         BIND(rm:ArrangedMarriage AS ?form)
       } UNION {
         ?rel rm:isVoluntary true ; rm:intensity ?v ; rm:usageFrequency ?u .
@@ -432,9 +439,10 @@ FOURNIER_FORMS = """
       } UNION {
         ?rel rm:usageContext ?context ; rm:counterparty ?c ; rm:withBrand ?b .
         ?b rm:productCategory ?category .
-        ?other a rm:BrandRelationship ; rm:counterparty ?c ; rm:withBrand ?b2 .
+        ?other a rm:BrandRelationship ; rm:counterparty ?c ; rm:withBrand ?b2 ;
+               rm:usageContext ?otherContext .
         ?b2 rm:productCategory ?category .
-        FILTER(?b2 != ?b)
+        FILTER(?b2 != ?b && ?otherContext != ?context)
         BIND(rm:CompartmentalizedFriendship AS ?form)
       } UNION {
         ?rel rm:isVoluntary false ; rm:inheritedFrom ?family .
@@ -443,21 +451,24 @@ FOURNIER_FORMS = """
         ?rel rm:replaces ?prior . ?prior rm:valence ?pv . FILTER(?pv < 0)
         BIND(rm:Rebound AS ?form)
       } UNION {
-        ?rel rm:beganInChildhood true .
+        ?rel rm:beganInChildhood true ; rm:usageFrequency ?u ; rm:lovePassion ?lp .
+        rm:InfrequentUsageThreshold rm:thresholdValue ?tu .
+        rm:HighAffectThreshold rm:thresholdValue ?t . FILTER(?u < ?tu && ?lp >= ?t)
         BIND(rm:ChildhoodFriendship AS ?form)
       } UNION {
-        ?rel rm:durationType rm:ShortTerm ; rm:onTrial true ; rm:counterparty ?c ;
-             rm:withBrand ?b .
-        ?other a rm:BrandRelationship ; rm:counterparty ?c ; rm:onTrial true ; rm:withBrand ?b2 .
-        FILTER(?b2 != ?b)
+        ?rel rm:isVoluntary true ; rm:durationType rm:ShortTerm ; rm:onTrial true ;
+             rm:valence ?va ; rm:commitmentLevel ?co .
+        rm:NearZeroCommitmentThreshold rm:thresholdValue ?t . FILTER(?va > 0 && ?co >= ?t)
         BIND(rm:Courtship AS ?form)
       } UNION {
-        ?rel rm:intensity ?v . rm:VeryHighIntensityThreshold rm:thresholdValue ?t .
-        FILTER(?v >= ?t)
+        ?rel rm:intensity ?v ; rm:valence ?va ; rm:feltIrreplaceable true .
+        rm:VeryHighIntensityThreshold rm:thresholdValue ?t .
+        FILTER(?v >= ?t && ?va > 0)
         BIND(rm:Dependency AS ?form)
       } UNION {
-        ?rel rm:durationType rm:ShortTerm ; rm:commitmentLevel ?co .
-        rm:NearZeroCommitmentThreshold rm:thresholdValue ?t . FILTER(?co < ?t)
+        ?rel rm:durationType rm:ShortTerm ; rm:commitmentLevel ?co ; rm:emotionalReward ?er .
+        rm:NearZeroCommitmentThreshold rm:thresholdValue ?t .
+        rm:HighEmotionalRewardThreshold rm:thresholdValue ?te . FILTER(?co < ?t && ?er >= ?te)
         BIND(rm:Fling AS ?form)
       } UNION {
         ?rel rm:valence ?va ; rm:intensity ?v .

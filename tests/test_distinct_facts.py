@@ -37,8 +37,8 @@ from test_incremental import _open, assert_same_as_full_run, referral, stage
 
 from relmark.reasoning.explain import explain, leaves
 from relmark.reasoning.maintain import ensure_inferences, refresh_inferences, rules_for
-from relmark.reasoning.provenance import PROV
 from relmark.reasoning.rules import materialise
+from relmark.reasoning.rules.provenance import PROV
 from relmark.reasoning.whynot import why_not
 from relmark.stores.base import Store, data_graph
 from relmark.stores.embedded import EmbeddedStore

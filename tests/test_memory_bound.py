@@ -20,7 +20,7 @@ import requests
 from bounded_server import HealthProbe, bounded_relmark, wait_for_workers, workers_of
 from conftest import RelmarkServer, put_demo_data
 
-from relmark.server.memory_bound import HARD_FACTOR, default_bound, describe, parse_size
+from relmark.memory_bound import HARD_FACTOR, default_bound, describe, parse_size
 from relmark.server.supervisor import copy_budget
 from relmark.settings import Settings
 

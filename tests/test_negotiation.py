@@ -5,18 +5,9 @@ from __future__ import annotations
 import pyoxigraph as ox
 import pytest
 
+from relmark.formats import FORMATS, Kind, format_for_content_type, formats_of
 from relmark.web.errors import ApiError
-from relmark.web.negotiation import (
-    FORMATS,
-    Kind,
-    choose,
-    format_by_name,
-    format_for_content_type,
-    formats_of,
-    negotiate,
-    parse_accept,
-    quality,
-)
+from relmark.web.negotiation import choose, format_by_name, negotiate, parse_accept, quality
 
 RESULTS = formats_of(Kind.RESULTS)
 RDF = formats_of(Kind.RDF)

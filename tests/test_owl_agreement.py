@@ -18,8 +18,8 @@ import pytest
 import rdflib
 from oracles.owl_classifier import EXPRESSIBLE, NOT_COMPARED, classify_with_owl
 
-from relmark.reasoning.provenance import RDF
 from relmark.reasoning.rules import load_rules, materialise
+from relmark.reasoning.rules.provenance import RDF
 from relmark.stores.base import data_graph
 from relmark.stores.embedded import EmbeddedStore
 from relmark.stores.system_graphs import sync_file_graph

@@ -836,7 +836,7 @@ def test_virtuoso_cutting_an_answer_short_is_an_error(tmp_path: Path) -> None:
 EX = "https://example.org/literal-guard#"
 XSD = "http://www.w3.org/2001/XMLSchema#"
 #: A guard whose bound variable is a literal, matched by a triple pattern: the rule engine
-#: asks it for many solutions at once, the values in one VALUES block (rules.Guard).
+#: asks it for many solutions at once, the values in one VALUES block (guard_query).
 LITERAL_GUARD_RULE = f"""# rule: literal-guard
 # label: Unblocked value
 # label@it: Valore non bloccato

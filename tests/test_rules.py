@@ -22,17 +22,17 @@ from relmark.reasoning.explain import (
     explanation_text,
     leaves,
 )
-from relmark.reasoning.provenance import PROV, RDF
 from relmark.reasoning.rules import (
     RULES_DIR,
     Rule,
     RuleError,
     RunSummary,
-    _write_as_made,
     load_rules,
     materialise,
     parse_rule,
 )
+from relmark.reasoning.rules.materialise import write_as_made
+from relmark.reasoning.rules.provenance import PROV, RDF
 from relmark.stores.base import data_graph
 from relmark.stores.embedded import EmbeddedStore
 from relmark.stores.system_graphs import sync_file_graph
@@ -165,7 +165,9 @@ def test_every_rule_file_has_its_header(path: Path):
     for text in (rule.label, rule.label_it, rule.why, rule.why_it):
         assert text.strip()
     assert rule.why.endswith(".") and rule.why_it.endswith(".")
-    assert re.search(r"\[(S\d|W\d+|D)\]", rule.source)
+    # A source tag, or a bibliographic reference ("Fournier, S. (1998) ...") where a rule has
+    # been checked against its literature (issue 18: sources users can look up).
+    assert re.search(r"\[(S\d|W\d+|D)\]|[A-Z][a-z]+, [A-Z]\.", rule.source)
     assert rule.conclusions and rule.premises
 
 
@@ -568,9 +570,11 @@ RULE_CASES: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]] = {
         ("demo:voltaris-group", "a", "rm:GlobalAccount"),
         ("demo:nordwind-energy", "a", "rm:GlobalAccount"),
     ),
+    # Near-miss changed (issue 18): the capsule monopoly is imposed, enduring and low in
+    # intimacy, but by the brand's owner, not a third party: enslavement, no arranged marriage.
     "fournier-arranged-marriage": (
         ("demo:br-stefania-lumina", "a", "rm:ArrangedMarriage"),
-        ("demo:br-giulia-saponaria", "a", "rm:ArrangedMarriage"),
+        ("demo:br-teresa-capsule", "a", "rm:ArrangedMarriage"),
     ),
     "fournier-casual-friendship": (
         ("demo:br-enrico-lumina", "a", "rm:CasualFriendship"),
@@ -604,10 +608,13 @@ RULE_CASES: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]] = {
         ("demo:br-alberto-dolcesera", "a", "rm:ChildhoodFriendship"),
         ("demo:br-federico-dolcesera", "a", "rm:ChildhoodFriendship"),
     ),
+    # The near-miss is on trial with no commitment growing (it used to be "the only brand on
+    # trial", which Fournier's courtship does not ask about).
     "fournier-courtship": (
         ("demo:br-silvia-nuvola", "a", "rm:Courtship"),
         ("demo:br-nadia-nuvola", "a", "rm:Courtship"),
     ),
+    # The near-miss is now intense hatred (intensity 0.95, negative): enmity, no dependency.
     "fournier-dependency": (
         ("demo:br-valentina-frizzi", "a", "rm:Dependency"),
         ("demo:br-sergio-frizzi", "a", "rm:Dependency"),
@@ -697,7 +704,7 @@ def test_a_failure_while_the_provenance_is_made_leaves_both_graphs_as_they_were(
         raise RuntimeError("out of memory while making provenance lines")
 
     with pytest.raises(RuntimeError, match="out of memory"):
-        _write_as_made(fresh, set(), inferred, failing())
+        write_as_made(fresh, set(), inferred, failing())
     assert graph_set(fresh, INFERRED_GRAPH) == inferred
     assert graph_set(fresh, PROVENANCE_GRAPH) == provenance
 

@@ -23,7 +23,11 @@ SUPPORTER = DEMO + "cr-elisa-mariani"  # NEAR-MISS Q4 and Partner (commitment 0.
 PURCHASER = DEMO + "cr-irene-mauri"  # NEAR-MISS Q10 (at risk) and one purchase only
 ADVOCATE = DEMO + "cr-laura-colombo"
 ONE_TEAM = DEMO + "nordwind-energy"  # NEAR-MISS Q20: a key account with one team
-ONLY_ON_TRIAL = DEMO + "br-nadia-nuvola"  # NEAR-MISS Q7: the only brand on trial
+# NEAR-MISS Q7: on trial, but no commitment growing (0.05 < 0.1). It was "the only brand on
+# trial" until issue 18: Fournier's courtship asks for no second brand on trial.
+NO_COMMITMENT_YET = DEMO + "br-nadia-nuvola"
+# NEAR-MISS compartmentalised friendship: a usage context, no other sports-shoe brand.
+ONE_SHOE_BRAND = DEMO + "br-rahul-kestrel"
 
 
 def why_not(server: RelmarkServer, iri: str, class_iri: str, **params: str) -> dict:
@@ -152,12 +156,26 @@ def test_a_key_account_one_team_short_of_global(relmark_server: RelmarkServer):
     )
 
 
-def test_the_only_brand_on_trial_needs_another_for_courtship(relmark_server: RelmarkServer):
-    answer = why_not(relmark_server, ONLY_ON_TRIAL, RM + "Courtship")
+def test_courtship_needs_commitment_no_longer_near_zero(relmark_server: RelmarkServer):
+    # Changed with issue 18: the unmet condition was a second brand on trial (a "group");
+    # Fournier's courtship is on the road to commitment, so it is now the commitment.
+    answer = why_not(relmark_server, NO_COMMITMENT_YET, RM + "Courtship")
     courtship = candidate(answer, "fournier-courtship")
-    assert [u["kind"] for u in courtship["unmet"]] == ["group"]
-    assert courtship["unmet"][0]["suggestion"] == (
-        "one brand relationship more would make this brand relationship courtship"
+    assert [u["kind"] for u in courtship["unmet"]] == ["compare"]
+    assert "0.05" in courtship["unmet"][0]["text"]
+    assert "rm:NearZeroCommitmentThreshold" in courtship["unmet"][0]["text"]
+
+
+def test_one_shoe_brand_needs_another_elsewhere_for_compartments(relmark_server: RelmarkServer):
+    # The "group" case the courtship near-miss used to cover: another relationship (with
+    # another brand of the category, in another context) is what is missing.
+    answer = why_not(relmark_server, ONE_SHOE_BRAND, RM + "CompartmentalizedFriendship")
+    friendship = candidate(answer, "fournier-compartmentalized-friendship")
+    # The comparison of brands and contexts cannot be checked without the other relationship.
+    assert [u["kind"] for u in friendship["unmet"]] == ["group", "unchecked"]
+    assert friendship["unmet"][0]["suggestion"] == (
+        "one brand relationship more would make this brand relationship "
+        "compartmentalised friendship"
     )
 
 

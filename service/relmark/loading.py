@@ -20,26 +20,17 @@ from typing import IO
 import pyoxigraph as ox
 
 from relmark import rdf_input
+from relmark.formats import Kind, formats_of
 from relmark.reasoning.maintain import refresh_inferences
 from relmark.shacl import validation
 from relmark.stores.base import Store, StoreError, data_graph
 from relmark.vocab import ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
 
-#: Names accepted by ``--format``, mapped to pyoxigraph's formats.
+#: Names accepted by ``--format`` (and file extensions pyoxigraph does not know), mapped to
+#: pyoxigraph's formats: the formats table's names, and ``owl`` for RDF/XML ontologies.
 FORMATS: dict[str, ox.RdfFormat] = {
-    "turtle": ox.RdfFormat.TURTLE,
-    "ttl": ox.RdfFormat.TURTLE,
-    "ntriples": ox.RdfFormat.N_TRIPLES,
-    "nt": ox.RdfFormat.N_TRIPLES,
-    "nquads": ox.RdfFormat.N_QUADS,
-    "nq": ox.RdfFormat.N_QUADS,
-    "trig": ox.RdfFormat.TRIG,
-    "rdfxml": ox.RdfFormat.RDF_XML,
-    "xml": ox.RdfFormat.RDF_XML,
-    "rdf": ox.RdfFormat.RDF_XML,
+    **{name: fmt.oxigraph for fmt in formats_of(Kind.RDF) for name in fmt.names},  # type: ignore[misc]
     "owl": ox.RdfFormat.RDF_XML,
-    "jsonld": ox.RdfFormat.JSON_LD,
-    "json-ld": ox.RdfFormat.JSON_LD,
 }
 
 

@@ -67,7 +67,6 @@ PARAMETER_TYPES: dict[str, str] = {
 RESERVED_NAMES = frozenset({"limit", "offset", "lang", "format"})
 #: Prefixes accepted in IRI values, so ``rm:FocalFirm`` and ``demo:banca-lariana`` work.
 IRI_PREFIXES = {"rm": RM, "demo": DEMO}
-LANGUAGES = ("en", "it")
 
 _HEADER = re.compile(r"^#\s*(?P<key>[A-Za-z]+)(?:@(?P<lang>[a-z]{2,3}))?\s*:\s*(?P<value>.*)$")
 _PARAM = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*\((?P<spec>[^)]*)\)\s*(?P<text>.+)$")

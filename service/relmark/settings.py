@@ -10,8 +10,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from relmark.memory_bound import MINIMUM, describe, parse_size
-from relmark.vocab import ONTOLOGY_DIR
+from relmark.vocab import ONTOLOGY_DIR, VENDOR_DIR
 
+#: Bind addresses where reads are open unless RELMARK_PUBLIC_READS=0 says otherwise.
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 #: How long a remote store keeps look-ups when nothing is written through relmark (seconds).
 LOOKUP_TTL = 60.0
 
@@ -61,6 +63,17 @@ class Settings:
     max_sparql_depth: int = 64
     max_sparql_bytes: int = 16 * 1024 * 1024
     max_iri_length: int = 4096
+    # Where the pages' npm files are (CodeMirror, cytoscape.js): the copies an installed
+    # relmark carries, or node_modules/ in a checkout (``relmark.vocab.VENDOR_DIR``).
+    vendor_dir: Path = field(default=VENDOR_DIR)
+
+    @property
+    def reads_public(self) -> bool:
+        """Whether anyone may read without a token: RELMARK_PUBLIC_READS when set, else
+        only while bound to a loopback address (``relmark.web.auth``)."""
+        if self.public_reads is not None:
+            return self.public_reads
+        return self.bind_host.strip().lower() in LOCAL_HOSTS
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -120,6 +133,8 @@ class Settings:
             values["max_sparql_bytes"] = int(env["RELMARK_MAX_SPARQL_BYTES"])
         if "RELMARK_MAX_IRI_LENGTH" in env:
             values["max_iri_length"] = int(env["RELMARK_MAX_IRI_LENGTH"])
+        if env.get("RELMARK_VENDOR_DIR"):
+            values["vendor_dir"] = Path(env["RELMARK_VENDOR_DIR"])
         settings = cls(**values)
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -2,18 +2,28 @@
 
 One place for the paths of ontology/ and queries/ and for the IRIs every module shares,
 so no module spells a namespace or a graph name on its own.
+
+ontology/ and queries/ stay at the top of the repository, where their authors edit them;
+``relmark/resources/`` holds a symlink to each, which the build follows, so an installed
+relmark carries copies of both as package data and a checkout reads the files themselves.
+The pages' npm files come the same way through ``relmark/web/vendor`` (a symlink to
+node_modules/, copied at build time, never committed).
 """
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 RM = "https://w3id.org/relmark/ontology#"
 DEMO = "https://w3id.org/relmark/demo/"
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-ONTOLOGY_DIR = PROJECT_ROOT / "ontology"
-QUERIES_DIR = PROJECT_ROOT / "queries"
+#: relmark runs from files on disk (not a zip), so its package data has a real path.
+_PACKAGE = Path(str(files("relmark")))
+ONTOLOGY_DIR = (_PACKAGE / "resources" / "ontology").resolve()
+QUERIES_DIR = (_PACKAGE / "resources" / "queries").resolve()
+#: The npm files the pages may load (``RELMARK_VENDOR_DIR`` points elsewhere).
+VENDOR_DIR = (_PACKAGE / "web" / "vendor").resolve()
 
 #: The files that make up the ontology proper (TBox + SKOS schemes), in load order.
 ONTOLOGY_FILES = ("rm.ttl", "thirty-r.ttl")

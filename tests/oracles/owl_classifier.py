@@ -860,10 +860,9 @@ def _broken_promise(o: _Oracle) -> owlready2.ThingClass:
 @_models("KeptPromise")
 def _kept_promise(o: _Oracle) -> owlready2.ThingClass:
     _promises(o)
-    return o.defined(
-        "KeptPromise",
-        o.rm("Promise") & o.rm("keptIn").some(owlready2.Thing) & o.rm("brokenIn").max(0),
-    )
+    # Kept in a service encounter (where interactive marketing keeps promises), broken nowhere.
+    kept = o.rm("keptIn").some(o.rm("ServiceEncounter"))
+    return o.defined("KeptPromise", o.rm("Promise") & kept & o.rm("brokenIn").max(0))
 
 
 @_models("UnenabledPromise")
@@ -890,8 +889,11 @@ def _duration(o: _Oracle, name: str) -> object:
 
 @_models("ArrangedMarriage")
 def _arranged_marriage(o: _Oracle) -> owlready2.ThingClass:
-    return o.defined(
-        "ArrangedMarriage",
+    """Imposed by a third party: one neither the consumer nor the brand's owner of this very
+    relationship, a join with "different from" (SWRL) over uniquely named parties."""
+    cls = o.primitive("ArrangedMarriage")
+    imposed = o.helper_class(
+        "ImposedLastingUnintimate",
         _brand(
             o,
             _voluntary(o, False),
@@ -899,6 +901,19 @@ def _arranged_marriage(o: _Oracle) -> owlready2.ThingClass:
             o.below("intimacyLevel", "LowIntimacyThreshold"),
         ),
     )
+    o.unique_names(o.objects("imposedBy") + o.objects("counterparty") + o.objects("focalParty"))
+    o.swrl(
+        [
+            (imposed, "relationship"),
+            (o.rm("counterparty"), "relationship", "consumer"),
+            (o.rm("focalParty"), "relationship", "owner"),
+            (o.rm("imposedBy"), "relationship", "third"),
+            ("differentFrom", "third", "consumer"),
+            ("differentFrom", "third", "owner"),
+        ],
+        [(cls, "relationship")],
+    )
+    return cls
 
 
 @_models("BestFriendship")
@@ -930,7 +945,15 @@ def _casual_friendship(o: _Oracle) -> owlready2.ThingClass:
 
 @_models("ChildhoodFriendship")
 def _childhood_friendship(o: _Oracle) -> owlready2.ThingClass:
-    return o.defined("ChildhoodFriendship", _brand(o, o.rm("beganInChildhood").value(True)))
+    return o.defined(
+        "ChildhoodFriendship",
+        _brand(
+            o,
+            o.rm("beganInChildhood").value(True),
+            o.below("usageFrequency", "InfrequentUsageThreshold"),
+            o.at_least("lovePassion", "HighAffectThreshold"),
+        ),
+    )
 
 
 @_models("CommittedPartnership")
@@ -967,35 +990,52 @@ def _same_consumer_other_brand(o: _Oracle, this: list[tuple], other: list[tuple]
 
 @_models("CompartmentalizedFriendship")
 def _compartmentalized_friendship(o: _Oracle) -> owlready2.ThingClass:
+    """Another brand of the category in a *different* usage context. Contexts are literals,
+    which SWRL's differentFrom does not compare: one class per context value of the data
+    (rm:usageContext value "…"), and one rule per ordered pair of different values."""
     cls = o.primitive("CompartmentalizedFriendship")
     category = o.rm("productCategory")
-    body = _same_consumer_other_brand(
-        o,
-        [(o.rm("usageContext"), "relationship", "context")],
-        [],
-    )
-    body += [(category, "brand", "category"), (category, "otherBrand", "category")]
-    o.swrl(body, [(cls, "relationship")])
+    values = sorted({str(v) for v in o.graph.objects(None, rdflib.URIRef(RM + "usageContext"))})
+    contexts = [
+        o.helper_class(f"InUsageContext{number}", o.rm("usageContext").value(value))
+        for number, value in enumerate(values, start=1)
+    ]
+    for here in contexts:
+        for there in contexts:
+            if here is there:
+                continue
+            body = _same_consumer_other_brand(o, [(here, "relationship")], [(there, "other")])
+            body += [(category, "brand", "category"), (category, "otherBrand", "category")]
+            o.swrl(body, [(cls, "relationship")])
     return cls
 
 
 @_models("Courtship")
 def _courtship(o: _Oracle) -> owlready2.ThingClass:
-    cls = o.primitive("Courtship")
-    on_trial = o.helper_class("OnTrial", o.rm("onTrial").value(True))
-    short = o.helper_class("ShortTerm", _duration(o, "ShortTerm"))
-    body = _same_consumer_other_brand(
-        o,
-        [(short, "relationship"), (on_trial, "relationship")],
-        [(on_trial, "other")],
+    return o.defined(
+        "Courtship",
+        _brand(
+            o,
+            _voluntary(o, True),
+            _duration(o, "ShortTerm"),
+            o.rm("onTrial").value(True),
+            o.signed("valence", positive=True),
+            o.at_least("commitmentLevel", "NearZeroCommitmentThreshold"),
+        ),
     )
-    o.swrl(body, [(cls, "relationship")])
-    return cls
 
 
 @_models("Dependency")
 def _dependency(o: _Oracle) -> owlready2.ThingClass:
-    return o.defined("Dependency", _brand(o, o.at_least("intensity", "VeryHighIntensityThreshold")))
+    return o.defined(
+        "Dependency",
+        _brand(
+            o,
+            o.rm("feltIrreplaceable").value(True),
+            o.signed("valence", positive=True),
+            o.at_least("intensity", "VeryHighIntensityThreshold"),
+        ),
+    )
 
 
 @_models("Enmity")
@@ -1030,6 +1070,7 @@ def _fling(o: _Oracle) -> owlready2.ThingClass:
         _brand(
             o,
             _duration(o, "ShortTerm"),
+            o.at_least("emotionalReward", "HighEmotionalRewardThreshold"),
             o.below("commitmentLevel", "NearZeroCommitmentThreshold"),
         ),
     )

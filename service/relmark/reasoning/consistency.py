@@ -1,6 +1,6 @@
 """``relmark check``: is the ontology with the data consistent, is every class satisfiable?
 
-HermiT (through owlready2, ``owl.check_consistency``) answers yes or no but gives no
+HermiT (through owlready2, ``owl_reasoner.check_consistency``) answers yes or no but gives no
 justification, and an "INCONSISTENT" alone does not tell a data steward what to fix. So
 the reasoner's verdict is explained here in two steps, each confirmed by the reasoner:
 
@@ -12,7 +12,7 @@ the reasoner's verdict is explained here in two steps, each confirmed by the rea
    Removing the suspects must make the data consistent, or they are not reported as the cause.
 2. Otherwise the individuals are searched: the smallest set of individuals (with all their
    statements) that is inconsistent with the ontology, found by growing prefixes and binary
-   search (a few reasoner runs per individual found, each ~1.5 s on the demo data).
+   search (a few reasoner runs per individual found, each a full HermiT run).
 
 Unsatisfiable classes come from a run on the ontology alone (an inconsistent ABox hides
 them), each with the told axioms that make it empty (two disjoint superclasses, a
@@ -32,7 +32,7 @@ from rdflib.namespace import OWL, RDF, RDFS, XSD
 from relmark.reasoning.owl_reasoner import check_consistency
 from relmark.vocab import RM
 
-#: Reasoner runs the individual search may spend before it gives up (≈ 1.5 s each).
+#: Reasoner runs the individual search may spend before it gives up (each a full run).
 SEARCH_BUDGET = 40
 
 _NUMERIC = {

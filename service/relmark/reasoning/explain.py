@@ -12,15 +12,9 @@ from collections.abc import Mapping
 
 import pyoxigraph as ox
 
-from relmark.reasoning.provenance import (
-    DCTERMS,
-    PROV,
-    RDF,
-    RDFS,
-    RULE_IRI_PREFIX,
-    VARIABLE_IRI_PREFIX,
-)
-from relmark.reasoning.rules import NOT_RULE_INPUT
+from relmark.reasoning.rules.inputs import NOT_RULE_INPUT
+from relmark.reasoning.rules.model import RULE_IRI_PREFIX
+from relmark.reasoning.rules.provenance import DCTERMS, PROV, RDF, RDFS, VARIABLE_IRI_PREFIX
 from relmark.stores.base import Store
 from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, RM
 

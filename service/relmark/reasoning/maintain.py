@@ -1,4 +1,4 @@
-"""Keeping the inferences current: the one function every write path calls (DESIGN §5).
+"""Keeping the inferences current: the one function every write path calls.
 
 ``refresh_inferences`` recomputes the rules' conclusions (``rules.materialise``: a full
 recompute that writes only what changed) and records which rules and which ontology and
@@ -55,7 +55,7 @@ _CACHE_LOCK = threading.Lock()
 def rules_for(ontology_dir: Path | None = None) -> tuple[str, list[Rule]]:
     """The rules of ``<ontology_dir>/rules`` and their content hash (parsed once per version)."""
     directory = (ontology_dir or ONTOLOGY_DIR) / "rules"
-    # the files are read and hashed again only when one looks changed (1 ms per refresh)
+    # every refresh asks: the files are read and hashed again only when one looks changed
     try:
         with os.scandir(directory) as entries:
             stats = [(e.name, e.stat()) for e in entries if e.name.endswith(".rq")]
@@ -136,9 +136,8 @@ def refresh_inferences(
     else:
         summary = materialise(store, rules)
         if summary.written and isinstance(store, Optimizable):
-            # the run bulk-rewrote two graphs: on the files that leaves behind every read is
-            # 2-3x slower (incremental updates at 1M: p95 59.5 ms before, 15.9 ms after
-            # compacting, which takes ~11 s there)
+            # the run bulk-rewrote two graphs and left files behind that make every later
+            # read several times slower until the store is compacted
             store.optimize()
     if _stored_fingerprint(store) != wanted:
         key = f"<{INFERRED_GRAPH}> <{CONTENT_HASH.value}>"

@@ -102,8 +102,8 @@ def check_consistency(graph: rdflib.Graph, reasoner: str = "hermit") -> Consiste
 #   on exactly the properties those patterns read, for the individuals they read them on:
 #   "p max n", n the number of asserted values, which get unique names (below), so they
 #   are all the values there are. This is what owlready2's close_world says ("p only
-#   {the asserted values}"), without its nominal: on the demo data the same runs took
-#   about half as long this way (≈ 45 s against ≈ 90 s, on a busy two-core machine). A closed
+#   {the asserted values}"), without its nominal, which HermiT reasons about far more
+#   slowly. A closed
 #   object property counts the values of its sub-properties too: OWL entails rm:buyer and
 #   rm:seller values as rm:participant values, and a closure that left them out would make
 #   the data inconsistent; no rule reads a purchase as a joint initiative, so the answers

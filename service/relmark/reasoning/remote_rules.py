@@ -20,10 +20,10 @@ evaluation:
    difference is posted and applied, in one update.
 
 Why not one ``INSERT … WHERE`` per rule, which would keep the solutions on the server:
-Oxigraph's server evaluates a FILTER NOT EXISTS per row over the whole store, so one rule
-(``ladder-purchaser``) took 11.6 s of a 39.8 s run at 100k triples and a 1M run did not
-finish in 30 minutes; and the derivations had to be read back with these same SELECTs for
-the provenance anyway. The staging graphs are dropped whatever happens.
+Oxigraph's server evaluates a FILTER NOT EXISTS per row over the whole store, which makes
+a guarded rule quadratic in the size of the data; and the derivations would have to be
+read back with these same SELECTs for the provenance anyway. The staging graphs are
+dropped whatever happens.
 """
 
 from __future__ import annotations
@@ -35,9 +35,12 @@ from collections.abc import Iterable, Mapping
 
 import pyoxigraph as ox
 
-from relmark.reasoning import provenance as records
-from relmark.reasoning import rules as engine
-from relmark.reasoning.rules import NOT_RULE_INPUT, Rule, RunSummary, stored_lines
+from relmark.reasoning.rules import fixpoint as engine
+from relmark.reasoning.rules import provenance as records
+from relmark.reasoning.rules.evaluate import Query
+from relmark.reasoning.rules.inputs import NOT_RULE_INPUT, stored_lines
+from relmark.reasoning.rules.materialise import ONE_RUN_AT_A_TIME, RunSummary
+from relmark.reasoning.rules.model import Rule
 from relmark.stores.base import STAGING_PREFIX, EvaluatesRemotely, StoreError
 from relmark.vocab import INFERRED_GRAPH, PROVENANCE_GRAPH
 
@@ -45,7 +48,7 @@ from relmark.vocab import INFERRED_GRAPH, PROVENANCE_GRAPH
 LOCATE_BATCH = 200
 
 
-def _query_on(store: EvaluatesRemotely, graphs: list[str]) -> engine.Query:
+def _query_on(store: EvaluatesRemotely, graphs: list[str]) -> Query:
     """The ``Query`` that ``rules.evaluate`` runs on: the engine, over exactly ``graphs``.
 
     (In the embedded engine it is the in-memory workspace's union of the rule inputs and
@@ -63,7 +66,7 @@ def _query_on(store: EvaluatesRemotely, graphs: list[str]) -> engine.Query:
 
 def materialise(store: EvaluatesRemotely, rules: list[Rule]) -> RunSummary:
     """Infer everything the rules allow on the remote store, with provenance."""
-    with engine.ONE_RUN_AT_A_TIME:
+    with ONE_RUN_AT_A_TIME:
         started = time.perf_counter()
         store.forget_graphs()  # the run reads every graph as the engine has it now
         run = uuid.uuid4().hex
@@ -235,7 +238,7 @@ def _first_write(
 
     Nothing reads a provenance record whose conclusion is not inferred, so the provenance
     graph may fill before the inferred one appears; moving it too would cost a transactional
-    copy of millions of triples (352 s of a 514 s run at 1M on Oxigraph's server). If the
+    copy of millions of triples, most of a first run's time on a large store. If the
     run fails in between, the provenance graph is emptied again; after a crash there, the
     next start re-runs (no fingerprint was stored) and writes the difference.
     """

@@ -15,7 +15,7 @@ from relmark.server.supervisor import serve_workers
 from relmark.settings import Settings
 from relmark.stores import SnapshotThread
 from relmark.stores.base import Checkpoints, Optimizable
-from relmark.web import auth, create_app
+from relmark.web import create_app
 from relmark.web.extensions import close_app, get_store
 
 
@@ -32,7 +32,7 @@ def serve(
     The bind address goes into the settings: whether reads need a token depends on it.
     """
     settings = replace(settings, bind_host=host)
-    if auth.reads_public(settings):
+    if settings.reads_public:
         reads = "reads are open to anyone who can connect (RELMARK_PUBLIC_READS=0 closes them)"
     else:
         reads = "reads need a reader token (relmark token create --role reader)"

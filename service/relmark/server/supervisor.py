@@ -65,6 +65,7 @@ import pyoxigraph as ox
 import waitress
 
 from relmark import loading
+from relmark.execution import QUERY_WORKERS
 from relmark.memory_bound import (
     MEMORY_EXCEEDED,
     Watchdog,
@@ -80,12 +81,10 @@ from relmark.stores import SnapshotPublisher, open_replica, open_store
 from relmark.stores.base import Checkpoints, HasDeadline, Optimizable, Store, StoreError
 from relmark.vocab import SHAPES_FILE
 from relmark.web import create_app
-from relmark.web.errors import ApiError
+from relmark.web.errors import ApiError, retiring_error
 from relmark.web.extensions import (
-    QUERY_WORKERS,
     lower_query_priority,
     query_refusal,
-    retiring_error,
     set_query_timeout_hook,
     set_serving_details,
 )

@@ -7,8 +7,9 @@ What only some back ends can do is a named capability below, a ``Protocol`` aske
 ``isinstance(store, Capability)``: the type says what a caller relies on, and a checker
 sees it, where probing for a method by name would not.
 
-The errors a back end's server raises (``RemoteError`` and its kinds) are here too, so the
-HTTP layer maps them to statuses without knowing which back end raised them.
+The errors a back end's server raises (``RemoteError`` and its kinds) are here too, as kinds
+of ``relmark.errors``' categories, which the HTTP layer maps to statuses without knowing
+which back end raised them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
 
 import pyoxigraph as ox
 
+from relmark.errors import BackendFailed, BackendUnavailable, QueryTimeout
 from relmark.vocab import DATA_GRAPH_PREFIX, SYSTEM_GRAPHS
 
 if TYPE_CHECKING:
@@ -99,7 +101,7 @@ class StoreLocked(StoreError):
     """Another process (usually a running ``relmark serve``) holds the store open."""
 
 
-class RemoteError(StoreError):
+class RemoteError(StoreError, BackendFailed):
     """The server behind the store refused or failed a request; ``backend`` names it."""
 
     def __init__(self, message: str, backend: str) -> None:
@@ -110,11 +112,11 @@ class RemoteError(StoreError):
         return type(self), (str(self), self.backend)
 
 
-class RemoteUnavailable(RemoteError):
+class RemoteUnavailable(RemoteError, BackendUnavailable):
     """The server behind the store cannot be reached (down, refusing, or too slow)."""
 
 
-class RemoteTimeout(RemoteUnavailable):
+class RemoteTimeout(RemoteUnavailable, QueryTimeout):
     """A read the server did not answer within RELMARK_QUERY_TIMEOUT: our query timeout."""
 
     def __init__(self, message: str, backend: str, seconds: float) -> None:

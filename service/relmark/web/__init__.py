@@ -1,7 +1,8 @@
 """The HTTP layer: the Flask app factory (``server/`` runs the app).
 
-The layer is thin: it translates HTTP to calls on the store and on ``loading``, and
-errors to JSON (``errors.py``). Each HTTP area is one blueprint.
+The layer is thin: it translates HTTP to calls on the store, ``loading``, ``queries``
+and ``reasoning``, and errors to JSON or an HTML page (``errors.py``). Each HTTP area is
+one blueprint: the machine API under ``api/``, the HTML pages under ``pages/``.
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.register_blueprint(graphs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(queries_api.bp)  # named questions (issue 6)
+    app.register_blueprint(queries_api.bp)  # named questions
     app.register_blueprint(openapi.bp)
-    app.register_blueprint(browse_bp)  # HTML pages (issue 7)
+    app.register_blueprint(browse_bp)  # HTML pages (with query and pictures nested)
     atexit.register(_close_at_exit, weakref.ref(app))
     return app
 

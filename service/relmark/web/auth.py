@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask_httpauth import HTTPTokenAuth
 
 from relmark.settings import Settings
@@ -31,8 +31,6 @@ from relmark.web.cors import CORS_BLUEPRINTS, mark_read
 from relmark.web.errors import ApiError
 from relmark.web.extensions import get_settings
 
-#: Bind addresses where reads are open unless RELMARK_PUBLIC_READS=0 says otherwise.
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 #: Endpoints anyone may call: liveness (which says less to anonymous callers) and the
 #: pages' own CSS/JS, which hold no data.
 OPEN_ENDPOINTS = frozenset({"health.healthz", "static", "browse.vendor"})
@@ -63,17 +61,7 @@ def _broken_token_file(error: TokenError) -> object:
 
 
 def token_store() -> TokenStore:
-    from flask import current_app
-
     return current_app.extensions[TOKENS]
-
-
-def reads_public(settings: Settings | None = None) -> bool:
-    """Whether anyone may read without a token (see the module's docstring)."""
-    settings = settings or get_settings()
-    if settings.public_reads is not None:
-        return settings.public_reads
-    return settings.bind_host.strip().lower() in LOCAL_HOSTS
 
 
 @auth.verify_token
@@ -139,7 +127,7 @@ def _credentials() -> bool:
 
 def require_role(role: str) -> Principal | None:
     """Refuse the request unless its caller holds ``role`` (None: an open read)."""
-    if role == "reader" and not _credentials() and reads_public():
+    if role == "reader" and not _credentials() and get_settings().reads_public:
         return None
     if role != "reader" and not token_store().can_write():
         raise ApiError(

@@ -1,7 +1,7 @@
 """CORS for reads: which other origins' pages may read relmark's answers.
 
 ``RELMARK_CORS_ORIGINS`` lists the origins (``https://app.example.org,…``); unset, it is
-``*`` while reads are public (Fuseki's default, and relmark's before access control) and
+``*`` while reads are public (Fuseki's default, so public data stays usable from any page) and
 no origin at all once reads need a token. ``*`` is never sent when reads need a token: a
 listed origin gets its own name echoed back with ``Vary: Origin``, so a cache never hands
 one origin's answer to another. Set it empty to refuse every other origin.
@@ -19,6 +19,7 @@ import sys
 from flask import Response, g, request
 
 from relmark.settings import Settings
+from relmark.web.extensions import get_settings
 
 #: Blueprints whose reads other origins may make (the machine API, not the HTML pages).
 CORS_BLUEPRINTS = frozenset({"sparql", "graphs", "queries", "openapi"})
@@ -48,11 +49,9 @@ def allowed_origins(settings: Settings, public: bool) -> tuple[str, ...]:
 
 
 def _policy() -> tuple[tuple[str, ...], bool]:
-    from relmark.web.auth import reads_public
-    from relmark.web.extensions import get_settings
-
-    public = reads_public()
-    return allowed_origins(get_settings(), public), public
+    settings = get_settings()
+    public = settings.reads_public
+    return allowed_origins(settings, public), public
 
 
 def _allow_origin(response: Response, origins: tuple[str, ...]) -> bool:

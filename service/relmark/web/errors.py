@@ -1,12 +1,15 @@
-"""Typed HTTP errors and the one place that turns errors into JSON responses (DESIGN §6).
+"""Typed HTTP errors, and the one place that turns every error into a response.
 
-Views raise ``ApiError`` (or let a domain error from ``loading`` propagate); ``register``
-maps each to ``{"error": …, "detail": …, "where": …}`` with its status. Werkzeug's own
-HTTP errors (404, 405, 413 from ``MAX_CONTENT_LENGTH``, …) get the same JSON shape.
+Views raise ``ApiError`` or let a typed error of the domain propagate (``relmark.errors``,
+``loading``); ``register`` maps each to its status and to ``{"error": …, "detail": …,
+"where": …}``. Werkzeug's own HTTP errors (404 of an unknown URL, 405, 413 from
+``MAX_CONTENT_LENGTH``, …) and unhandled failures (500) take the same path.
 
-A browser asking for a page (its ``Accept`` prefers HTML, and the path is not one of the
-machine API's) gets the same error as an HTML page instead (``templates/errors/error.html``);
-``curl`` and every API client keep the JSON.
+Who gets HTML instead of JSON is one policy (``wants_html``): the machine API's paths
+always answer JSON; a page answers HTML unless the client prefers JSON; any other URL
+answers HTML only to a client that prefers it (a browser). The HTML is one template
+(``templates/errors/error.html``), with the pages' header and language when the error
+happened on a page.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
+from relmark.errors import BackendFailed, BackendUnavailable, Busy, QueryTimeout
 from relmark.loading import LoadError, ValidationFailed
-from relmark.stores.base import RemoteError, RemoteTimeout, RemoteUnavailable
+from relmark.web.extensions import get_settings
 
 
 class ApiError(Exception):
@@ -51,14 +55,25 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})
 
+    def __reduce__(self) -> tuple:  # a copy is the same error (``QueryRunner.refuse``)
+        return type(self), (
+            self.status,
+            self.error,
+            self.detail,
+            self.where,
+            self.headers,
+            self.extra,
+        )
+
     def to_response(self) -> Response:
-        """The JSON body of DESIGN §6 (plus ``extra`` keys such as a SHACL report), or an
-        HTML page for a browser asking for a page."""
+        """The JSON body ``{"error", "detail", "where"}`` (plus ``extra`` keys such as a
+        SHACL report), or the HTML error page for a client that wants one (``wants_html``)."""
         if wants_html():
             response = Response(
                 render_template(
                     "errors/error.html",
                     status=self.status,
+                    title=str(self.status),
                     error=self.error,
                     detail=self.detail if isinstance(self.detail, str | None) else str(self.detail),
                     where=self.where,
@@ -78,15 +93,33 @@ class ApiError(Exception):
 API_PATHS = ("/sparql", "/data", "/api", "/healthz", "/static/", "/vendor/")
 
 
+#: The blueprint of the HTML pages (``web.pages``), nested ones included.
+PAGES_BLUEPRINT = "browse"
+
+
 def wants_html() -> bool:
-    """A browser asked for a page: HTML preferred to JSON, on a path that is not the API's."""
+    """Whether this request's error is an HTML page rather than JSON.
+
+    Never on the machine API's paths. On a page, unless the client prefers JSON (a page's
+    reader is a person; ``curl -H 'Accept: application/json'`` still gets JSON). Anywhere
+    else, only when the client prefers HTML to JSON, as a browser does.
+    """
     if not has_request_context():
         return False
     path = request.path
     if any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in API_PATHS):
         return False
+    if on_a_page():
+        best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+        return best != "application/json"
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return best == "text/html"
+
+
+def on_a_page() -> bool:
+    """The request was routed to one of the HTML pages."""
+    blueprint = request.blueprint or ""
+    return blueprint == PAGES_BLUEPRINT or blueprint.startswith(PAGES_BLUEPRINT + ".")
 
 
 _POSITION = re.compile(r"\bat (\d+):(\d+)\b")
@@ -130,15 +163,15 @@ def load_error(error: LoadError, source_name: str) -> ApiError:
     return ApiError(400, "the request body does not parse", detail=message, where=where)
 
 
-def remote_failed(error: RemoteError) -> ApiError:
-    """503 when the remote SPARQL server is unreachable or too slow, 502 when it failed.
+def remote_failed(error: BackendFailed) -> ApiError:
+    """503 when the store's back-end server is unreachable or too slow, 502 when it failed.
 
     A read it did not answer in time is our query timeout, whichever of the two clocks
     (ours, or the HTTP client's, set to the same RELMARK_QUERY_TIMEOUT) ran out first.
     """
-    if isinstance(error, RemoteTimeout):
+    if isinstance(error, QueryTimeout) and error.seconds is not None:
         return query_timeout(error, error.seconds, "narrow the query or add a LIMIT")
-    if isinstance(error, RemoteUnavailable):
+    if isinstance(error, BackendUnavailable):
         return ApiError(
             503,
             "the store's SPARQL server is unavailable",
@@ -159,16 +192,29 @@ def query_timeout(error: Exception, seconds: float, advice: str) -> ApiError:
     )
 
 
-def not_rdf(what: str, mimetype: str | None) -> ApiError:
-    """415 for a body that should be RDF; names the formats relmark reads."""
-    from relmark.web.negotiation import Kind, formats_of
-
-    accepted = ", ".join(f.media_type for f in formats_of(Kind.RDF))
+def busy(error: Busy) -> ApiError:
+    """503 with ``Retry-After`` for work refused because every slot is taken."""
+    retry = max(1, round(error.retry_after))
     return ApiError(
-        415,
-        "unsupported media type",
-        detail=f"send {what} as one of: {accepted} (got {mimetype or 'no Content-Type'})",
+        503, "the server is busy", detail=str(error), headers={"Retry-After": str(retry)}
     )
+
+
+def retiring_error() -> ApiError:
+    """503 for a query held by a worker on its way out (a new connection reaches another)."""
+    return ApiError(
+        503,
+        "the worker is restarting",
+        detail="this worker process is being replaced (after a query overran its timeout, "
+        "or on shutdown); the query was not answered here; retry at once",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _timed_out(error: QueryTimeout) -> ApiError:
+    """A query timeout no view turned into its own advice."""
+    seconds = error.seconds if error.seconds is not None else get_settings().query_timeout
+    return query_timeout(error, seconds, "narrow the query or add a LIMIT")
 
 
 def _http_exception(error: HTTPException) -> Response:
@@ -190,4 +236,6 @@ def register(app: Flask) -> None:
     app.register_error_handler(ApiError, lambda e: e.to_response())
     app.register_error_handler(ValidationFailed, lambda e: validation_failed(e).to_response())
     app.register_error_handler(HTTPException, _http_exception)
-    app.register_error_handler(RemoteError, lambda e: remote_failed(e).to_response())
+    app.register_error_handler(BackendFailed, lambda e: remote_failed(e).to_response())
+    app.register_error_handler(Busy, lambda e: busy(e).to_response())
+    app.register_error_handler(QueryTimeout, lambda e: _timed_out(e).to_response())

@@ -1,15 +1,16 @@
-"""The language of an HTML page (EN or IT) and the words of the page chrome in both.
+"""The language of an answer, chosen one way for every page and API, and the page words.
 
-Labels of ontology terms and data come from the store in the chosen language; only the
-words the templates themselves print live here. ``?lang=`` wins, then ``Accept-Language``,
-then English, as for ``/api/classify``.
+``?lang=`` wins (400 naming the supported languages when it names another), then
+``Accept-Language``, then English. Labels of ontology terms and data come from the store
+in the chosen language; only the words the templates themselves print live here.
 """
 
 from __future__ import annotations
 
 from flask import request
 
-LANGUAGES = ("en", "it")
+from relmark.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from relmark.web.errors import ApiError
 
 WORDS: dict[str, dict[str, str]] = {
     "en": {
@@ -95,7 +96,7 @@ WORDS: dict[str, dict[str, str]] = {
         "rows": "rows",
         "named_queries": "Named questions",
         "csv": "CSV",
-        "no_named_queries": "The named questions are not available on this server yet.",
+        "no_named_queries": "This server has no named questions (queries/ holds none).",
         "required": "required",
         "network": "Relationship network",
         "network_text": "The network as a table",
@@ -204,7 +205,7 @@ WORDS: dict[str, dict[str, str]] = {
         "rows": "righe",
         "named_queries": "Domande con nome",
         "csv": "CSV",
-        "no_named_queries": "Le domande con nome non sono ancora disponibili su questo server.",
+        "no_named_queries": "Questo server non ha domande con nome (queries/ non ne contiene).",
         "required": "obbligatorio",
         "network": "Rete delle relazioni",
         "network_text": "La rete come tabella",
@@ -233,20 +234,44 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
-def page_language() -> str:
-    """``?lang=`` if it names a language we have, else ``Accept-Language``, else English."""
-    wanted = (request.args.get("lang") or "").strip().lower()
+def request_language(*, strict: bool = True) -> str:
+    """The language this request asked for: ``?lang=``, else ``Accept-Language``, else
+    English.
+
+    An unsupported ``?lang=`` is a 400 (``strict``); not strict (the chrome of the error
+    page that says so) it falls back as if not given.
+    """
+    return explicit_language(strict=strict) or (
+        request.accept_languages.best_match(LANGUAGES) or DEFAULT_LANGUAGE
+    )
+
+
+def explicit_language(*, strict: bool = True) -> str | None:
+    """The language the URL asked for, which links must carry on; None when not asked
+    (no ``?lang=``, or an empty one)."""
+    raw = request.args.get("lang")
+    wanted = (raw or "").strip().lower()
+    if not wanted:
+        return None
     if wanted in LANGUAGES:
         return wanted
-    return request.accept_languages.best_match(LANGUAGES) or "en"
+    if strict:
+        raise unsupported_language(raw or "")
+    return None
 
 
-def explicit_language() -> str | None:
-    """The language the URL asked for, which links must carry on; None when not asked."""
-    wanted = (request.args.get("lang") or "").strip().lower()
-    return wanted if wanted in LANGUAGES else None
+def unsupported_language(value: str) -> ApiError:
+    """400 for a ``?lang=`` relmark does not speak, in the shape of a bad parameter."""
+    expected = "one of " + ", ".join(LANGUAGES)
+    return ApiError(
+        400,
+        "unsupported value of parameter 'lang'",
+        detail=f"lang: got {value!r}, expected {expected}",
+        where="lang",
+        extra={"parameter": "lang", "value": value, "expected": expected},
+    )
 
 
 def words(lang: str) -> dict[str, str]:
     """The page chrome's words in ``lang`` (English for anything else)."""
-    return WORDS.get(lang, WORDS["en"])
+    return WORDS.get(lang, WORDS[DEFAULT_LANGUAGE])

@@ -1,8 +1,8 @@
 """Flask's JSON responses, encoded by orjson.
 
-A page of a named question (100 rows of 5 cells, with labels) is encoded in 0.03 ms
-instead of the standard library's 0.33 ms: a tenth of relmark's whole fixed cost per
-question in front of a SPARQL server (benchmarks/README.md, bench_remote.py). What orjson
+orjson encodes a page of a named question about ten times faster than the standard
+library, a visible share of relmark's fixed cost per question in front of a SPARQL server
+(benchmarks/README.md, "Figures behind choices in the code"). What orjson
 would encode its own way (dates, dataclasses, ``str`` subclasses such as markup) still
 goes through Flask's ``default``, so responses say the same; an indented response (debug
 mode) is left to the standard library.

@@ -14,9 +14,9 @@ from typing import IO
 
 import pyoxigraph as ox
 
+from relmark.formats import Format
 from relmark.vocab import DEMO, RM
 from relmark.web.errors import ApiError
-from relmark.web.negotiation import Format
 
 #: Prefixes for Turtle/TriG output, so graphs read well in a browser.
 PREFIXES = {

@@ -1,4 +1,4 @@
-"""``/api/classify`` and ``/api/explain``: a resource's classes with reasons (DESIGN §5-§6).
+"""``/api/classify`` and ``/api/explain``: a resource's classes with reasons.
 
 Reads only: both answer from the store's asserted, inferred and provenance graphs through
 ``reasoning.explain``, so they work on a worker's snapshot as on the live store.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import pyoxigraph as ox
 from flask import Blueprint, Response, jsonify, request
 
+from relmark.formats import Kind, format_for_content_type
 from relmark.loading import LoadError, Source, ValidationFailed, parse_quads, validate_quads
 from relmark.reasoning.explain import (
     NotAnOntologyClass,
@@ -30,23 +31,22 @@ from relmark.reasoning.whatif import (
 )
 from relmark.reasoning.whynot import why_not
 from relmark.stores.base import Store
-from relmark.web.errors import ApiError, load_error, not_rdf
+from relmark.web.errors import ApiError, load_error
 from relmark.web.extensions import get_settings, get_store
-from relmark.web.negotiation import Kind, format_for_content_type
+from relmark.web.i18n import request_language
+from relmark.web.negotiation import not_rdf
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 _BODY = "request body"
 
-LANGUAGES = ("en", "it")
-
 
 @bp.get("/classify")
 def classify_view() -> Response:
     """The classes of ``iri``: asserted ones with their graphs, inferred ones with rules."""
+    lang = request_language()
     store = get_store()
     iri = known_resource(store, _required("iri"))
-    lang = _language()
     return jsonify(iri=iri, lang=lang, classes=_with_first_rule(classify(store, iri, lang)))
 
 
@@ -74,7 +74,7 @@ def what_if_view() -> Response:
     report when the record does not conform to the shapes.
     """
     store = get_store()
-    lang = _language()
+    lang = request_language()
     quads = _record()
     settings = get_settings()
     _check_record_size(quads, settings.whatif_max_triples)
@@ -156,10 +156,10 @@ def explain_view() -> Response:
     With ``why=not``: for each rule concluding the class, its conditions met and unmet for
     ``iri`` and the nearest unmet one in words (``reasoning.whynot``).
     """
+    lang = request_language()
     store = get_store()
     iri = known_resource(store, _required("iri"))
     class_iri = ontology_class(store, _required("class"))
-    lang = _language()
     why = request.args.get("why")
     if why is not None:
         if why.strip().lower() != "not":
@@ -196,14 +196,3 @@ def _required(name: str) -> str:
     if not value:
         raise ApiError(400, f"missing parameter {name!r}", detail=f"pass ?{name}=<IRI>")
     return value
-
-
-def _language() -> str:
-    """``?lang=`` (en or it), else the best of ``Accept-Language``, else English."""
-    lang = request.args.get("lang")
-    if lang is not None:
-        lang = lang.strip().lower()
-        if lang not in LANGUAGES:
-            raise ApiError(400, "unsupported language", detail=f"lang is one of {LANGUAGES}")
-        return lang
-    return request.accept_languages.best_match(LANGUAGES) or "en"

@@ -18,20 +18,14 @@ import pyoxigraph as ox
 from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.wsgi import wrap_file
 
+from relmark.formats import Format, Kind, format_for_content_type, formats_of
 from relmark.loading import LoadError, ShapesCheck, Source, parse_quads
 from relmark.vocab import DATA_GRAPH_PREFIX, SYSTEM_GRAPHS
 from relmark.web.auth import require_token
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
-from relmark.web.errors import ApiError, load_error, not_rdf
+from relmark.web.errors import ApiError, load_error
 from relmark.web.extensions import after_write, get_settings, get_store
-from relmark.web.negotiation import (
-    Format,
-    Kind,
-    format_for_content_type,
-    formats_of,
-    negotiate,
-    not_acceptable,
-)
+from relmark.web.negotiation import negotiate, not_acceptable, not_rdf
 from relmark.web.serialization import serialize_rdf
 
 bp = Blueprint("graphs", __name__)

@@ -17,8 +17,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from relmark.stores.base import OnDisk, Remote, RemoteError, Store
-from relmark.web.auth import current_principal, reads_public
-from relmark.web.extensions import get_store, serving_details
+from relmark.web.auth import current_principal
+from relmark.web.extensions import get_settings, get_store, serving_details
 
 bp = Blueprint("health", __name__)
 
@@ -28,7 +28,7 @@ def _level() -> str:
     principal = current_principal()
     if principal is not None and principal.may("admin"):
         return "admin"
-    if principal is not None or reads_public():
+    if principal is not None or get_settings().reads_public:
         return "reader"
     return "anonymous"
 

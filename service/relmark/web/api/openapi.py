@@ -1,4 +1,4 @@
-"""``/api/openapi.json``: an OpenAPI 3.1 description of the whole HTTP surface (DESIGN §6).
+"""``/api/openapi.json``: an OpenAPI 3.1 description of the whole HTTP surface.
 
 Built on every request from two sources, so it cannot drift from what is served: the
 operations below (one entry per view of ``sparql``, ``graphs``, ``health``, ``api`` and this
@@ -14,12 +14,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from relmark import __version__ as relmark_version
-from relmark.queries import LANGUAGES, NamedQuery, Parameter, parse_value
+from relmark.formats import Kind, formats_of
+from relmark.i18n import LANGUAGES
+from relmark.queries import NamedQuery, Parameter, parse_value
 from relmark.web.api.queries import DEFAULT_PAGE, OUTPUTS, catalogue
-from relmark.web.auth import reads_public
 from relmark.web.cors import allow_cross_origin_reads, mark_read
 from relmark.web.extensions import get_settings
-from relmark.web.negotiation import Kind, formats_of
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 bp.after_request(allow_cross_origin_reads)
@@ -60,7 +60,7 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
         paths[f"/api/queries/{query.name}"] = _named(query, max_rows)
     for path, item in _other_routes(set(paths) | {"/api/queries/{name}"}).items():
         paths.setdefault(path, item)
-    _secure(paths, reads_public())
+    _secure(paths, get_settings().reads_public)
     return {
         "openapi": OPENAPI_VERSION,
         "info": {

@@ -1,4 +1,4 @@
-"""``/api/queries``: the named competency questions as a REST API (DESIGN §6, Datasette's
+"""``/api/queries``: the named competency questions as a REST API (after Datasette's
 canned queries).
 
 ``GET /api/queries`` lists the catalogue; ``GET /api/queries/<name>?param=…`` runs one
@@ -18,11 +18,13 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from relmark import queries
+from relmark.errors import QueryTimeout
 from relmark.queries import NamedQuery, NamedResult, ParameterError
 from relmark.stores.base import Remote
 from relmark.web.cors import allow_cross_origin_reads, mark_read
 from relmark.web.errors import ApiError, query_timeout
-from relmark.web.extensions import QueryTimeout, get_query_runner, get_settings, get_store
+from relmark.web.extensions import get_query_runner, get_settings, get_store
+from relmark.web.i18n import request_language
 from relmark.web.negotiation import parse_accept, quality
 
 bp = Blueprint("queries", __name__, url_prefix="/api")
@@ -58,7 +60,7 @@ def queries_dir() -> Path:
 def list_queries() -> Response:
     """Every question with its title, description and parameters in ``?lang=``."""
     mark_read()
-    lang = language()
+    lang = request_language()
     _only_params({"lang"})
     return jsonify(queries=[describe(query, lang) for query in catalogue()])
 
@@ -97,7 +99,7 @@ def run_query(name: str) -> Response:
     if query is None:
         known = ", ".join(q.name for q in catalogue())
         raise ApiError(404, "unknown query", detail=f"no question named {name!r}; known: {known}")
-    lang = language()
+    lang = request_language()
     output = _output()
     settings = get_settings()
     limit = _count("limit", DEFAULT_PAGE, minimum=1, maximum=settings.max_result_rows)
@@ -252,19 +254,6 @@ def _output() -> str:
         offered = ", ".join(OUTPUTS.values())
         raise ApiError(406, "not acceptable", detail=f"this resource is available as: {offered}")
     return max(acceptable)[2]
-
-
-def language() -> str:
-    """``?lang=`` (en or it), else the best of Accept-Language, else English."""
-    lang = request.args.get("lang")
-    if lang is not None:
-        lang = lang.strip().lower()
-        if lang not in queries.LANGUAGES:
-            raise parameter_error(
-                ParameterError("lang", request.args["lang"], f"one of {queries.LANGUAGES}")
-            )
-        return lang
-    return request.accept_languages.best_match(queries.LANGUAGES) or "en"
 
 
 def _pick(texts: Mapping[str, str], lang: str) -> str:

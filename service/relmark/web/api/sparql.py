@@ -20,6 +20,8 @@ import pyoxigraph as ox
 from flask import Blueprint, Response, request, url_for
 from werkzeug.datastructures import MultiDict
 
+from relmark.errors import QueryTimeout
+from relmark.formats import FORMATS, Format, Kind, formats_of
 from relmark.loading import ShapesCheck
 from relmark.sparql.guard import (
     SparqlLimits,
@@ -43,20 +45,12 @@ from relmark.web.auth import require_admin, require_token, token_store
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
 from relmark.web.errors import ApiError, query_timeout, syntax_error
 from relmark.web.extensions import (
-    QueryTimeout,
     after_write,
     get_query_runner,
     get_settings,
     get_store,
 )
-from relmark.web.negotiation import (
-    FORMATS,
-    Format,
-    Kind,
-    formats_of,
-    negotiate,
-    not_acceptable,
-)
+from relmark.web.negotiation import negotiate, not_acceptable
 from relmark.web.serialization import serialize_rdf, serialize_result
 
 bp = Blueprint("sparql", __name__)

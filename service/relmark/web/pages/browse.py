@@ -1,9 +1,11 @@
-"""The HTML pages (DESIGN §6): home, ontology, resources, pictures; they work without
-JavaScript and do more with it.
+"""The HTML pages: home, ontology, resources, pictures; they work without JavaScript and
+do more with it.
 
-Views read only through ``get_store()``; what they show is gathered by the ``*_view``
-modules and rendered from ``templates/browse/``. The query page is its own blueprint
-(``query_page.py``), nested here, as is the vendor route for the npm libraries.
+Views read only through ``get_store()``; what they show is gathered by the sibling
+modules of ``web/pages/`` and rendered from ``templates/browse/``. The query page and the
+pictures are their own blueprints (``query.py``, ``pictures.py``), nested here, so every
+page shares this one's language check and template helpers; the vendor route for the npm
+libraries is here too.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from flask import (
     url_for,
 )
 
+from relmark.formats import Kind, formats_of
 from relmark.reasoning.explain import NotExplained, classify, explain
 from relmark.reasoning.maintain import rules_for
 from relmark.reasoning.whynot import why_not
-from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROJECT_ROOT, PROVENANCE_GRAPH, RM
+from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, RM
+from relmark.web.errors import ApiError
 from relmark.web.extensions import get_settings, get_store
-from relmark.web.i18n import LANGUAGES, explicit_language, page_language, words
-from relmark.web.negotiation import Kind, choose, format_by_name, formats_of, parse_accept, quality
+from relmark.web.i18n import LANGUAGES, explicit_language, request_language, words
+from relmark.web.negotiation import choose, format_by_name, parse_accept, quality
 from relmark.web.pages import pictures
 from relmark.web.pages import query as query_page
 from relmark.web.pages.home import search_labels, store_counts
@@ -64,7 +68,8 @@ bp = Blueprint("browse", __name__)
 bp.register_blueprint(query_page.bp)
 bp.register_blueprint(pictures.bp)
 
-#: npm files the pages may load, relative to node_modules/ (nothing else is served).
+#: npm files the pages may load, relative to node_modules/ (nothing else is served); the
+#: build copies the same files into the package (pyproject.toml's package-data).
 VENDOR_FILES = frozenset(
     {
         "codemirror/lib/codemirror.js",
@@ -73,19 +78,21 @@ VENDOR_FILES = frozenset(
         "cytoscape/dist/cytoscape.min.js",
     }
 )
-NODE_MODULES = PROJECT_ROOT / "node_modules"
 #: A members page lists at most this many typing statements.
 MEMBERS_LIMIT = 2000
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
-class PageNotFound(LookupError):
-    """A page asked about something the store does not have: an HTML 404."""
+def page_not_found(message: str) -> ApiError:
+    """404 for a page about something the store does not have (HTML to a reader:
+    ``errors.wants_html``)."""
+    return ApiError(404, "not found", detail=message)
 
 
-@bp.errorhandler(PageNotFound)
-def page_not_found(error: PageNotFound) -> tuple[str, int]:
-    return render_template("browse/error.html", message=str(error), title="404"), 404
+@bp.before_request
+def check_language() -> None:
+    """Every page, and every page nested here, refuses an unsupported ``?lang=`` alike."""
+    explicit_language()
 
 
 # --- shared by every template --------------------------------------------------------------
@@ -94,7 +101,7 @@ def page_helpers() -> dict[str, Any]:
     """The page language, its words and link helpers, for every template."""
     if not request or not (request.blueprint or "").startswith("browse"):
         return {}
-    lang = page_language()
+    lang = request_language(strict=False)  # (also for the error page that refused ?lang=)
     return {
         "lang": lang,
         "w": words(lang),
@@ -109,7 +116,7 @@ def page_helpers() -> dict[str, Any]:
 
 def href(endpoint: str, **params: Any) -> str:
     """``url_for`` that carries an explicit ``?lang=`` on to the next page."""
-    lang = explicit_language()
+    lang = explicit_language(strict=False)
     if lang and "lang" not in params:
         params["lang"] = lang
     return url_for(endpoint, **params)
@@ -136,22 +143,22 @@ def link_for(iri: str) -> str:
 
 def vendor_available(name: str) -> bool:
     """Whether an npm file is installed: pages leave out what is missing and still work."""
-    return name in VENDOR_FILES and (NODE_MODULES / name).is_file()
+    return name in VENDOR_FILES and (get_settings().vendor_dir / name).is_file()
 
 
 @bp.get("/vendor/<path:name>")
 def vendor(name: str) -> Response:
-    """The allow-listed files of node_modules/, so no library file is committed."""
+    """The allow-listed npm files (``RELMARK_VENDOR_DIR``), so no library file is committed."""
     if not vendor_available(name):
         abort(404)
-    response = send_from_directory(NODE_MODULES, name, max_age=3600)
+    response = send_from_directory(get_settings().vendor_dir, name, max_age=3600)
     return response
 
 
 # --- home and search -------------------------------------------------------------------------
 @bp.get("/")
 def home() -> str:
-    store, lang = get_store(), page_language()
+    store, lang = get_store(), request_language()
     return render_template(
         "browse/home.html",
         counts=store_counts(store),
@@ -163,14 +170,14 @@ def home() -> str:
 @bp.get("/search")
 def search() -> str:
     text = request.args.get("q", "")
-    hits = search_labels(get_store(), text, page_language())
+    hits = search_labels(get_store(), text, request_language())
     return render_template("browse/search.html", q=text, hits=hits, title=text or "search")
 
 
 # --- ontology ----------------------------------------------------------------------------------
 @bp.get("/ontology")
 def ontology() -> str:
-    store, lang = get_store(), page_language()
+    store, lang = get_store(), request_language()
     return render_template(
         "browse/ontology.html",
         tree=class_tree(store, lang),
@@ -186,13 +193,13 @@ def _ontology_iri(kind: str, param: str = "iri") -> str:
         iri = RM + iri[3:]
     classes, properties = ontology_terms(get_store())
     if iri not in (classes if kind == "class" else properties):
-        raise PageNotFound(f"<{iri}> is not a {kind} of the relmark ontology")
+        raise page_not_found(f"<{iri}> is not a {kind} of the relmark ontology")
     return iri
 
 
 @bp.get("/ontology/class")
 def class_page() -> str:
-    store, lang = get_store(), page_language()
+    store, lang = get_store(), request_language()
     iri = _ontology_iri("class")
     details = class_details(store, iri, lang)
     return render_template(
@@ -207,7 +214,7 @@ def class_page() -> str:
 
 @bp.get("/ontology/property")
 def property_page() -> str:
-    store, lang = get_store(), page_language()
+    store, lang = get_store(), request_language()
     iri = _ontology_iri("property")
     details = property_details(store, iri, lang)
     return render_template(
@@ -221,7 +228,7 @@ def property_page() -> str:
 @bp.get("/ontology/members")
 def members() -> str:
     """The direct members of a class, asserted or inferred, each linked to its page."""
-    store, lang = get_store(), page_language()
+    store, lang = get_store(), request_language()
     iri = _ontology_iri("class", "class")
     rows = direct_members(iri)
     names = labels(store, [r["iri"] for r in rows] + [iri], lang)
@@ -255,7 +262,7 @@ def direct_members(iri: str) -> list[dict]:
 
 @bp.get("/ontology/thirty-r")
 def thirty_r_page() -> str:
-    lang = page_language()
+    lang = request_language()
     return render_template(
         "browse/thirty_r.html", groups=thirty_r(get_store(), lang), title=words(lang)["thirty_r"]
     )
@@ -263,7 +270,7 @@ def thirty_r_page() -> str:
 
 @bp.get("/ontology/selling-steps")
 def selling_steps_page() -> str:
-    lang = page_language()
+    lang = request_language()
     return render_template(
         "browse/selling_steps.html",
         steps=selling_steps(get_store(), lang),
@@ -273,7 +280,7 @@ def selling_steps_page() -> str:
 
 @bp.get("/ontology/loyalty-ladder")
 def ladder_page() -> str:
-    store, lang = get_store(), page_language()
+    store, lang = get_store(), request_language()
     stages = loyalty_ladder(store, lang)
     return render_template(
         "browse/ladder.html",
@@ -303,17 +310,17 @@ def _known_iri() -> str:
     try:
         node = ox.NamedNode(iri)
     except ValueError:
-        raise PageNotFound(f"{iri!r} is not an IRI") from None
+        raise page_not_found(f"{iri!r} is not an IRI") from None
     used = "ASK { { ?s ?p ?o } UNION { ?o ?p ?s } UNION { ?o ?s ?p } }"  # subject, object, property
     if not get_store().query(bound(used, s=node)):
-        raise PageNotFound(f"the store has no statement about <{iri}>")
+        raise page_not_found(f"the store has no statement about <{iri}>")
     return iri
 
 
 @bp.get("/resource")
 def resource() -> Response | str:
     """One IRI's page; the same URL answers Turtle or JSON-LD to clients that ask for it."""
-    store, lang = get_store(), page_language()
+    store, lang = get_store(), request_language()
     iri = _known_iri()
     fmt = _wants_rdf()
     if fmt is not None:
@@ -355,7 +362,7 @@ def _has_subject(iri: str) -> bool:
 def explanation() -> str:
     """The "why?" tree of one classification, or with ``why=not`` the conditions each rule
     for the class misses, rendered on the server (the pages' answer without JavaScript)."""
-    store, lang = get_store(), page_language()
+    store, lang = get_store(), request_language()
     iri = _known_iri()
     class_iri = _ontology_iri("class", "class")
     names = {**labels(store, [class_iri], lang), iri: display_label(store, iri, lang)}
@@ -374,7 +381,7 @@ def explanation() -> str:
     try:
         tree = explain(store, iri, class_iri, lang)
     except NotExplained:
-        raise PageNotFound(f"<{iri}> is not known to be in <{class_iri}>") from None
+        raise page_not_found(f"<{iri}> is not known to be in <{class_iri}>") from None
     return render_template(
         "browse/explain.html", iri=iri, class_iri=class_iri, names=names, tree=tree, title=title
     )

@@ -14,20 +14,11 @@ from flask import Blueprint, Response, jsonify, render_template, request
 
 from relmark.web.errors import ApiError
 from relmark.web.extensions import get_store
-from relmark.web.i18n import page_language, words
+from relmark.web.i18n import request_language, words
 from relmark.web.pages.network import network
 from relmark.web.pages.schemes import focal_firms, loyalty_ladder, market_counts
 
 bp = Blueprint("pictures", __name__)
-
-
-class NotAFocalFirm(LookupError):
-    """``?firm=`` names no focal firm of the data."""
-
-
-@bp.errorhandler(NotAFocalFirm)
-def not_a_focal_firm(error: NotAFocalFirm) -> tuple[str, int]:
-    return render_template("browse/error.html", message=str(error), title="404"), 404
 
 
 def _firm(store: Any, lang: str) -> tuple[str | None, list[dict]]:
@@ -35,13 +26,15 @@ def _firm(store: Any, lang: str) -> tuple[str | None, list[dict]]:
     wanted = request.args.get("firm", "").strip()
     known = {f["iri"] for f in firms}
     if wanted and wanted not in known:
-        raise NotAFocalFirm(f"<{wanted}> is not a focal firm in the data")
+        raise ApiError(
+            404, "not a focal firm", detail=f"<{wanted}> is not a focal firm in the data"
+        )
     return (wanted or (firms[0]["iri"] if firms else None)), firms
 
 
 @bp.get("/pictures")
 def page() -> str:
-    store, lang = get_store(), page_language()
+    store, lang = get_store(), request_language()
     firm, firms = _firm(store, lang)
     graph = network(store, firm, lang) if firm else {"nodes": [], "edges": [], "label": ""}
     stages = loyalty_ladder(store, lang, firm) if firm else []
@@ -62,11 +55,8 @@ def page() -> str:
 @bp.get("/api/network")
 def network_api() -> Response:
     """The network picture's data: nodes (with markets) and edges (with kinds) of one firm."""
-    store, lang = get_store(), page_language()
-    try:
-        firm, _ = _firm(store, lang)
-    except NotAFocalFirm as error:
-        raise ApiError(404, "not a focal firm", detail=str(error)) from None
+    store, lang = get_store(), request_language()
+    firm, _ = _firm(store, lang)
     if firm is None:
         return jsonify(firm=None, nodes=[], edges=[])
     return jsonify(network(store, firm, lang))

@@ -15,18 +15,17 @@ from typing import Any
 import pyoxigraph as ox
 from flask import Blueprint, render_template, request
 
+from relmark import queries as named_queries
+from relmark.errors import Busy, QueryTimeout
+from relmark.formats import FORMATS
 from relmark.sparql.text import dataset_of
 from relmark.vocab import DEMO, RM
-from relmark.web.errors import ApiError, query_timeout, syntax_error
-from relmark.web.extensions import QueryTimeout, get_query_runner, get_settings, get_store
-from relmark.web.i18n import page_language, words
+from relmark.web.errors import ApiError, busy, query_timeout, syntax_error
+from relmark.web.extensions import get_query_runner, get_settings, get_store
+from relmark.web.i18n import request_language, words
 from relmark.web.pages.ontology import bound, labels, local_name
 from relmark.web.pages.resource import term_view
-
-try:  # the named questions are another session's module (issue 6)
-    from relmark import queries as named_queries
-except ImportError:  # pragma: no cover - only while that module is missing
-    named_queries = None  # type: ignore[assignment]
+from relmark.web.serialization import serialize_rdf
 
 bp = Blueprint("query", __name__)
 
@@ -57,10 +56,8 @@ LIMIT 100"""
 )
 
 
-def catalogue() -> list | None:
-    """The named questions, or None while ``relmark.queries`` is not there."""
-    if named_queries is None:
-        return None
+def catalogue() -> list[named_queries.NamedQuery]:
+    """The named questions of ``queries/``."""
     return named_queries.load_catalogue()
 
 
@@ -71,7 +68,7 @@ def text_in(values: Mapping[str, str], lang: str) -> str:
 
 def _examples(lang: str) -> list[dict]:
     examples = [{"title": "six markets", "text": DEFAULT_QUERY}]
-    for query in catalogue() or []:
+    for query in catalogue():
         text = query.text if "PREFIX rdfs:" in query.text else PREFIXES + "\n" + query.text
         examples.append({"title": text_in(query.title, lang), "text": text})
     return examples
@@ -108,6 +105,8 @@ def _run_editor_query(sparql: str) -> dict:
         return get_query_runner().run(evaluate, settings.query_timeout)
     except SyntaxError as error:
         raise syntax_error(error, "query") from None
+    except Busy as error:  # shown in the editor's page, as every error of its query
+        raise busy(error) from None
     except QueryTimeout as error:
         advice = "narrow the query or add a LIMIT"
         raise query_timeout(error, settings.query_timeout, advice) from None
@@ -131,7 +130,7 @@ def _forms(lang: str) -> list[dict]:
     """Every named question as a form: fields from its parameters, IRIs as choices."""
     forms = []
     store = get_store()
-    for query in catalogue() or []:
+    for query in catalogue():
         fields = []
         for p in query.parameters:
             options = []
@@ -175,14 +174,13 @@ def _forms(lang: str) -> list[dict]:
 
 
 def _page(**context: Any) -> tuple[str, int]:
-    lang = page_language()
+    lang = request_language()
     status = context.pop("status", 200)
     return (
         render_template(
             "browse/query.html",
             examples=_examples(lang),
             forms=_forms(lang),
-            named_available=named_queries is not None,
             prefixes=PREFIXES,
             title=words(lang)["query"],
             **context,
@@ -202,11 +200,8 @@ def editor() -> tuple[str, int]:
     except ApiError as error:
         return _page(query_text=sparql, error=error, status=error.status, result=None)
     if "rows" in answer:
-        result = {"table": _table(answer["columns"], answer["rows"], page_language())}
+        result = {"table": _table(answer["columns"], answer["rows"], request_language())}
     elif "triples" in answer:
-        from relmark.web.negotiation import FORMATS
-        from relmark.web.serialization import serialize_rdf
-
         turtle = next(f for f in FORMATS if f.media_type == "text/turtle")
         result = {"turtle": serialize_rdf(answer["triples"], turtle).decode("utf-8")}
     else:
@@ -217,8 +212,8 @@ def editor() -> tuple[str, int]:
 @bp.get("/query/named/<name>")
 def named(name: str) -> tuple[str, int]:
     """One named question answered from its form (without JavaScript)."""
-    lang = page_language()
-    query = next((q for q in catalogue() or [] if q.name == name), None)
+    lang = request_language()
+    query = next((q for q in catalogue() if q.name == name), None)
     if query is None:
         return _page(
             query_text=DEFAULT_QUERY,

@@ -1,7 +1,7 @@
 """The provenance record of inferred triples: one vocabulary, written and read in one place.
 
 For every inferred triple, ``urn:relmark:provenance`` holds the derivation that concluded
-it (DESIGN §4-§5)::
+it::
 
     <urn:relmark:derivation:…> prov:used <urn:relmark:rule:NAME> ;          # the rule
         prov:generated <urn:relmark:statement:…> ;                           # conclusions
@@ -23,14 +23,11 @@ import functools
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pyoxigraph as ox
 
+from relmark.reasoning.rules.model import Rule
 from relmark.vocab import INFERRED_GRAPH
-
-if TYPE_CHECKING:
-    from relmark.reasoning.rules import Rule
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 RDFS = "http://www.w3.org/2000/01/rdf-schema#"
@@ -43,7 +40,6 @@ RDFS_COMMENT = ox.NamedNode(RDFS + "comment")
 DCTERMS_SOURCE = ox.NamedNode(DCTERMS + "source")
 PROV_PLAN = ox.NamedNode(PROV + "Plan")
 
-RULE_IRI_PREFIX = "urn:relmark:rule:"
 DERIVATION_IRI_PREFIX = "urn:relmark:derivation:"
 STATEMENT_IRI_PREFIX = "urn:relmark:statement:"
 VARIABLE_IRI_PREFIX = "urn:relmark:rule-variable:"
