@@ -172,8 +172,17 @@ class Transport:
                 body=body,
                 headers=sent,
                 timeout=urllib3.Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=timeout),
+                # redirects followed; nothing retried here (``read`` retries, ``write`` never),
+                # and a 503 with Retry-After is the engine's answer, not a retry
                 retries=urllib3.Retry(
-                    total=None, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS
+                    total=None,
+                    connect=0,
+                    read=0,
+                    status=0,
+                    other=0,
+                    redirect=MAX_REDIRECTS,
+                    respect_retry_after_header=False,
+                    raise_on_status=False,
                 ),
                 redirect=True,
                 preload_content=True,
@@ -196,8 +205,9 @@ class Transport:
         """A read, retried on connection errors (never on timeouts: the query was slow),
         within this thread's deadline."""
         for attempt in range(READ_ATTEMPTS):
+            timeout = self.read_timeout()  # (none left: RemoteTimeout, not retried)
             try:
-                return self.send(method, url, self.read_timeout(), **request)  # type: ignore[arg-type]
+                return self.send(method, url, timeout, **request)  # type: ignore[arg-type]
             except RemoteUnavailable as error:
                 cause = error.__cause__
                 if isinstance(cause, urllib3.exceptions.ReadTimeoutError):  # connected, then none
