@@ -45,7 +45,7 @@ from relmark.queries import find_query, load_catalogue, run_named
 from relmark.reasoning import explain, remote_rules, rules
 from relmark.settings import Settings
 from relmark.stores import open_store
-from relmark.stores.base import RemoteError, RemoteTimeout
+from relmark.stores.base import RemoteError, RemoteTimeout, RemoteUnavailable
 from relmark.stores.embedded import EmbeddedStore
 from relmark.stores.remote.store import RemoteStore
 from relmark.stores.remote.transport import RemoteConfig
@@ -753,6 +753,40 @@ def test_requests_carry_the_credentials_and_follow_redirects() -> None:
         seen = engine.seen  # type: ignore[attr-defined]
         assert [path for path, _, _ in seen] == ["/moved", "/query"] * (len(seen) // 2), seen
         assert seen[-1][2] == b"query=ASK+%7B%7D"  # the body went on with the redirect
+    finally:
+        engine.shutdown()
+        engine.server_close()
+
+
+class _BusyEngine(BaseHTTPRequestHandler):
+    """A stand-in engine that answers every request 503 with Retry-After, counting them."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.seen += 1  # type: ignore[attr-defined]
+        self.send_response(503)
+        self.send_header("Retry-After", "1")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_engine_503_is_its_answer_not_a_retry() -> None:
+    """A 503 (with Retry-After) is the engine saying it is unavailable: relmark asks once
+    and reports that (503 to its own client), rather than retrying or calling the engine
+    unreachable."""
+    engine = ThreadingHTTPServer(("127.0.0.1", 0), _BusyEngine)
+    engine.seen = 0  # type: ignore[attr-defined]
+    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    try:
+        store = RemoteStore(
+            RemoteConfig(f"http://127.0.0.1:{engine.server_port}/q", engine="generic")
+        )
+        with pytest.raises(RemoteUnavailable, match=r"is unavailable \(503\)"):
+            store.query("ASK {}")
+        assert engine.seen == 1  # type: ignore[attr-defined]
     finally:
         engine.shutdown()
         engine.server_close()
