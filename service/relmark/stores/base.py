@@ -208,9 +208,9 @@ class _Capability(type(Protocol)):  # type: ignore[misc]
     once per class of store, then looked up.
 
     A back end's capabilities are its class's (each of its instances sets the same
-    attributes in ``__init__``), while typing's own check, on Python 3.11, reads the
-    protocol's members again on every call and asks the instance for each: tens of
-    microseconds, on paths that run per request (``queries.answer`` asks three times).
+    attributes in ``__init__``), while typing's own check, on Python 3.11, collects the
+    protocol's members again on every call and asks the instance for each, costing more
+    than the work it decides on paths that run per request (``queries.answer``).
     """
 
     def __instancecheck__(cls, instance: object) -> bool:
