@@ -22,6 +22,7 @@ from relmark.reasoning.rules import load_rules, materialise
 from relmark.reasoning.rules.provenance import RDF
 from relmark.stores.base import data_graph
 from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.system_graphs import sync_file_graph
 from relmark.vocab import (
     CONFIG_FILE,
     CONFIG_GRAPH,
@@ -55,8 +56,8 @@ def local(iri: str) -> str:
 def open_demo_store(path: Path, config_path: Path = CONFIG_PATH) -> EmbeddedStore:
     """A store laid out as relmark lays it out: ontology, config, one graph per demo file."""
     store = EmbeddedStore(path)
-    store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths())
-    store.sync_file_graph(CONFIG_GRAPH, [config_path])
+    sync_file_graph(store, ONTOLOGY_GRAPH, ontology_paths())
+    sync_file_graph(store, CONFIG_GRAPH, [config_path])
     store.bulk_replace_graphs(
         {
             data_graph("demo-" + p.stem): [(ox.RdfFormat.TURTLE, p.read_bytes(), p.name)]

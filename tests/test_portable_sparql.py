@@ -15,7 +15,7 @@ from relmark.queries import RDFS_LABEL, bind_parameters, load_catalogue
 from relmark.reasoning.maintain import ensure_inferences
 from relmark.sparql.rewrite import Unportable, uses_lateral, without_lateral
 from relmark.stores.embedded import EmbeddedStore
-from relmark.stores.remote.store import bind_values
+from relmark.stores.remote.dialects import bind_values
 from relmark.vocab import DEMO, ONTOLOGY_DIR
 
 LATERAL_QUESTIONS = {

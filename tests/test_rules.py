@@ -35,6 +35,7 @@ from relmark.reasoning.rules.materialise import write_as_made
 from relmark.reasoning.rules.provenance import PROV, RDF
 from relmark.stores.base import data_graph
 from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.system_graphs import sync_file_graph
 from relmark.vocab import (
     CONFIG_FILE,
     CONFIG_GRAPH,
@@ -62,8 +63,8 @@ PREFIXES = f"PREFIX rm: <{RM}>\nPREFIX demo: <{DEMO}>\nPREFIX prov: <{PROV}>\n"
 def open_demo_store(path: Path) -> EmbeddedStore:
     """A store laid out as relmark lays it out: ontology, config, one graph per demo file."""
     store = EmbeddedStore(path)
-    store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths())
-    store.sync_file_graph(CONFIG_GRAPH, [ONTOLOGY_DIR / CONFIG_FILE])
+    sync_file_graph(store, ONTOLOGY_GRAPH, ontology_paths())
+    sync_file_graph(store, CONFIG_GRAPH, [ONTOLOGY_DIR / CONFIG_FILE])
     store.bulk_replace_graphs(
         {
             data_graph("demo-" + p.stem): [(ox.RdfFormat.TURTLE, p.read_bytes(), p.name)]

@@ -23,7 +23,6 @@ from relmark import rdf_input, shacl
 from relmark.formats import Kind, formats_of
 from relmark.reasoning.maintain import refresh_inferences
 from relmark.stores.base import Store, StoreError, data_graph
-from relmark.stores.embedded import EmbeddedStore
 from relmark.vocab import ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
 
 #: Names accepted by ``--format`` (and file extensions pyoxigraph does not know), mapped to
@@ -161,7 +160,7 @@ class LoadSummary:
 
 
 def load_sources(
-    store: EmbeddedStore,
+    store: Store,
     sources: list[Source],
     *,
     graph: str | None = None,

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeGuard, cast
+from typing import Any, Protocol, TypeGuard, cast, runtime_checkable
 
 import pyoxigraph as ox
 from rdflib.namespace import RDF, RDFS
@@ -138,16 +138,24 @@ def _is_node(term: object) -> TypeGuard[ox.NamedNode | ox.BlankNode]:
     return isinstance(term, ox.NamedNode | ox.BlankNode)
 
 
+@runtime_checkable
+class _PatternReads(Protocol):
+    """A store that answers quad patterns in process (``relmark.stores.base.PatternReads``,
+    restated here: ``shacl`` sits beside ``stores`` and does not import it)."""
+
+    def pattern_reader(self) -> contextlib.AbstractContextManager[Any]: ...
+
+
 @contextlib.contextmanager
 def pattern_reader(store: Any) -> Iterator[Any]:
     """The store's quad-pattern reader, or None when only SPARQL reaches it (remote)."""
     if isinstance(store, ox.Store):
         yield store.quads_for_pattern
-    elif hasattr(store, "pattern_reader"):
+    elif isinstance(store, _PatternReads):
         with store.pattern_reader() as reader:
             yield reader
     else:
-        yield getattr(store, "quads_for_pattern", None)
+        yield None
 
 
 class View:
