@@ -1,4 +1,4 @@
-"""The demo data answers every competency question of domain.md §10, and only as designed.
+"""The demo data answers every numbered competency question, and only as designed.
 
 Each question is a SPARQL SELECT over the demo's ASSERTED facts: markets, ladder stages,
 promise states, Fournier forms and KMV classes are computed here from the raw facts and

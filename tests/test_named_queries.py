@@ -1,6 +1,6 @@
 """Named competency questions through the real HTTP server (issue 6).
 
-Each of the twenty questions of domain.md §10 runs as ``GET /api/queries/<name>`` against a
+Each of the twenty numbered competency questions runs as ``GET /api/queries/<name>`` against a
 ``relmark serve`` holding the demo data, and must return exactly the answer set that
 tests/test_demo_questions.py derives independently from the asserted facts (imported from
 there, so both tests agree on one expectation), with the demo's near-misses absent. Then the

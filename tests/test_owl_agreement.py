@@ -1,6 +1,6 @@
-"""owlready2 as an independent oracle (DESIGN.md §5): classified by OWL (HermiT, with the
-world closed where the rules negate or count), the demo data must fall into exactly the
-classes the rule engine puts it in.
+"""owlready2 as an independent oracle (docs/architecture.md, "Rules and explanations"):
+classified by OWL (HermiT, with the world closed where the rules negate or count), the demo
+data must fall into exactly the classes the rule engine puts it in.
 
 The rule engine's answer is read as the store holds it after materialise: the members of a
 class in urn:relmark:inferred plus those asserted in the data, ontology and config graphs.

@@ -218,7 +218,9 @@ def parse_query_file(path: Path) -> NamedQuery:
             description[lang] = value
         elif key == "question":
             if not value.isdigit():
-                raise CatalogueError(f"{where}: 'question' is the number in domain.md §10")
+                raise CatalogueError(
+                    f"{where}: 'question' is the competency question's number (1 to 20)"
+                )
             question = int(value)
         elif key == "param" and lang == "en":
             param = _PARAM.match(value)

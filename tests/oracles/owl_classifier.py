@@ -25,7 +25,8 @@ CHECK = "https://w3id.org/relmark/owl-check#"
 RDF_TYPE = rdflib.RDF.type
 
 #: The rm: classes classify_with_owl models, i.e. every class a rule concludes, in the
-#: order of domain.md (§1–2 markets and roles, accounts, §4 ladder, §5, §6, §7).
+#: order of rm.ttl (markets and roles, accounts, the ladder, promises, Fournier forms,
+#: commitment and trust).
 EXPRESSIBLE: tuple[str, ...] = tuple(
     RM + name
     for name in (
