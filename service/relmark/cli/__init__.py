@@ -675,6 +675,9 @@ def check(
 from relmark.cli.tokens import token as _token_commands  # noqa: E402  (relmark token …)
 
 main.add_command(_token_commands)
+from relmark.cli.importing import import_command  # noqa: E402  (relmark import …)
+
+main.add_command(import_command)
 
 if __name__ == "__main__":
     main()

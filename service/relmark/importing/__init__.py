@@ -5,7 +5,7 @@ and column) and then ``apply_import`` (the write, all or nothing, into a named g
 """
 
 from relmark.importing.engine import EngineError
-from relmark.importing.mapping import Mapping, MappingError, load_mapping
+from relmark.importing.mapping import Mapping, MappingError, find_mapping, load_mapping
 from relmark.importing.plan import (
     ImportInputError,
     ImportPlan,
@@ -32,6 +32,7 @@ __all__ = [
     "SourceSummary",
     "Table",
     "apply_import",
+    "find_mapping",
     "load_mapping",
     "plan_import",
     "problems_text",

@@ -64,7 +64,9 @@ class TriplesMap:
 
     def columns_for(self, predicate: str) -> tuple[str, ...]:
         """The columns a predicate's values are made from in this map."""
-        return tuple(c for spec in self.objects if spec.predicate == predicate for c in spec.columns)
+        return tuple(
+            c for spec in self.objects if spec.predicate == predicate for c in spec.columns
+        )
 
 
 @dataclass
@@ -198,8 +200,11 @@ def _triples_map(name: str, body: Any, prefixes: dict[str, str], file: str) -> T
             "duplicate its records; mint it from a key column, e.g. ex:contact-$(id)",
             where,
         )
-    objects = [spec for entry in body.get("po", body.get("predicateobjects", [])) or []
-               for spec in _object_specs(entry, prefixes, where)]
+    objects = [
+        spec
+        for entry in body.get("po", body.get("predicateobjects", [])) or []
+        for spec in _object_specs(entry, prefixes, where)
+    ]
     return TriplesMap(
         name=name,
         source=_source_name(body, where),
@@ -249,3 +254,20 @@ def _pattern(template: str) -> re.Pattern[str]:
     parts = _REFERENCE.split(template)
     regex = "".join(re.escape(p) if i % 2 == 0 else "(.+?)" for i, p in enumerate(parts))
     return re.compile(regex)
+
+
+def find_mapping(name: str, ontology_dir: Path) -> Path:
+    """A mapping file: ``name`` as a path, else a ready mapping by name (``contacts`` is
+    ``ontology/mappings/contacts.yml``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    ready = ontology_dir / "mappings" / f"{name.removesuffix('.yml')}.yml"
+    if ready.is_file():
+        return ready
+    known = sorted(p.stem for p in (ontology_dir / "mappings").glob("*.yml"))
+    raise MappingError(
+        f"no mapping {name!r}: give a YARRRML file or one of the ready mappings: "
+        f"{', '.join(known)}",
+        name,
+    )

@@ -4,6 +4,8 @@ SHACL messages come from the shapes (``sh:message`` in each language); these are
 checks the import makes before the shapes see the data: columns, types, keys.
 """
 
+# ruff: noqa: E501  (whole sentences read better unbroken)
+
 from __future__ import annotations
 
 MESSAGES: dict[str, dict[str, str]] = {

@@ -39,13 +39,20 @@ _BOOLEANS = {"true", "false", "1", "0"}
 
 
 class ImportInputError(Exception):
-    """A file, mapping or engine problem that stops the import before any check (exit 2)."""
+    """A file, mapping or engine problem that stops the import before any check.
 
-    def __init__(self, message: str, where: str | None = None, detail: str = "") -> None:
+    ``engine`` is true when the RML engine is missing or failed (the set-up's fault, not
+    the user's files).
+    """
+
+    def __init__(
+        self, message: str, where: str | None = None, detail: str = "", *, engine: bool = False
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.where = where
         self.detail = detail
+        self.engine = engine
 
 
 @dataclass(frozen=True)
@@ -143,8 +150,12 @@ class ImportPlan:
                 found = self._locator.locate(subject.value)
                 if found is None or found[2] - 2 >= rows:
                     continue
-                entry = {"source": found[1], "row": found[2], "subject": subject.value,
-                         "triples": []}
+                entry = {
+                    "source": found[1],
+                    "row": found[2],
+                    "subject": subject.value,
+                    "triples": [],
+                }
                 wanted[subject.value] = entry
             entry["triples"].append(f"{triple} .")
         return sorted(wanted.values(), key=lambda e: (e["source"], e["row"], e["subject"]))
@@ -235,7 +246,7 @@ def plan_import(
         SourceSummary(
             name=name,
             file=str(files[name]),
-            columns=t.columns,
+            columns=list(t.columns),
             rows=len(t.rows),
             encoding=t.encoding,
             delimiter=t.delimiter,
@@ -266,7 +277,12 @@ def plan_import(
         report("validate", 0, 0)
         started = time.perf_counter()
         result = _validate(plan, store, ontology_dir)
-        problems.extend(locator.from_report(result))
+        # a cell already reported (a bad date, say) is not reported again as the shapes'
+        # "missing value" that blanking it caused
+        reported = {(p.source, p.row, p.column) for p in problems}
+        problems.extend(
+            p for p in locator.from_report(result) if (p.source, p.row, p.column) not in reported
+        )
         plan.validated = True
         timings["validate"] = time.perf_counter() - started
         report("validate", 1, 1)
@@ -306,7 +322,11 @@ def apply_import(
             progress("write", written[0], total)
 
     summary = loading.load_sources(
-        store, [source], graph=plan.graph, validate=False, ontology_dir=ontology_dir,
+        store,
+        [source],
+        graph=plan.graph,
+        validate=False,
+        ontology_dir=ontology_dir,
         progress=advance,
     )
     return ImportSummary(plan.graph, plan.rows, summary.triples, time.perf_counter() - started)
@@ -357,23 +377,40 @@ def _match_sources(mapping: Mapping, given: Sequence[SourceArg]) -> dict[str, Pa
 def _header_problems(mapping: Mapping, name: str, table: Table, lang: str) -> list[Problem]:
     found = set(table.columns)
     problems = [
-        Problem("error", "missing_column", messages.message("missing_column", lang, column=c),
-                source=name, row=1, column=c)
+        Problem(
+            "error",
+            "missing_column",
+            messages.message("missing_column", lang, column=c),
+            source=name,
+            row=1,
+            column=c,
+        )
         for c in mapping.required_columns(name)
         if c not in found
     ]
     used = mapping.columns(name)
     problems += [
-        Problem("warning", "unknown_column", messages.message("unknown_column", lang, column=c),
-                source=name, row=1, column=c)
+        Problem(
+            "warning",
+            "unknown_column",
+            messages.message("unknown_column", lang, column=c),
+            source=name,
+            row=1,
+            column=c,
+        )
         for c in table.columns
         if c and c not in used
     ]
     if len(table.columns) == 1 and len(used) > 1:
         problems.append(
-            Problem("error", "missing_column",
-                    f"the header reads as one column ({table.columns[0][:60]!r}): is the "
-                    f"delimiter {table.delimiter!r} right?", source=name, row=1)
+            Problem(
+                "error",
+                "missing_column",
+                f"the header reads as one column ({table.columns[0][:60]!r}): is the "
+                f"delimiter {table.delimiter!r} right?",
+                source=name,
+                row=1,
+            )
         )
     return problems
 
@@ -415,24 +452,48 @@ class _Locator:
                 continue
             for at, column in needed:
                 if not row[at]:
-                    problems.append(Problem("error", "missing_value",
-                                            messages.message("missing_value", lang, column=column),
-                                            source=name, row=number, column=column, value=""))
+                    problems.append(
+                        Problem(
+                            "error",
+                            "missing_value",
+                            messages.message("missing_value", lang, column=column),
+                            source=name,
+                            row=number,
+                            column=column,
+                            value="",
+                        )
+                    )
             for at, column, (code, test) in checks:
                 value = row[at]
                 if value and not test(value):
-                    problems.append(Problem("error", code,
-                                            messages.message(code, lang, value=repr(value)),
-                                            source=name, row=number, column=column, value=value))
+                    problems.append(
+                        Problem(
+                            "error",
+                            code,
+                            messages.message(code, lang, value=repr(value)),
+                            source=name,
+                            row=number,
+                            column=column,
+                            value=value,
+                        )
+                    )
                     row[at] = ""  # the engine must not write an ill-typed literal
             for at, column, values, shown in allowed:
                 value = row[at]
                 if value and value not in values:
-                    problems.append(Problem(
-                        "error", "bad_choice",
-                        messages.message("bad_choice", lang, value=repr(value),
-                                         allowed=", ".join(shown)),
-                        source=name, row=number, column=column, value=value))
+                    problems.append(
+                        Problem(
+                            "error",
+                            "bad_choice",
+                            messages.message(
+                                "bad_choice", lang, value=repr(value), allowed=", ".join(shown)
+                            ),
+                            source=name,
+                            row=number,
+                            column=column,
+                            value=value,
+                        )
+                    )
                     row[at] = ""
             for m in maps:
                 key = tuple(row[position[c]] for c in m.key_columns)
@@ -441,10 +502,19 @@ class _Locator:
                 seen = self.index[m.name].setdefault(key, number)
                 if seen != number and m is maps[0]:
                     shown = "/".join(key)
-                    problems.append(Problem(
-                        "error", "duplicate_key",
-                        messages.message("duplicate_key", lang, value=repr(shown), other=seen),
-                        source=name, row=number, column=m.key_columns[0], value=shown))
+                    problems.append(
+                        Problem(
+                            "error",
+                            "duplicate_key",
+                            messages.message("duplicate_key", lang, value=repr(shown), other=seen),
+                            source=name,
+                            row=number,
+                            column=m.key_columns[0],
+                            value=shown,
+                        )
+                    )
+                    for column in m.key_columns:  # the engine must not merge it into `seen`
+                        row[position[column]] = ""
             if number % 5000 == 0:
                 report("read", number - 1, total)
         report("read", len(table.rows), total)
@@ -474,15 +544,33 @@ class _Locator:
             found = self.locate(focus) if focus else None
             shown = None if result.value is None else getattr(result.value, "value", None)
             if found is None:
-                problems.append(Problem(severity, "shacl", result.message, value=shown,
-                                        focus_node=focus, column=result.path_name))
+                problems.append(
+                    Problem(
+                        severity,
+                        "shacl",
+                        result.message,
+                        value=shown,
+                        focus_node=focus,
+                        column=result.path_name,
+                    )
+                )
                 continue
             triples_map, source, row = found
             columns = triples_map.columns_for(result.path) if result.path else ()
             column = columns[0] if columns else None
             value = self.cell(source, row, column) if column else shown
-            problems.append(Problem(severity, "shacl", result.message, source=source, row=row,
-                                    column=column, value=value, focus_node=focus))
+            problems.append(
+                Problem(
+                    severity,
+                    "shacl",
+                    result.message,
+                    source=source,
+                    row=row,
+                    column=column,
+                    value=value,
+                    focus_node=focus,
+                )
+            )
         return problems
 
 
@@ -519,9 +607,7 @@ def _is_datetime(value: str) -> bool:
     return "T" in value
 
 
-def _run_engine(
-    mapping: Mapping, tables: dict[str, Table], rml_python: Path | str | None
-) -> bytes:
+def _run_engine(mapping: Mapping, tables: dict[str, Table], rml_python: Path | str | None) -> bytes:
     with tempfile.TemporaryDirectory(prefix="relmark-import-") as work:
         folder = Path(work)
         files: dict[str, Path] = {}
@@ -534,7 +620,9 @@ def _run_engine(
         try:
             engine.run_engine(document, output, python=rml_python)
         except engine.EngineError as error:
-            raise ImportInputError(error.message, mapping.path.name, error.detail) from error
+            raise ImportInputError(
+                error.message, mapping.path.name, error.detail, engine=True
+            ) from error
         return output.read_bytes()
 
 
