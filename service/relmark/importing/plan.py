@@ -67,9 +67,10 @@ class Problem:
     column: str | None = None
     value: str | None = None
     focus_node: str | None = None  # the IRI a SHACL result is about
+    property_name: str | None = None  # a SHACL result's path, named in the user's language
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        return dict(self.__dict__)
 
     @property
     def text(self) -> str:
@@ -78,6 +79,8 @@ class Problem:
             place.append(f"row {self.row}")
         if self.column:
             place.append(f"column {self.column}")
+        elif self.property_name:
+            place.append(f"property {self.property_name}")
         shown = f" = {self.value!r}" if self.value not in (None, "") else ""
         return f"{self.severity}: {', '.join(place)}{shown}: {self.message}"
 
@@ -551,13 +554,16 @@ class _Locator:
                         result.message,
                         value=shown,
                         focus_node=focus,
-                        column=result.path_name,
+                        property_name=result.path_name or result.path,
                     )
                 )
                 continue
             triples_map, source, row = found
             columns = triples_map.columns_for(result.path) if result.path else ()
-            column = columns[0] if columns else None
+            # of the columns a predicate reads (buyer_contact_id, buyer_account_id), the one
+            # this row filled
+            filled = [c for c in columns if self.cell(source, row, c)]
+            column = (filled or list(columns) or [None])[0]
             value = self.cell(source, row, column) if column else shown
             problems.append(
                 Problem(
@@ -569,6 +575,7 @@ class _Locator:
                     column=column,
                     value=value,
                     focus_node=focus,
+                    property_name=result.path_name or result.path,
                 )
             )
         return problems
