@@ -323,3 +323,41 @@ def test_the_demo_banks_customers_from_csv_get_the_classes_of_bank_ttl(tmp_path:
     assert f"{RM}Advocate" in got["cr-giovanni-sala"]
     assert f"{RM}Partner" in got["cr-costruzioni-lario"]
     assert f"{RM}Prospect" in got["cr-officina-riva"]
+
+
+@pytest.mark.parametrize(
+    ("crm", "files", "contact"),
+    [
+        (
+            "salesforce",
+            [("Account.csv", "accounts"), ("Contact.csv", "contacts")],
+            "0035g00000XyZaBAAR",
+        ),
+        ("hubspot", [("companies.csv", "companies"), ("contacts.csv", "contacts")], "502"),
+    ],
+)
+def test_crm_exports_import_with_their_own_column_names(
+    tmp_path: Path, crm: str, files: list[tuple[str, str]], contact: str
+) -> None:
+    store = tmp_path / "store"
+    for file, mapping in files:
+        done = relmark(
+            store,
+            "import",
+            str(TEMPLATES / crm / file),
+            "--mapping",
+            str(MAPPINGS / crm / f"{mapping}.yml"),
+        )
+        assert done.returncode == 0, done.stderr
+        assert "not in the mapping" in done.stderr  # Email, Phone…: warned, not imported
+    [row] = ask(
+        store,
+        f"SELECT ?name ?title ?firm WHERE {{ <{CRM}contact/{contact}> <{LABEL}> ?name . "
+        f"?role <{RM}roleOf> <{CRM}contact/{contact}> ; <{RM}roleName> ?title ; "
+        f"<{RM}roleTowards> [ <{LABEL}> ?firm ] }}",
+    )
+    assert row == {
+        "name": "Giulia Bianchi",
+        "title": "Responsabile acquisti",
+        "firm": "Costruzioni Lago S.r.l. – Lecco",
+    }
