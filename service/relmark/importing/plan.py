@@ -22,7 +22,14 @@ import pyoxigraph as ox
 
 from relmark import loading
 from relmark.importing import engine, messages
-from relmark.importing.mapping import XSD, Mapping, MappingError, TriplesMap, load_mapping
+from relmark.importing.mapping import (
+    XSD,
+    Mapping,
+    MappingError,
+    TriplesMap,
+    find_mapping,
+    load_mapping,
+)
 from relmark.importing.tables import SourceError, Table, read_table
 from relmark.shacl import validation
 from relmark.stores.base import Store, data_graph
@@ -225,6 +232,7 @@ def plan_import(
     ``validate``) check the triples against the shapes in the context of ``store``, as it
     would be after the import replaced its graph. Nothing is written.
 
+    ``mapping``: a ``Mapping``, a YARRRML file, or a ready mapping's name (``contacts``).
     ``sources``: paths, or ``(mapping source name, path)`` pairs; a path is matched to the
     mapping's source of the same file name or stem (``accounts.xlsx`` fits
     ``accounts.csv``), or, when one source is left, to that one. ``graph``: a name under
@@ -237,7 +245,7 @@ def plan_import(
     started = time.perf_counter()
     try:
         if not isinstance(mapping, Mapping):
-            mapping = load_mapping(mapping)
+            mapping = load_mapping(find_mapping(str(mapping), ontology_dir or ONTOLOGY_DIR))
         files = _match_sources(mapping, sources)
         tables = {name: read_table(path, name) for name, path in files.items()}
         target = data_graph(graph or mapping.graph or mapping.name)
