@@ -132,6 +132,8 @@ def import_command(
     if report == "json":
         document = plan.to_json()
         document["written"] = summary is not None
+        if summary is not None:  # the write and the inference refresh
+            document["seconds"]["write"] = round(summary.seconds, 3)
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
     elif plan.problems:
         err.print(importing.problems_text(plan.problems), highlight=False, markup=False)

@@ -183,6 +183,7 @@ class ImportPlan:
             "warnings": len(self.warnings),
             "sources": [s.to_json() for s in self.sources],
             "problems": [p.to_json() for p in self.problems],
+            "seconds": {stage: round(t, 3) for stage, t in self.seconds.items()},
         }
 
 
