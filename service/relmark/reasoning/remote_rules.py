@@ -40,8 +40,8 @@ from relmark.reasoning.rules import provenance as records
 from relmark.reasoning.rules.evaluate import Query
 from relmark.reasoning.rules.inputs import NOT_RULE_INPUT, stored_lines
 from relmark.reasoning.rules.materialise import ONE_RUN_AT_A_TIME, RunSummary
-from relmark.reasoning.rules.model import Rule
-from relmark.stores.base import StoreError
+from relmark.reasoning.rules.model import Rule, Value
+from relmark.stores.base import StoreError, asked, selected
 from relmark.stores.remote.store import CHUNK_TRIPLES, STAGING_PREFIX, RemoteStore
 from relmark.vocab import INFERRED_GRAPH, PROVENANCE_GRAPH
 
@@ -56,10 +56,14 @@ def _query_on(store: RemoteStore, graphs: list[str]) -> Query:
     what was inferred so far; here a default graph merged from the same graphs.)
     """
 
-    def query(sparql: str, bound: Mapping[ox.Variable, object]) -> object:
+    dataset: list[str | None] = list(graphs)
+
+    def query(sparql: str, bound: Mapping[ox.Variable, Value]) -> ox.QuerySolutions:
         values = {k.value: v for k, v in bound.items()}
-        return store.query(
-            sparql, default_graph=graphs, named_graphs=[], substitutions=values or None
+        return selected(
+            store.query(
+                sparql, default_graph=dataset, named_graphs=[], substitutions=values or None
+            )
         )
 
     return query
@@ -109,7 +113,7 @@ def _inputs(store: RemoteStore, default_copy: str) -> list[str]:
     graphs = [g for g in store.graph_names() if g not in NOT_RULE_INPUT]
     default = store._graph_iri(None)
     if default is None:
-        if store.query("ASK { ?s ?p ?o }", default_graph=[None]):
+        if asked(store.query("ASK { ?s ?p ?o }", default_graph=[None])):
             store.update(f"ADD SILENT DEFAULT TO <{default_copy}>", system=True)
             graphs.append(default_copy)
     else:
@@ -129,7 +133,8 @@ def _distinct_inputs(store: RemoteStore, inputs: list[str], facts: str) -> list[
     """
     if len(inputs) < 2:
         return inputs
-    counted = next(iter(store.query(_COUNT_FACTS, default_graph=[], named_graphs=inputs)), None)
+    counts = store.query(_COUNT_FACTS, default_graph=[], named_graphs=inputs)
+    counted = next(iter(selected(counts)), None)
     if counted is None or counted["all"] is None:
         return inputs
     if int(counted["all"].value) <= int(counted["distinct"].value):
@@ -160,7 +165,7 @@ def _locate(
         query = (
             f"SELECT ?s ?p ?o ?g WHERE {{ VALUES (?s ?p) {{ {rows} }} GRAPH ?g {{ ?s ?p ?o }} }}"
         )
-        for solution in store.query(query, default_graph=[], named_graphs=inputs):
+        for solution in selected(store.query(query, default_graph=[], named_graphs=inputs)):
             triple = ox.Triple(solution["s"], solution["p"], solution["o"])
             if triple in wanted:
                 graph = solution["g"].value
@@ -214,7 +219,8 @@ def _write(
                 operations.append(f"DROP SILENT GRAPH <{target}>")
         store.update(" ;\n".join(operations), system=True)
         return len(new_inferred), len(gone_inferred), True
-    operations, parts = [], []
+    operations = []
+    parts: list[str] = []
     try:
         for target, (new, gone) in changes.items():
             plus, minus = f"{provenance_graph}:{len(parts)}+", f"{provenance_graph}:{len(parts)}-"

@@ -613,9 +613,9 @@ class RemoteStore:
         self,
         sparql: str,
         *,
-        default_graph: list[str] | None = None,
+        default_graph: list[str | None] | None = None,
         named_graphs: list[str] | None = None,
-        substitutions: Mapping[str, Term] | None = None,
+        substitutions: Mapping[str, Term | ox.Triple] | None = None,
     ) -> QueryResult:
         """Run a query on the engine; the answer as pyoxigraph results."""
         # read from the text as given, not as bound: a named question's text is read the
@@ -928,7 +928,7 @@ class RemoteStore:
         self.bulk_replace_graphs({graph: [(ox.RdfFormat.N_TRIPLES, data, graph)]})
 
     def bulk_replace_graphs(
-        self, writes: Mapping[str, list[BulkPart]], *, record: bool = True
+        self, writes: Mapping[str, Iterable[BulkPart]], *, record: bool = True
     ) -> None:
         """Replace several graphs, all or none: stage each, then one ``MOVE`` request.
 
@@ -937,7 +937,7 @@ class RemoteStore:
         ``record=False``: the caller declares the changes unknown itself, so the old
         graphs are not read to note them (``restore``).
         """
-        parsed = {graph: self._parsed(parts) for graph, parts in writes.items()}
+        parsed = {graph: self._parsed(list(parts)) for graph, parts in writes.items()}
         staged = {graph: chunks for graph, (chunks, _) in parsed.items()}
         data = [graph for graph in sorted(staged) if graph not in SYSTEM_GRAPHS]
         old = {graph: self._small_graph(graph) for graph in data} if record else {}
