@@ -23,7 +23,7 @@ import pyoxigraph as ox
 
 from relmark.reasoning.incremental import update_inferences
 from relmark.reasoning.rules import Rule, RunSummary, load_rules, materialise
-from relmark.stores.base import CONTENT_HASH, Changes, Store
+from relmark.stores.base import CONTENT_HASH, Changes, Store, selected
 from relmark.vocab import (
     CONFIG_FILE,
     CONFIG_GRAPH,
@@ -87,17 +87,18 @@ def _fingerprint(store: Store, rules_hash: str) -> str:
     """The rules' hash together with the stored hashes of the ontology and config graphs."""
     digest = hashlib.sha256(rules_hash.encode())
     for graph in (ONTOLOGY_GRAPH, CONFIG_GRAPH):
-        for solution in store.query(
-            f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{CONTENT_HASH.value}> ?h }} }}"
-        ):
+        held = f"GRAPH <{META_GRAPH}> {{ <{graph}> <{CONTENT_HASH.value}> ?h }}"
+        for solution in selected(store.query(f"SELECT ?h WHERE {{ {held} }}")):
             digest.update(graph.encode() + b"\0" + solution["h"].value.encode() + b"\0")
     return digest.hexdigest()
 
 
 def _stored_fingerprint(store: Store) -> str | None:
-    for solution in store.query(
-        f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> "
-        f"{{ <{INFERRED_GRAPH}> <{CONTENT_HASH.value}> ?h }} }}"
+    for solution in selected(
+        store.query(
+            f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> "
+            f"{{ <{INFERRED_GRAPH}> <{CONTENT_HASH.value}> ?h }} }}"
+        )
     ):
         return solution["h"].value
     return None

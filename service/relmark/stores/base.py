@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Protocol
 
 import pyoxigraph as ox
@@ -140,6 +141,8 @@ class Store(Protocol):
     def dump(self, output: IO[bytes], fmt: ox.RdfFormat) -> None: ...
 
     def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None: ...
+
+    def sync_file_graph(self, graph: str, paths: list[Path]) -> bool: ...
 
     def close(self) -> None: ...
 

@@ -17,6 +17,7 @@ from relmark.reasoning.incremental.reads import Located, Reads
 from relmark.reasoning.incremental.rule_index import separate
 from relmark.reasoning.rules.evaluate import bind_values
 from relmark.reasoning.rules.model import VALUES_SLOT, Pattern, Rule, is_variable
+from relmark.stores.base import selected
 
 #: More triples than this about the changed resources: they are not all looked at.
 _ABOUT_LIMIT = 20_000
@@ -50,10 +51,12 @@ class Neighbourhood:
         self.subjects = set(named) if len(found) < _ABOUT_LIMIT else set()
         for subject in subjects:
             if not isinstance(subject, ox.NamedNode):
-                for solution in self.reads.store.query(
-                    "SELECT ?p ?o WHERE { ?s ?p ?o }",
-                    default_graph=self.reads.readable,
-                    substitutions={"s": subject},
+                for solution in selected(
+                    self.reads.store.query(
+                        "SELECT ?p ?o WHERE { ?s ?p ?o }",
+                        default_graph=self.reads.readable,
+                        substitutions={"s": subject},
+                    )
                 ):
                     local.add(ox.Quad(subject, solution["p"], solution["o"]))
                 self.subjects.add(subject)

@@ -335,6 +335,7 @@ def _split_group(
                     guards.append((filter_start, body + 1, position - 1))
             else:
                 call = re.compile(r"[\w:]*\s*").match(masked, position)
+                assert call is not None, "the pattern matches the empty string"
                 position = _matching(masked, call.end(), path, text)
             continue
         if masked[position] == "{":
@@ -366,6 +367,7 @@ def _parse_subselect(
     select = re.compile(r"\s*SELECT\s+(DISTINCT\s+|REDUCED\s+)?", re.IGNORECASE).match(
         masked, start
     )
+    assert select is not None, "_split_group took the group as a sub-select by its SELECT"
     brace = masked.find("{", select.end(), end)
     projection = masked[select.end() : brace]
     projection = re.sub(r"\bWHERE\s*$", "", projection.strip(), flags=re.IGNORECASE)
