@@ -391,11 +391,11 @@ def bind_parameters(query: NamedQuery, params: Mapping[str, str]) -> dict[str, T
     An empty value counts as not given. Optional parameters without a default stay unbound,
     which each query treats as "no restriction" or "use the configured threshold".
     """
-    for name, value in params.items():
+    for name, given in params.items():
         if query.parameter(name) is None:
             declared = ", ".join(p.name for p in query.parameters) or "none"
             raise ParameterError(
-                name, value, f"no such parameter in '{query.name}' (its parameters: {declared})"
+                name, given, f"no such parameter in '{query.name}' (its parameters: {declared})"
             )
     bindings: dict[str, Term] = {}
     for parameter in query.parameters:
