@@ -739,8 +739,8 @@ class ForwardedWrites:
     def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
         self._forward("replace_graph", graph, list(triples))
 
-    def bulk_replace_graphs(self, writes: Mapping[str, list[BulkPart]]) -> None:
-        self._forward("bulk_replace_graphs", dict(writes))
+    def bulk_replace_graphs(self, writes: Mapping[str, Iterable[BulkPart]]) -> None:
+        self._forward("bulk_replace_graphs", {g: list(parts) for g, parts in writes.items()})
 
     def drop_graph(self, graph: str) -> bool:
         return bool(self._forward("drop_graph", graph))
