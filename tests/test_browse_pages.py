@@ -121,6 +121,25 @@ def test_class_page_of_advocate(browse_server):
     assert re.search(r"Superclasses.*?loyalty stage", text)
 
 
+def test_the_rules_sources_are_citations_linked_to_their_doi(browse_server):
+    """A rule's ``# source:`` reaches the reader as the citation of references.ttl, linked
+    to the DOI: on the class page under the rule, and on the explanation page."""
+    fournier = "Fournier, S. (1998). Consumers and Their Brands"
+    page = get(browse_server, "/ontology/class", params={"iri": RM + "Enmity"}).text
+    rules_part = page.split("fournier-enmity", 1)[1]
+    cited = re.search(r'<p class="source">[^<]*<a href="([^"]+)"[^>]*>([^<]+)</a>', rules_part)
+    assert cited and cited[1] == "https://doi.org/10.1086/209515"
+    assert html.unescape(cited[2]).startswith(fournier)
+    explanation = get(
+        browse_server,
+        "/explain",
+        params={"iri": DEMO + "voltaris-group", "class": RM + "GlobalAccount"},
+    ).text
+    shown = text_of(explanation)
+    assert "Sources: Kotler, P. and Armstrong, G. (2018). Principles of Marketing" in shown
+    assert "Sources: Relationship Marketing - Foundations for Relationship Strategy" in shown
+
+
 def test_class_page_says_the_shapes_in_plain_words(browse_server):
     page = text_of(get(browse_server, "/ontology/class", params={"iri": RM + "Person"}).text)
     # the name shape is declared on rm:Stakeholder and reaches rm:Person

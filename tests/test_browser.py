@@ -250,6 +250,8 @@ def test_why_expands_to_the_asserted_leaves(page, browse_server):
     assert shown.count() == len(leaves(tree)) >= 3
     for i in range(shown.count()):
         assert shown.nth(i).locator(".badge.asserted").count() == 1
+    # every rule applied says where it comes from (its # source:, as citations)
+    assert why.locator("li.inferred > p.source").count() == why.locator("li.inferred").count()
     shoot(page, "resource-why")
     assert page.errors == []
 

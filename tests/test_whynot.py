@@ -195,7 +195,7 @@ def test_in_italian(relmark_server: RelmarkServer):
         timeout=60,
     )
     assert response.json()["nearest"] == (
-        "con 1 referenza in più (relazione con il cliente) sarebbe promotore"
+        "con 1 segnalazione in più (relazione con il cliente) sarebbe promotore"
     )
 
 

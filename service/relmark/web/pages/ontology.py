@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import pyoxigraph as ox
 
+from relmark.citations import cited
 from relmark.stores.base import Store
 from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, RM
 from relmark.web.serialization import PREFIXES as PREFIX_NAMES
@@ -207,16 +208,7 @@ def _annotations(store: Store, iri: str, lang: str) -> dict:
         "definitions": _text(facts.get(SKOS + "definition", []), lang),
         "comments": _text(facts.get(RDFS + "comment", []), lang),
         "notes": _text(facts.get(SKOS + "note", []), lang),
-        "sources": sorted(
-            (
-                {"iri": s.value, "text": s.value}
-                if isinstance(s, ox.NamedNode)
-                else {"text": s.value}
-                for s in sources
-                if isinstance(s, ox.NamedNode | ox.Literal)
-            ),
-            key=lambda item: ("iri" in item, item["text"]),  # seed texts first, then web pages
-        ),
+        "sources": cited(store, sources),
         "facts": facts,
     }
 
