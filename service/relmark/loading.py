@@ -33,7 +33,12 @@ if TYPE_CHECKING:  # the type of a writable buffer (typeshed's; no runtime name)
 #: Names accepted by ``--format`` (and file extensions pyoxigraph does not know), mapped to
 #: pyoxigraph's formats: the formats table's names, and ``owl`` for RDF/XML ontologies.
 FORMATS: dict[str, ox.RdfFormat] = {
-    **{name: fmt.oxigraph for fmt in formats_of(Kind.RDF) for name in fmt.names},  # type: ignore[misc]
+    **{
+        name: fmt.oxigraph
+        for fmt in formats_of(Kind.RDF)
+        if isinstance(fmt.oxigraph, ox.RdfFormat)  # (every RDF kind's is)
+        for name in fmt.names
+    },
     "owl": ox.RdfFormat.RDF_XML,
 }
 

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from relmark.stores.base import Store, Term
+from relmark.stores.base import Store, Term, selected
 from relmark.vocab import DEMO, QUERIES_DIR, RM
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -460,7 +460,7 @@ def _verify_classes(
             f"SELECT ?check WHERE {{ VALUES (?check ?value ?class) {{ {rows} }} "
             f"?value a/<{RDFS_SUBCLASS_OF}>* ?class }}"
         )
-        passed = {int(solution["check"].value) for solution in store.query(text)}  # type: ignore[union-attr]
+        passed = {int(solution["check"].value) for solution in selected(store.query(text))}
         looked_up = {keys[n]: n in passed for n in todo}
         if cache is not None:
             cache.remember(looked_up, token)
@@ -596,7 +596,7 @@ def labels(store: Store, iris: Iterable[str], lang: str = "en") -> dict[str, str
             f"{prologue}SELECT ?s ?label WHERE {{ VALUES ?s {{ {values} }} "
             f"LATERAL {{ ?s <{RDFS_LABEL}> ?label }} }}"
         )
-        for solution in store.query(text):  # type: ignore[union-attr]
+        for solution in selected(store.query(text)):
             literal = solution["label"]
             if isinstance(literal, ox.Literal):
                 looked_up[solution["s"].value].setdefault(
