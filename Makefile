@@ -72,6 +72,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 pytest: install system-deps remote-deps browser-deps npm-deps
 	$(BIN)/pytest

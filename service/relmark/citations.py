@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import pyoxigraph as ox
 
-from relmark.stores.base import Store
+from relmark.stores.base import Store, Term, selected
 
 DCTERMS = "http://purl.org/dc/terms/"
 BIBO = "http://purl.org/ontology/bibo/"
@@ -32,7 +32,7 @@ def citations(store: Store, iris: Iterable[str]) -> dict[str, dict]:
     found: dict[str, dict] = {}
     if wanted:
         values = " ".join(str(ox.NamedNode(iri)) for iri in wanted)
-        for row in store.query(_QUERY % values):
+        for row in selected(store.query(_QUERY % values)):
             iri = row["s"].value
             if iri in found:
                 continue
@@ -42,7 +42,7 @@ def citations(store: Store, iris: Iterable[str]) -> dict[str, dict]:
     return {iri: found.get(iri, {"iri": iri, "text": iri, "reference": iri}) for iri in wanted}
 
 
-def cited(store: Store, sources: Iterable[ox.Term]) -> list[dict]:
+def cited(store: Store, sources: Iterable[Term]) -> list[dict]:
     """``dcterms:source`` values as citations: references and other IRIs through
     ``citations``, literals as their text; the references first, in citation order."""
     sources = list(sources)

@@ -179,10 +179,12 @@ class QueryRunner:
         self, work: Callable[[threading.Event], T], cancelled: threading.Event, timeout: float
     ) -> T:
         """``work`` on this thread, its store's reads ending at the deadline (slot held)."""
+        deadline = self._deadline
+        assert deadline is not None, "run() sends work here only with a deadline"
         with self._count_lock:
             self._running += 1
         try:
-            with self._deadline(timeout):  # type: ignore[misc]  (run() checked: not None)
+            with deadline(timeout):
                 return work(cancelled)
         except QueryTimeout:
             raise QueryTimeout("the query is still running") from None

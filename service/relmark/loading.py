@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import pyoxigraph as ox
 
@@ -25,10 +25,18 @@ from relmark.reasoning.maintain import refresh_inferences
 from relmark.stores.base import Store, StoreError, data_graph
 from relmark.vocab import ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
 
+if TYPE_CHECKING:  # the type of a writable buffer (typeshed's; no runtime name)
+    from _typeshed import WriteableBuffer
+
 #: Names accepted by ``--format`` (and file extensions pyoxigraph does not know), mapped to
 #: pyoxigraph's formats: the formats table's names, and ``owl`` for RDF/XML ontologies.
 FORMATS: dict[str, ox.RdfFormat] = {
-    **{name: fmt.oxigraph for fmt in formats_of(Kind.RDF) for name in fmt.names},  # type: ignore[misc]
+    **{
+        name: fmt.oxigraph
+        for fmt in formats_of(Kind.RDF)
+        if isinstance(fmt.oxigraph, ox.RdfFormat)  # (every RDF kind's is)
+        for name in fmt.names
+    },
     "owl": ox.RdfFormat.RDF_XML,
 }
 
@@ -297,7 +305,7 @@ class _ProgressReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, target: bytearray) -> int:  # type: ignore[override]
+    def readinto(self, target: WriteableBuffer) -> int:
         n = self._buffer.readinto(target)
         if n:
             self._progress(n)

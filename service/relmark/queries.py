@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from relmark.stores.base import Remote, Store, Term
+from relmark.stores.base import Remote, Store, Term, selected
 from relmark.vocab import DEMO, QUERIES_DIR, RM
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -393,11 +393,11 @@ def bind_parameters(query: NamedQuery, params: Mapping[str, str]) -> dict[str, T
     An empty value counts as not given. Optional parameters without a default stay unbound,
     which each query treats as "no restriction" or "use the configured threshold".
     """
-    for name, value in params.items():
+    for name, given in params.items():
         if query.parameter(name) is None:
             declared = ", ".join(p.name for p in query.parameters) or "none"
             raise ParameterError(
-                name, value, f"no such parameter in '{query.name}' (its parameters: {declared})"
+                name, given, f"no such parameter in '{query.name}' (its parameters: {declared})"
             )
     bindings: dict[str, Term] = {}
     for parameter in query.parameters:
@@ -462,7 +462,7 @@ def _verify_classes(
             f"SELECT ?check WHERE {{ VALUES (?check ?value ?class) {{ {rows} }} "
             f"?value a/<{RDFS_SUBCLASS_OF}>* ?class }}"
         )
-        passed = {int(solution["check"].value) for solution in store.query(text)}  # type: ignore[union-attr]
+        passed = {int(solution["check"].value) for solution in selected(store.query(text))}
         looked_up = {keys[n]: n in passed for n in todo}
         if cache is not None:
             cache.remember(looked_up, token)
@@ -597,7 +597,7 @@ def labels(store: Store, iris: Iterable[str], lang: str = "en") -> dict[str, str
             f"{prologue}SELECT ?s ?label WHERE {{ VALUES ?s {{ {values} }} "
             f"LATERAL {{ ?s <{RDFS_LABEL}> ?label }} }}"
         )
-        for solution in store.query(text):  # type: ignore[union-attr]
+        for solution in selected(store.query(text)):
             literal = solution["label"]
             if isinstance(literal, ox.Literal):
                 looked_up[solution["s"].value].setdefault(

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
 import rdflib
 from rdflib.namespace import OWL, RDF, RDFS, XSD
 
-from relmark.reasoning.owl_reasoner import check_consistency
+from relmark.reasoning.owl_reasoner import ConsistencyReport, check_consistency
 from relmark.vocab import RM
 
 #: Reasoner runs the individual search may spend before it gives up (each a full run).
@@ -52,7 +52,7 @@ _NUMERIC = {
     XSD.unsignedByte,
 }
 #: Literal datatypes accepted where a property's range is the key datatype.
-_COMPATIBLE = {
+_COMPATIBLE: dict[rdflib.term.Node, Set[rdflib.URIRef | None] | None] = {
     XSD.decimal: _NUMERIC,
     XSD.integer: _NUMERIC - {XSD.decimal},
     XSD.double: {XSD.double},
@@ -214,7 +214,7 @@ class _Reasoner:
         self.runs += 1
         return check_consistency(graph, self.name).consistent
 
-    def report(self, graph: rdflib.Graph):
+    def report(self, graph: rdflib.Graph) -> ConsistencyReport:
         self.runs += 1
         return check_consistency(graph, self.name)
 
@@ -392,8 +392,10 @@ def _datatype_clashes(tbox: rdflib.Graph, data: rdflib.Graph) -> list[tuple[Clas
                 clashes.append((Clash("datatype", text, (_statement((s, p, o)),)), {(s, p, o)}))
                 continue
             for datatype in tbox.objects(p, RDFS.range):
-                accepted = _COMPATIBLE.get(datatype, "unknown")
-                if accepted is None or accepted == "unknown":
+                if datatype not in _COMPATIBLE:
+                    continue
+                accepted = _COMPATIBLE[datatype]
+                if accepted is None:
                     continue
                 kind = o.datatype or (RDF.langString if o.language else None)
                 if kind not in accepted:

@@ -9,6 +9,7 @@ for people (``explanation_text``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pyoxigraph as ox
 
@@ -16,7 +17,7 @@ from relmark.citations import cited
 from relmark.reasoning.rules.inputs import NOT_RULE_INPUT
 from relmark.reasoning.rules.model import RULE_IRI_PREFIX
 from relmark.reasoning.rules.provenance import DCTERMS, PROV, RDF, RDFS, VARIABLE_IRI_PREFIX
-from relmark.stores.base import Store
+from relmark.stores.base import Store, Term, asked, selected
 from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, RM
 
 RDF_TYPE = ox.NamedNode(RDF + "type")
@@ -92,19 +93,23 @@ def classify(store: Store, iri: str, lang: str = "en") -> list[dict]:
     asserted: dict[str, list[str | None]] = {}
     for graph in _asserted_graphs(store):
         query = "SELECT ?c ?s WHERE { ?s a ?c }"
-        for solution in store.query(query, default_graph=[graph], substitutions={"s": subject}):
+        for solution in selected(
+            store.query(query, default_graph=[graph], substitutions={"s": subject})
+        ):
             if isinstance(solution["c"], ox.NamedNode):
                 asserted.setdefault(solution["c"].value, []).append(graph)
     inferred = sorted(
         solution["c"].value
-        for solution in store.query(
-            "SELECT ?c ?s WHERE { ?s a ?c }",
-            default_graph=[INFERRED_GRAPH],
-            substitutions={"s": subject},
+        for solution in selected(
+            store.query(
+                "SELECT ?c ?s WHERE { ?s a ?c }",
+                default_graph=[INFERRED_GRAPH],
+                substitutions={"s": subject},
+            )
         )
     )
     labels: dict[tuple[str, str], str] = {}
-    entries = [
+    entries: list[dict[str, Any]] = [
         {
             "class": class_iri,
             "label": _label(store, class_iri, lang, labels),
@@ -220,7 +225,9 @@ def _explain_derivation(
                     "graphs": sorted(set(asserted), key=lambda g: g or ""),
                 }
             )
-        if premise.predicate.value == THRESHOLD_VALUE:
+        if premise.predicate.value == THRESHOLD_VALUE and not isinstance(
+            premise.subject, ox.Triple
+        ):
             thresholds.append(
                 {
                     "iri": premise.subject.value,
@@ -249,7 +256,7 @@ def _asserted_graphs(store: Store) -> list[str | None]:
 def _graphs_holding(store: Store, triple: ox.Triple) -> list[str | None]:
     terms = {"s": triple.subject, "p": triple.predicate, "o": triple.object}
     found: list[str | None] = []
-    if store.query("ASK { ?s ?p ?o }", default_graph=[None], substitutions=terms):
+    if asked(store.query("ASK { ?s ?p ?o }", default_graph=[None], substitutions=terms)):
         found.append(None)
     solutions = store.query(
         "SELECT ?g ?s ?p ?o WHERE { GRAPH ?g { ?s ?p ?o } }",
@@ -257,7 +264,7 @@ def _graphs_holding(store: Store, triple: ox.Triple) -> list[str | None]:
         named_graphs=[g for g in store.graph_names() if g != PROVENANCE_GRAPH],
         substitutions=terms,
     )
-    found += sorted(solution["g"].value for solution in solutions)
+    found += sorted(solution["g"].value for solution in selected(solutions))
     return found
 
 
@@ -276,7 +283,7 @@ def _derivations(store: Store, triple: ox.Triple) -> list[tuple[ox.NamedNode, ox
     terms = {"s": triple.subject, "p": triple.predicate, "o": triple.object}
     return [
         (solution["derivation"], solution["rule"])
-        for solution in store.query(query, substitutions=terms)
+        for solution in selected(store.query(query, substitutions=terms))
     ]
 
 
@@ -295,7 +302,7 @@ def _premises(store: Store, derivation: ox.NamedNode) -> list[tuple[ox.Triple, s
             ox.Triple(solution["s"], solution["p"], solution["o"]),
             solution["g"].value if solution["g"] is not None else None,
         )
-        for solution in store.query(query, substitutions={"d": derivation})
+        for solution in selected(store.query(query, substitutions={"d": derivation}))
     ]
     return sorted(
         found, key=lambda item: (str(item[0].subject), str(item[0].predicate), str(item[0].object))
@@ -313,7 +320,7 @@ def _bindings(store: Store, derivation: ox.NamedNode) -> dict[str, dict]:
     )
     return {
         solution["variable"].value[len(VARIABLE_IRI_PREFIX) :]: _term_json(solution["value"])
-        for solution in store.query(query, substitutions={"d": derivation})
+        for solution in selected(store.query(query, substitutions={"d": derivation}))
     }
 
 
@@ -328,8 +335,8 @@ def _rule_meta(store: Store, rule: ox.NamedNode, lang: str) -> dict:
         }} }}"""
     )
     values: dict[tuple[str, str], str] = {}
-    sources: list[ox.Term] = []
-    for solution in store.query(query, substitutions={"rule": rule}):
+    sources: list[Term] = []
+    for solution in selected(store.query(query, substitutions={"rule": rule})):
         value = solution["value"]
         if solution["p"].value == DCTERMS + "source":
             sources.append(value)
@@ -358,9 +365,11 @@ def _label(store: Store, iri: str, lang: str, cache: dict[tuple[str, str], str])
     """An IRI's rdfs:label in ``lang`` (else English, else its local name)."""
     if (iri, lang) not in cache:
         found: dict[str, str] = {}
-        for solution in store.query(
-            f"SELECT ?label ?s WHERE {{ ?s <{RDFS}label> ?label }}",
-            substitutions={"s": ox.NamedNode(iri)},
+        for solution in selected(
+            store.query(
+                f"SELECT ?label ?s WHERE {{ ?s <{RDFS}label> ?label }}",
+                substitutions={"s": ox.NamedNode(iri)},
+            )
         ):
             literal = solution["label"]
             if isinstance(literal, ox.Literal):

@@ -31,6 +31,7 @@ from relmark.stores.base import (
     Optimizable,
     Store,
     TracksChanges,
+    selected,
 )
 from relmark.stores.system_graphs import sync_system_graphs
 from relmark.vocab import (
@@ -83,17 +84,18 @@ def _fingerprint(store: Store, rules_hash: str) -> str:
     """The rules' hash together with the stored hashes of the ontology and config graphs."""
     digest = hashlib.sha256(rules_hash.encode())
     for graph in (ONTOLOGY_GRAPH, CONFIG_GRAPH):
-        for solution in store.query(
-            f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{CONTENT_HASH.value}> ?h }} }}"
-        ):
+        held = f"GRAPH <{META_GRAPH}> {{ <{graph}> <{CONTENT_HASH.value}> ?h }}"
+        for solution in selected(store.query(f"SELECT ?h WHERE {{ {held} }}")):
             digest.update(graph.encode() + b"\0" + solution["h"].value.encode() + b"\0")
     return digest.hexdigest()
 
 
 def _stored_fingerprint(store: Store) -> str | None:
-    for solution in store.query(
-        f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> "
-        f"{{ <{INFERRED_GRAPH}> <{CONTENT_HASH.value}> ?h }} }}"
+    for solution in selected(
+        store.query(
+            f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> "
+            f"{{ <{INFERRED_GRAPH}> <{CONTENT_HASH.value}> ?h }} }}"
+        )
     ):
         return solution["h"].value
     return None

@@ -40,8 +40,8 @@ from relmark.reasoning.rules import provenance as records
 from relmark.reasoning.rules.evaluate import Query
 from relmark.reasoning.rules.inputs import NOT_RULE_INPUT, stored_lines
 from relmark.reasoning.rules.materialise import ONE_RUN_AT_A_TIME, RunSummary
-from relmark.reasoning.rules.model import Rule
-from relmark.stores.base import STAGING_PREFIX, EvaluatesRemotely, StoreError
+from relmark.reasoning.rules.model import Rule, Value
+from relmark.stores.base import STAGING_PREFIX, EvaluatesRemotely, StoreError, asked, selected
 from relmark.vocab import INFERRED_GRAPH, PROVENANCE_GRAPH
 
 #: Premises looked up per query when finding the graphs that hold them.
@@ -55,10 +55,14 @@ def _query_on(store: EvaluatesRemotely, graphs: list[str]) -> Query:
     what was inferred so far; here a default graph merged from the same graphs.)
     """
 
-    def query(sparql: str, bound: Mapping[ox.Variable, object]) -> object:
+    dataset: list[str | None] = list(graphs)
+
+    def query(sparql: str, bound: Mapping[ox.Variable, Value]) -> ox.QuerySolutions:
         values = {k.value: v for k, v in bound.items()}
-        return store.query(
-            sparql, default_graph=graphs, named_graphs=[], substitutions=values or None
+        return selected(
+            store.query(
+                sparql, default_graph=dataset, named_graphs=[], substitutions=values or None
+            )
         )
 
     return query
@@ -105,7 +109,7 @@ def _inputs(store: EvaluatesRemotely, default_copy: str) -> list[str]:
     graphs = [g for g in store.graph_names() if g not in NOT_RULE_INPUT]
     default = store.engine_graph(None)
     if default is None:
-        if store.query("ASK { ?s ?p ?o }", default_graph=[None]):
+        if asked(store.query("ASK { ?s ?p ?o }", default_graph=[None])):
             store.update(f"ADD SILENT DEFAULT TO <{default_copy}>", system=True)
             graphs.append(default_copy)
     else:
@@ -125,7 +129,8 @@ def _distinct_inputs(store: EvaluatesRemotely, inputs: list[str], facts: str) ->
     """
     if len(inputs) < 2:
         return inputs
-    counted = next(iter(store.query(_COUNT_FACTS, default_graph=[], named_graphs=inputs)), None)
+    counts = store.query(_COUNT_FACTS, default_graph=[], named_graphs=inputs)
+    counted = next(iter(selected(counts)), None)
     if counted is None or counted["all"] is None:
         return inputs
     if int(counted["all"].value) <= int(counted["distinct"].value):
@@ -156,7 +161,7 @@ def _locate(
         query = (
             f"SELECT ?s ?p ?o ?g WHERE {{ VALUES (?s ?p) {{ {rows} }} GRAPH ?g {{ ?s ?p ?o }} }}"
         )
-        for solution in store.query(query, default_graph=[], named_graphs=inputs):
+        for solution in selected(store.query(query, default_graph=[], named_graphs=inputs)):
             triple = ox.Triple(solution["s"], solution["p"], solution["o"])
             if triple in wanted:
                 graph = solution["g"].value
@@ -210,7 +215,8 @@ def _write(
                 operations.append(f"DROP SILENT GRAPH <{target}>")
         store.update(" ;\n".join(operations), system=True)
         return len(new_inferred), len(gone_inferred), True
-    operations, parts = [], []
+    operations = []
+    parts: list[str] = []
     try:
         for target, (new, gone) in changes.items():
             plus, minus = f"{provenance_graph}:{len(parts)}+", f"{provenance_graph}:{len(parts)}-"

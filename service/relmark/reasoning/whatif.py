@@ -23,7 +23,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -213,7 +213,7 @@ class Helper:
         process = self._process
         return None if process is None or not process.is_alive() else process.pid
 
-    def call(self, function: str, args: tuple, timeout: float) -> object:
+    def call(self, function: str, args: tuple, timeout: float) -> list[list[dict]]:
         """``function(*args)`` in the helper, within ``timeout`` seconds (after it started).
 
         Waits for the helper at most ``timeout`` too (another what-if may hold it).
@@ -332,7 +332,10 @@ def _helper_main(connection: Connection, parent: int, memory_bound: int) -> None
     if memory_bound > 0:  # no answers to save here: over the bound, just end
         set_address_space_backstop(memory_bound)
         Watchdog(memory_bound, lambda rss: os._exit(MEMORY_EXCEEDED), MEMORY_EXCEEDED).start()
-    functions = {"snapshot": classify_snapshot_copy, "copy": classify_copy}
+    functions: dict[str, Callable[..., list[list[dict]]]] = {
+        "snapshot": classify_snapshot_copy,
+        "copy": classify_copy,
+    }
     connection.send(("ready", os.getpid()))
     while True:
         try:
@@ -377,10 +380,10 @@ def _in_helper(
         if isinstance(store, ReadsSnapshots):
             snapshot = store.current_snapshot()
             args = (str(snapshot), str(path), payload, iris, ontology_dir, lang)
-            return runner.call("snapshot", args, timeout)  # type: ignore[return-value]
+            return runner.call("snapshot", args, timeout)
         scratch_copy(store, path)
-        args = (str(path), payload, iris, ontology_dir, lang)
-        return runner.call("copy", args, timeout)  # type: ignore[return-value]
+        copy_args = (str(path), payload, iris, ontology_dir, lang)
+        return runner.call("copy", copy_args, timeout)
 
 
 def classify_snapshot_copy(

@@ -55,14 +55,14 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pyoxigraph as ox
-import waitress
+from waitress.server import create_server
 
 from relmark import loading
 from relmark.execution import QUERY_WORKERS
@@ -129,8 +129,10 @@ def log(message: str) -> None:
 
 
 # --- the wire: writes and errors as picklable values ----------------------------------------
-def _nquads(quads: object) -> bytes:
-    return ox.serialize(quads, format=ox.RdfFormat.N_QUADS)
+def _nquads(quads: Iterable[ox.Quad]) -> bytes:
+    data = ox.serialize(quads, format=ox.RdfFormat.N_QUADS)
+    assert data is not None, "serialize returns the bytes when given no output"
+    return data
 
 
 def _quads(data: bytes) -> list[ox.Quad]:
@@ -413,7 +415,7 @@ class Supervisor:
             for stale in local.removed_scratch:
                 log(f"removed {stale}, left by a crash")
         publisher: SnapshotPublisher | WriteCounter = (
-            SnapshotPublisher(local, generation) if local else WriteCounter(generation)
+            SnapshotPublisher(local, generation) if local is not None else WriteCounter(generation)
         )
         self._writer = StoreWriter(store, publisher, self.settings.ontology_dir)
         address, private = _writer_address()
@@ -437,7 +439,7 @@ class Supervisor:
                 listener=http,
                 threads=self.threads,
                 workers=self.workers,
-                store_path=local.path if local else None,
+                store_path=local.path if local is not None else None,
                 snapshots=publisher.directory if isinstance(publisher, SnapshotPublisher) else None,
                 generation=generation,
                 writer_address=address,
@@ -559,9 +561,11 @@ class Supervisor:
 
     # --- the write channel ------------------------------------------------------------
     def _accept_writers(self) -> None:
+        listener = self._listener
+        assert listener is not None, "run() opens the listener before this thread starts"
         while True:
             try:
-                connection = self._listener.accept()
+                connection = listener.accept()
             except multiprocessing.AuthenticationError:
                 continue
             except OSError:  # the listener was closed
@@ -814,7 +818,7 @@ def _run_worker(plan: WorkerPlan, ready: Any = None) -> None:
     # more threads than query slots: requests waiting for a query's answer can hold at
     # most QUERY_WORKERS of them, so /healthz and refusals always find a free thread
     threads = max(plan.threads, QUERY_WORKERS + RESERVED_THREADS)
-    server = waitress.create_server(app, sockets=[plan.listener], threads=threads, ident="relmark")
+    server = create_server(app, sockets=[plan.listener], threads=threads, ident="relmark")
     retirement = Retirement(server, writer, plan.supervisor_pid, query_refusal(app), plan.serving)
     if not isinstance(replica, HasDeadline):  # (a remote engine ends a query at its timeout)
         set_query_timeout_hook(app, retirement.after_timeout)

@@ -161,9 +161,9 @@ class Store(Protocol):
         self,
         sparql: str,
         *,
-        default_graph: list[str] | None = None,
+        default_graph: list[str | None] | None = None,
         named_graphs: list[str] | None = None,
-        substitutions: Mapping[str, Term] | None = None,
+        substitutions: Mapping[str, Term | ox.Triple] | None = None,
     ) -> QueryResult: ...
 
     def update(self, sparql: str, *, system: bool = False) -> None: ...
@@ -361,3 +361,31 @@ class EvaluatesRemotely(Store, Protocol, metaclass=_Capability):
 
 class Replica(Store, ForwardsWrites, Protocol):
     """What a serving worker reads through and writes through (``stores.open_replica``)."""
+
+
+# --- one form of query result: what a caller that wrote the query knows it gets ----------------
+# ``Store.query`` answers all three forms; a caller that wrote a SELECT, an ASK or a
+# CONSTRUCT takes its form with ``selected``, ``asked`` or ``constructed``: the type
+# checker then follows it, and a query of the wrong form fails here, by name, instead of
+# later as an odd iteration.
+
+
+def selected(result: QueryResult) -> ox.QuerySolutions:
+    """The solutions of a SELECT."""
+    if isinstance(result, ox.QuerySolutions):
+        return result
+    raise TypeError(f"expected the solutions of a SELECT, got {type(result).__name__}")
+
+
+def asked(result: QueryResult) -> bool:
+    """The answer of an ASK."""
+    if isinstance(result, ox.QueryBoolean):
+        return bool(result)
+    raise TypeError(f"expected the answer of an ASK, got {type(result).__name__}")
+
+
+def constructed(result: QueryResult) -> ox.QueryTriples:
+    """The triples of a CONSTRUCT or DESCRIBE."""
+    if isinstance(result, ox.QueryTriples):
+        return result
+    raise TypeError(f"expected the triples of a CONSTRUCT, got {type(result).__name__}")

@@ -58,9 +58,9 @@ def count_quads(db: ox.Store) -> int:
 
 
 def query_options(
-    default_graph: list[str] | None,
+    default_graph: list[str | None] | None,
     named_graphs: list[str] | None,
-    substitutions: Mapping[str, Term] | None,
+    substitutions: Mapping[str, Term | ox.Triple] | None,
 ) -> dict:
     """pyoxigraph's query options: the union of all graphs as default unless graphs are named."""
     options: dict = {}
@@ -161,9 +161,9 @@ class EmbeddedStore:
         self,
         sparql: str,
         *,
-        default_graph: list[str] | None = None,
+        default_graph: list[str | None] | None = None,
         named_graphs: list[str] | None = None,
-        substitutions: Mapping[str, Term] | None = None,
+        substitutions: Mapping[str, Term | ox.Triple] | None = None,
     ) -> QueryResult:
         """Run a SPARQL query; the default graph is the union of all graphs unless named."""
         options = query_options(default_graph, named_graphs, substitutions)

@@ -345,9 +345,9 @@ class SnapshotReplica:
         self,
         sparql: str,
         *,
-        default_graph: list[str] | None = None,
+        default_graph: list[str | None] | None = None,
         named_graphs: list[str] | None = None,
-        substitutions: Mapping[str, Term] | None = None,
+        substitutions: Mapping[str, Term | ox.Triple] | None = None,
     ) -> QueryResult:
         options = query_options(default_graph, named_graphs, substitutions)
         return self._reader().query(sparql, **options)

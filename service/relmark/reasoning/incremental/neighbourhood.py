@@ -16,7 +16,8 @@ import pyoxigraph as ox
 from relmark.reasoning.incremental.reads import Located, Reads
 from relmark.reasoning.incremental.rule_index import separate
 from relmark.reasoning.rules.evaluate import bind_values
-from relmark.reasoning.rules.model import VALUES_SLOT, Pattern, Rule, is_variable
+from relmark.reasoning.rules.model import VALUES_SLOT, Pattern, Rule, Value, is_variable
+from relmark.stores.base import selected
 
 #: More triples than this about the changed resources: they are not all looked at.
 _ABOUT_LIMIT = 20_000
@@ -28,11 +29,13 @@ class Neighbourhood:
 
     def __init__(self, reads: Reads, changed: list[Located]) -> None:
         self.reads = reads
-        self.memo: dict[object, object] = {}
+        #: ``widen``'s queries of the neighbourhood, by text and substituted values.
+        self.memo: dict[tuple[str, tuple[tuple[ox.Variable, Value], ...]], list[ox.QuerySolution]]
+        self.memo = {}
         #: The changed triples and all triples about the resources they name.
         self.store = ox.Store()
         #: The resources whose every triple ``store`` holds.
-        self.subjects: set[object] = set()
+        self.subjects: set[Value] = set()
         if changed:
             self._fetch(changed)
 
@@ -50,15 +53,17 @@ class Neighbourhood:
         self.subjects = set(named) if len(found) < _ABOUT_LIMIT else set()
         for subject in subjects:
             if not isinstance(subject, ox.NamedNode):
-                for solution in self.reads.store.query(
-                    "SELECT ?p ?o WHERE { ?s ?p ?o }",
-                    default_graph=self.reads.readable,
-                    substitutions={"s": subject},
+                for solution in selected(
+                    self.reads.store.query(
+                        "SELECT ?p ?o WHERE { ?s ?p ?o }",
+                        default_graph=self.reads.readable,
+                        substitutions={"s": subject},
+                    )
                 ):
                     local.add(ox.Quad(subject, solution["p"], solution["o"]))
                 self.subjects.add(subject)
 
-    def cannot_hold(self, rule: Rule, focus: object) -> bool:
+    def cannot_hold(self, rule: Rule, focus: Value) -> bool:
         """Whether a changed resource lacks a fact the rule requires of its focus.
 
         A new purchase matches ``?relationship a ?stage``, but is no customer relationship:
@@ -76,11 +81,11 @@ class Neighbourhood:
 
     def widen(
         self,
-        binding: dict[str, object],
+        binding: dict[str, Value],
         group: tuple[Pattern, ...],
         outer: frozenset[str],
         variables: frozenset[str],
-    ) -> list[dict[str, object]]:
+    ) -> list[dict[str, Value]]:
         """The bindings of the rule's variables that a match of ``group`` implies.
 
         None (an empty list) when the group cannot match with ``binding``, before or after:
@@ -95,9 +100,11 @@ class Neighbourhood:
         neighbourhood = self.store
         anchored = True
         for pattern in group:
-            subject = pattern.subject
-            if isinstance(subject, ox.Variable):
-                subject = binding.get(subject.value)
+            subject: Value | None = (
+                binding.get(pattern.subject.value)
+                if isinstance(pattern.subject, ox.Variable)
+                else pattern.subject
+            )
             if subject is None or subject not in known:
                 anchored = False
                 if not (subject is not None and is_variable(pattern.subject)):
@@ -116,18 +123,20 @@ class Neighbourhood:
             + " }"
         )
         text, rest = bind_values(sparql, {ox.Variable(k): v for k, v in binding.items()})
-        key = ("widen", text, tuple(sorted(rest.items(), key=lambda item: item[0].value)))
+        key = (text, tuple(sorted(rest.items(), key=lambda item: item[0].value)))
         if key not in self.memo:
-            self.memo[key] = list(neighbourhood.query(text, substitutions=rest))
+            self.memo[key] = list(selected(neighbourhood.query(text, substitutions=rest)))
         found = self.memo[key]
         return [{**bound, **{m: s[m] for m in missing if s[m] is not None}} for s in found]
 
-    def holds(self, pattern: Pattern, binding: Mapping[str, object]) -> bool:
+    def holds(self, pattern: Pattern, binding: Mapping[str, Value]) -> bool:
         """Whether some stored triple matches ``pattern`` under ``binding`` (a superset: a
         blank node or an odd term counts as a match)."""
         terms = []
         for term in (pattern.subject, pattern.predicate, pattern.object):
-            value = binding.get(term.value) if isinstance(term, ox.Variable) else term
+            value: Value | ox.Variable | None = (
+                binding.get(term.value) if isinstance(term, ox.Variable) else term
+            )
             if value is None:
                 value = term
             elif not isinstance(value, ox.NamedNode | ox.Literal):
@@ -140,16 +149,17 @@ class Neighbourhood:
         return bool(list(self.reads.query(sparql, {}, union)))
 
 
-def _matches_some(pattern: Pattern, binding: Mapping[str, object], local: ox.Store) -> bool:
+def _matches_some(pattern: Pattern, binding: Mapping[str, Value], local: ox.Store) -> bool:
     """Whether some triple of ``local`` matches ``pattern`` under ``binding``."""
-    terms = []
-    for term in (pattern.subject, pattern.predicate, pattern.object):
-        if isinstance(term, ox.Variable):
-            term = binding.get(term.value)
-        terms.append(term)
+    terms = [
+        binding.get(term.value) if isinstance(term, ox.Variable) else term
+        for term in (pattern.subject, pattern.predicate, pattern.object)
+    ]
     subject, predicate, obj = terms
     if isinstance(subject, ox.Literal) or isinstance(predicate, ox.Literal | ox.BlankNode):
         return False  # bound where no stored triple can have it: nothing matches
+    if isinstance(predicate, ox.Triple):
+        return True  # a term pyoxigraph does not take there: leave it to the query
     try:
         return next(iter(local.quads_for_pattern(subject, predicate, obj)), None) is not None
     except TypeError:  # a term pyoxigraph does not take there: leave it to the query

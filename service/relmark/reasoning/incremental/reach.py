@@ -20,9 +20,10 @@ from collections.abc import Mapping
 import pyoxigraph as ox
 
 from relmark.reasoning.incremental.neighbourhood import Neighbourhood
-from relmark.reasoning.incremental.reads import Located, Reads
+from relmark.reasoning.incremental.reads import Focus, Located, Reads
 from relmark.reasoning.incremental.rule_index import Reader, RuleIndex, separate
-from relmark.reasoning.rules.model import Pattern, Rule, is_variable
+from relmark.reasoning.rules.model import Pattern, Rule, Value, is_variable
+from relmark.stores.base import selected
 from relmark.vocab import INFERRED_GRAPH
 
 #: A chain reaching more resources than this is not used alone to find what a change touches.
@@ -35,20 +36,23 @@ class Reach:
     def __init__(self, reads: Reads, index: RuleIndex) -> None:
         self.reads = reads
         self.index = index
-        self.memo: dict[object, object] = {}
+        #: ``foci``'s answers, by rule, bound values and changed subject.
+        self.foci_memo: dict[
+            tuple[str, tuple[tuple[str, Value], ...], Value], set[tuple[str, ox.NamedNode]]
+        ] = {}
+        #: The neighbourhood's answers to ``reach``'s queries, by text.
+        self.near_memo: dict[str, list[ox.QuerySolution]] = {}
         #: What the changes name, all of it (made by ``reached``).
         self.near = Neighbourhood(reads, [])
 
-    def reached(
-        self, changed: list[Located], users: set[tuple[str, object]]
-    ) -> tuple[set[tuple[str, ox.NamedNode]], set[tuple[str, ox.NamedNode]]]:
+    def reached(self, changed: list[Located], users: set[Focus]) -> tuple[set[Focus], set[Focus]]:
         """The (rule, focus) pairs whose conclusions the changed triples may alter, and
         those of them where the rule may come to hold.
 
         The others can only lose derivations (a premise removed, a FILTER NOT EXISTS
         matched by a new triple): without recorded ones they need no evaluation.
         """
-        pairs: set[tuple[str, ox.NamedNode]] = set(users)
+        pairs: set[Focus] = set(users)
         creating = set(pairs)
         near = self.near = Neighbourhood(self.reads, changed)
         for triple, graph, gone in changed:
@@ -82,7 +86,7 @@ class Reach:
         return found
 
     def foci(
-        self, rule: Rule, bound: Mapping[str, object], changed_subject: object
+        self, rule: Rule, bound: Mapping[str, Value], changed_subject: Value
     ) -> set[tuple[str, ox.NamedNode]]:
         """The resources the rule's triple patterns reach from ``bound`` (a superset).
 
@@ -93,13 +97,13 @@ class Reach:
         more foci than the full pattern would (the rule decides each one itself); when it
         holds more than ``FOCI_LIMIT``, all bound values go in together.
         """
-        key = ("foci", rule.name, tuple(sorted(bound.items())), changed_subject)
-        if key not in self.memo:
-            self.memo[key] = self.follow(rule, bound, changed_subject)
-        return self.memo[key]
+        key = (rule.name, tuple(sorted(bound.items())), changed_subject)
+        if key not in self.foci_memo:
+            self.foci_memo[key] = self.follow(rule, bound, changed_subject)
+        return self.foci_memo[key]
 
     def follow(
-        self, rule: Rule, bound: Mapping[str, object], changed_subject: object
+        self, rule: Rule, bound: Mapping[str, Value], changed_subject: Value
     ) -> set[tuple[str, ox.NamedNode]]:
         """``foci`` without the round's memory."""
         if rule.focus in bound:
@@ -128,7 +132,7 @@ class Reach:
         self,
         rule: Rule,
         chain: tuple[Pattern, ...],
-        bound: Mapping[str, object],
+        bound: Mapping[str, Value],
         limit: int | None,
     ) -> set[tuple[str, ox.NamedNode]]:
         """The foci the chain reaches with the bound values written in as constants."""
@@ -144,10 +148,9 @@ class Reach:
         ]
         if all(s is not None and s in self.near.subjects for s in subjects):
             # each pattern is about a resource whose every triple is in the neighbourhood
-            key = ("near", sparql)
-            if key not in self.memo:
-                self.memo[key] = list(self.near.store.query(sparql))
-            solutions = self.memo[key]
+            if sparql not in self.near_memo:
+                self.near_memo[sparql] = list(selected(self.near.store.query(sparql)))
+            solutions = self.near_memo[sparql]
         else:
             solutions = self.reads.query(
                 sparql, {}, all(separate(p, self.reads.shared) for p in chain)
@@ -157,9 +160,9 @@ class Reach:
         }
 
 
-def _unify(pattern: Pattern, triple: ox.Triple) -> dict[str, object] | None:
+def _unify(pattern: Pattern, triple: ox.Triple) -> dict[str, Value] | None:
     """The variable bindings that make ``pattern`` match ``triple``, or None."""
-    binding: dict[str, object] = {}
+    binding: dict[str, Value] = {}
     for term, value in (
         (pattern.subject, triple.subject),
         (pattern.predicate, triple.predicate),
@@ -173,7 +176,7 @@ def _unify(pattern: Pattern, triple: ox.Triple) -> dict[str, object] | None:
     return binding
 
 
-def _term_text(term: object, bound: Mapping[str, object]) -> str:
+def _term_text(term: Value | ox.Variable, bound: Mapping[str, Value]) -> str:
     """A pattern position as SPARQL: a bound IRI or literal in its own N-Triples form."""
     if isinstance(term, ox.Variable) and isinstance(
         bound.get(term.value), ox.NamedNode | ox.Literal

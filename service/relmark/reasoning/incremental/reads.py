@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import pyoxigraph as ox
 
@@ -29,12 +29,15 @@ from relmark.reasoning.rules.inputs import (
     distinct_workspace,
     shares_facts,
 )
-from relmark.reasoning.rules.model import VALUES_SLOT
-from relmark.stores.base import Store
+from relmark.reasoning.rules.model import VALUES_SLOT, Value
+from relmark.stores.base import Store, asked, selected
 from relmark.vocab import INFERRED_GRAPH
 
 #: A changed triple, the graph it changed in, and whether it was removed (else added).
 Located = tuple[ox.Triple, str | None, bool]
+
+#: A rule (by name) and a resource its conclusions are about.
+Focus = tuple[str, ox.NamedNode | ox.BlankNode | ox.Triple]
 
 #: Rows per VALUES table (one query each).
 TABLE_ROWS = 500
@@ -44,7 +47,7 @@ TABLE_ROWS = 500
 _HELD = f"SELECT ?i ?g WHERE {{{VALUES_SLOT}{{ ?s ?p ?o }} UNION {{ GRAPH ?g {{ ?s ?p ?o }} }} }}"
 
 
-class _Rows(list):
+class _Rows(list[ox.QuerySolution]):
     """A query's solutions kept for the rest of a round: a list that still has ``variables``."""
 
     def __init__(self, solutions: ox.QuerySolutions) -> None:
@@ -60,7 +63,7 @@ class Reads:
         self.inputs: list[str | None] = [None]
         self.inputs += [g for g in store.graph_names() if g not in NOT_RULE_INPUT]
         self.readable = [*self.inputs, INFERRED_GRAPH]
-        self.memo: dict[object, object] = {}
+        self.memo: dict[tuple[str, tuple[tuple[ox.Variable, Value], ...]], _Rows] = {}
         #: Constant predicates and classes some graph the rules do not read also holds.
         self.shared = shared_terms(store, index) if UNREAD_KNOWN else None
         self.union_templates = index.union_templates(self.shared)
@@ -104,9 +107,9 @@ class Reads:
         self.work = distinct_workspace(self.store, with_inferred=True)
 
     def query(
-        self, sparql: str, bound: Mapping[ox.Variable, object], union: bool | None = None
-    ) -> object:
-        """A query over the rule inputs, answered once per round for the same text and values.
+        self, sparql: str, bound: Mapping[ox.Variable, Value], union: bool | None = None
+    ) -> _Rows:
+        """A SELECT over the rule inputs, answered once per round for the same text and values.
 
         ``union``: whether no graph but the rule inputs can match its patterns, so it may
         read the union of all graphs (one index, where a list of graphs takes one per
@@ -127,20 +130,15 @@ class Reads:
                 default_graph=None if union else self.readable,
                 substitutions={v.value: t for v, t in rest.items()},
             )
-        if isinstance(result, ox.QuerySolutions):
-            result = _Rows(result)
-        elif isinstance(result, ox.QueryBoolean):
-            result = bool(result)
-        else:
-            return result  # triples: read once, by the caller
-        self.memo[key] = result
+        rows = self.memo[key] = _Rows(selected(result))
+        return rows
         return result
 
     def rows(
         self,
         sparql: str,
         names: str,
-        table: list[tuple[object, ...]],
+        table: Sequence[tuple[Value, ...]],
         graphs: list[str | None] | None,
     ) -> list[ox.QuerySolution]:
         """``sparql`` with ``VALUES (names) { table }`` at its slot (IRIs and literals only).
@@ -150,7 +148,9 @@ class Reads:
         found: list[ox.QuerySolution] = []
         for start in range(0, len(table), TABLE_ROWS):
             values = "\n" + values_table(names, table[start : start + TABLE_ROWS]) + "\n"
-            found += self.store.query(sparql.replace(VALUES_SLOT, values, 1), default_graph=graphs)
+            found += selected(
+                self.store.query(sparql.replace(VALUES_SLOT, values, 1), default_graph=graphs)
+            )
         return found
 
     def locate_all(
@@ -181,7 +181,9 @@ class Reads:
                 where[triple] = self.locate(triple)
                 terms = {"s": triple.subject, "p": triple.predicate, "o": triple.object}
                 ask = "ASK { ?s ?p ?o }"
-                if self.store.query(ask, default_graph=[INFERRED_GRAPH], substitutions=terms):
+                if asked(
+                    self.store.query(ask, default_graph=[INFERRED_GRAPH], substitutions=terms)
+                ):
                     inferred.add(triple)
         return where, inferred
 
@@ -189,12 +191,12 @@ class Reads:
         """The input graphs holding ``triple``; [] if only inferred (or nowhere)."""
         terms = {"s": triple.subject, "p": triple.predicate, "o": triple.object}
         found: list[str | None] = []
-        if self.store.query("ASK { ?s ?p ?o }", default_graph=[None], substitutions=terms):
+        if asked(self.store.query("ASK { ?s ?p ?o }", default_graph=[None], substitutions=terms)):
             found.append(None)
         holding = self.store.query(
             "SELECT ?g ?s ?p ?o WHERE { GRAPH ?g { ?s ?p ?o } }", substitutions=terms
         )
-        named = {s["g"].value for s in holding} & set(self.inputs[1:])
+        named = {s["g"].value for s in selected(holding)} & set(self.inputs[1:])
         return found + sorted(named)
 
     def follow_write(self, added: list[ox.Triple], removed: list[ox.Triple]) -> None:

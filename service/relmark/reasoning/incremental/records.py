@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyoxigraph as ox
 
-from relmark.reasoning.incremental.reads import TABLE_ROWS, Located, Reads, inline
+from relmark.reasoning.incremental.reads import TABLE_ROWS, Focus, Located, Reads, inline
 from relmark.reasoning.rules.evaluate import bind_values, values_table
 from relmark.reasoning.rules.model import VALUES_SLOT, Rule
 from relmark.reasoning.rules.provenance import (
@@ -19,6 +19,7 @@ from relmark.reasoning.rules.provenance import (
     STATEMENT_IRI_PREFIX,
     statement_iri,
 )
+from relmark.stores.base import selected
 from relmark.vocab import INFERRED_GRAPH, PROVENANCE_GRAPH
 
 _PROV = f"PREFIX prov: <{PROV}>\nPREFIX rdf: <{RDF}>\n"
@@ -68,7 +69,7 @@ class Records:
         #: The stored lines (predicate, object) of the derivations ``recorded`` found.
         self.records: dict[ox.NamedNode, set[tuple[object, object]]] = {}
 
-    def recorded_users(self, changed: list[Located]) -> set[tuple[str, object]]:
+    def recorded_users(self, changed: list[Located]) -> set[Focus]:
         """The (rule, focus) of every recorded derivation that used a removed triple.
 
         An added triple (or one added to another graph) was used by no derivation yet:
@@ -85,9 +86,7 @@ class Records:
                 found.add((name, solution["focus"]))
         return found
 
-    def recorded(
-        self, foci: set[tuple[str, object]]
-    ) -> dict[tuple[str, object], list[tuple[ox.NamedNode, ox.Triple]]]:
+    def recorded(self, foci: set[Focus]) -> dict[Focus, list[tuple[ox.NamedNode, ox.Triple]]]:
         """The recorded derivations of each (rule, focus), each with a conclusion; their
         stored lines are kept for ``write`` (``self.records``).
 
@@ -96,11 +95,9 @@ class Records:
         are many and scattered (their IRIs are digests), so reading them all is a cold
         read of many pages where these are a few.
         """
-        found: dict[tuple[str, object], set[tuple[ox.NamedNode, ox.Triple]]] = {
-            pair: set() for pair in foci
-        }
+        found: dict[Focus, set[tuple[ox.NamedNode, ox.Triple]]] = {pair: set() for pair in foci}
         iris = {ox.NamedNode(self.by_name[name].iri): name for name, _ in foci}
-        fixed: dict[tuple[ox.NamedNode, ox.NamedNode], tuple[tuple[str, object], ox.Triple]]
+        fixed: dict[tuple[ox.NamedNode, ox.NamedNode], tuple[Focus, ox.Triple]]
         fixed = {}
         rest = []
         for name, focus in foci:
@@ -109,7 +106,11 @@ class Records:
                 inline(p.predicate) and inline(p.object) for p in rule.conclusions
             ):
                 for pattern in rule.conclusions:
-                    triple = ox.Triple(focus, pattern.predicate, pattern.object)
+                    predicate, obj = pattern.predicate, pattern.object
+                    # constants: inline() held for each, above
+                    assert not isinstance(predicate, ox.Variable)
+                    assert not isinstance(obj, ox.Variable)
+                    triple = ox.Triple(focus, predicate, obj)
                     key = (statement_iri(triple, INFERRED_GRAPH), ox.NamedNode(rule.iri))
                     fixed[key] = ((name, focus), triple)
             elif inline(focus):
@@ -121,7 +122,7 @@ class Records:
             sparql = _RECORDED_WITH_LINES.replace(
                 "#statements", values_table("?c ?rule", by_statement[start : start + TABLE_ROWS])
             ).replace("#foci", values_table("?rule ?focus", by_focus[start : start + TABLE_ROWS]))
-            for s in self.store.query(sparql, default_graph=[PROVENANCE_GRAPH]):
+            for s in selected(self.store.query(sparql, default_graph=[PROVENANCE_GRAPH])):
                 d = s["d"]
                 if s["focus"] is None:
                     pair, triple = fixed[(s["c"], s["rule"])]
@@ -136,18 +137,18 @@ class Records:
                     ox.Variable("rule"): ox.NamedNode(self.by_name[name].iri),
                     ox.Variable("focus"): focus,
                 }
-                sparql, rest = bind_values(_RECORDED, bound)
-                for s in self.store.query(
-                    sparql,
-                    default_graph=[PROVENANCE_GRAPH],
-                    substitutions={v.value: t for v, t in rest.items()},
+                sparql, unbound = bind_values(_RECORDED, bound)
+                for s in selected(
+                    self.store.query(
+                        sparql,
+                        default_graph=[PROVENANCE_GRAPH],
+                        substitutions={v.value: t for v, t in unbound.items()},
+                    )
                 ):
                     found[(name, focus)].add((s["d"], ox.Triple(focus, s["p"], s["o"])))
         return {pair: sorted(records, key=str) for pair, records in found.items()}
 
-    def supported_elsewhere(
-        self, triples: set[ox.Triple], foci: set[tuple[str, object]]
-    ) -> set[ox.Triple]:
+    def supported_elsewhere(self, triples: set[ox.Triple], foci: set[Focus]) -> set[ox.Triple]:
         """Those of ``triples`` a recorded derivation of a (rule, focus) not re-evaluated
         in this round still concludes."""
         by_statement = {statement_iri(t, INFERRED_GRAPH): t for t in triples}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pyoxigraph as ox
 
 from relmark.reasoning.incremental.reach import Reach
-from relmark.reasoning.incremental.reads import Located, Reads
+from relmark.reasoning.incremental.reads import Focus, Located, Reads
 from relmark.reasoning.incremental.records import Records
 from relmark.reasoning.incremental.rule_index import RuleIndex
 from relmark.reasoning.incremental.write import write
@@ -70,14 +70,14 @@ def _rederive(
     reads: Reads,
     index: RuleIndex,
     reach: Reach,
-    foci: set[tuple[str, ox.NamedNode]],
-    creating: set[tuple[str, ox.NamedNode]],
-    old: Mapping[tuple[str, object], list[tuple[ox.NamedNode, ox.Triple]]],
-) -> dict[tuple[str, ox.NamedNode], list[Derivation]]:
+    foci: set[Focus],
+    creating: set[Focus],
+    old: Mapping[Focus, list[tuple[ox.NamedNode, ox.Triple]]],
+) -> dict[Focus, list[Derivation]]:
     """The new derivations of each (rule, focus) reached, the rule evaluated with its focus
     bound; none, without evaluating, where the rule recorded nothing and cannot come to hold.
     """
-    new: dict[tuple[str, ox.NamedNode], list[Derivation]] = {}
+    new: dict[Focus, list[Derivation]] = {}
     for name, focus in sorted(foci, key=str):
         rule = index.by_name[name]
         if not old[(name, focus)] and (

@@ -17,7 +17,7 @@ import pyoxigraph as ox
 
 from relmark.reasoning.rules.fixpoint import patterns_read
 from relmark.reasoning.rules.inputs import NOT_RULE_INPUT
-from relmark.reasoning.rules.model import VALUES_SLOT, Pattern, Rule, is_variable
+from relmark.reasoning.rules.model import VALUES_SLOT, Pattern, Rule, Value, is_variable
 from relmark.reasoning.rules.provenance import (
     DCTERMS_SOURCE,
     PROV,
@@ -28,7 +28,7 @@ from relmark.reasoning.rules.provenance import (
     RDFS_LABEL,
 )
 from relmark.sparql import lexer
-from relmark.stores.base import CONTENT_HASH, Store
+from relmark.stores.base import CONTENT_HASH, Store, selected
 from relmark.vocab import INFERRED_GRAPH, META_GRAPH, PROVENANCE_GRAPH, SHAPES_GRAPH
 
 #: A pattern a rule reads or concludes (group None), its group, the variables the group
@@ -56,8 +56,8 @@ class RuleIndex:
         self.focused = {rule.name: _focused(rule) for rule in rules}
         #: Every pattern a rule reads or concludes, by its predicate and object (None: a
         #: variable there), so that a changed triple is tried on the patterns it may match.
-        self.by_key: dict[tuple[object, object], list[Reader]] = {}
-        none = frozenset()
+        self.by_key: dict[tuple[Value | None, Value | None], list[Reader]] = {}
+        none: frozenset[str] = frozenset()
         for rule in rules:
             entries: list[Reader] = [(rule, p, None, none, none, None) for p in rule.conclusions]
             for group, outer, grows in _groups(rule):
@@ -70,10 +70,7 @@ class RuleIndex:
                 entries += [(rule, p, group, outer, variables, grows) for p in group]
             for entry in entries:
                 pattern = entry[1]
-                key = tuple(
-                    None if isinstance(t, ox.Variable) else t
-                    for t in (pattern.predicate, pattern.object)
-                )
+                key = (_constant(pattern.predicate), _constant(pattern.object))
                 self.by_key.setdefault(key, []).append(entry)
         self.chains: dict[tuple[str, frozenset[str]], tuple[Pattern, ...] | None] = {}
         self.shared: dict[str, frozenset[object]] = {}
@@ -223,6 +220,10 @@ _PROVENANCE_TERMS = frozenset(
 )
 
 
+def _constant(term: Value | ox.Variable) -> Value | None:
+    return None if isinstance(term, ox.Variable) else term
+
+
 def shared_terms(store: Store, derived: RuleIndex) -> frozenset[object] | None:
     """The constant predicates (and classes, for ``a``) of the rules' patterns that a graph
     the rules do not read holds too; None when that is not known.
@@ -232,7 +233,9 @@ def shared_terms(store: Store, derived: RuleIndex) -> frozenset[object] | None:
     as its content hash is the same.
     """
     key_triple = f"<{SHAPES_GRAPH}> <{CONTENT_HASH.value}> ?h"
-    found = list(store.query(f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> {{ {key_triple} }} }}"))
+    found = list(
+        selected(store.query(f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> {{ {key_triple} }} }}"))
+    )
     if not found:
         return None
     key = found[0]["h"].value
@@ -250,8 +253,8 @@ def shared_terms(store: Store, derived: RuleIndex) -> frozenset[object] | None:
             f" UNION {{ VALUES ?term {{ {' '.join(map(str, classes)) or '<urn:x>'} }}"
             f" ?s <{RDF_TYPE.value}> ?term }} }}"
         )
-        graphs = [SHAPES_GRAPH, META_GRAPH]
-        shared = {s["term"] for s in store.query(sparql, default_graph=graphs)}
+        graphs: list[str | None] = [SHAPES_GRAPH, META_GRAPH]
+        shared = {s["term"] for s in selected(store.query(sparql, default_graph=graphs))}
         shared |= _PROVENANCE_TERMS  # the provenance record uses these alone
         derived.shared[key] = frozenset(shared)
     return derived.shared[key]

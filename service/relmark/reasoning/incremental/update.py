@@ -62,5 +62,5 @@ def update_inferences(store: Store, rules: list[Rule], changes: Changes) -> RunS
         )
 
 
-def _graph(name: ox.NamedNode | ox.DefaultGraph) -> str | None:
+def _graph(name: ox.NamedNode | ox.BlankNode | ox.DefaultGraph) -> str | None:
     return name.value if isinstance(name, ox.NamedNode) else None

@@ -80,4 +80,6 @@ def _statements(
 
 
 def _nt(triples: Iterable[ox.Triple]) -> str:
-    return ox.serialize(sorted(triples, key=str), format=ox.RdfFormat.N_TRIPLES).decode("utf-8")
+    data = ox.serialize(sorted(triples, key=str), format=ox.RdfFormat.N_TRIPLES)
+    assert data is not None, "serialize returns the bytes when given no output"
+    return data.decode("utf-8")

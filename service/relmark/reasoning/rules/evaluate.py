@@ -8,20 +8,32 @@ derivations.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Protocol
 
 import pyoxigraph as ox
 
-from relmark.reasoning.rules.model import VALUES_SLOT, Guard, Rule, SubSelect
+from relmark.reasoning.rules.model import VALUES_SLOT, Guard, Rule, SubSelect, Value
 from relmark.reasoning.rules.provenance import Derivation
 
-#: Runs a query over the rule inputs with some variables bound; returns pyoxigraph results.
-Query = Callable[[str, Mapping[ox.Variable, object]], object]
+
+class Solutions(Protocol):
+    """A SELECT's answer as the evaluator reads it: pyoxigraph's, or a list kept for a round
+    (``incremental.reads``) that still names its variables."""
+
+    @property
+    def variables(self) -> list[ox.Variable]: ...
+
+    def __iter__(self) -> Iterator[ox.QuerySolution]: ...
+
+
+#: Runs a SELECT over the rule inputs with some variables bound.
+Query = Callable[[str, Mapping[ox.Variable, Value]], Solutions]
 
 
 def bind_values(
-    sparql: str, bound: Mapping[ox.Variable, object]
-) -> tuple[str, dict[ox.Variable, object]]:
+    sparql: str, bound: Mapping[ox.Variable, Value]
+) -> tuple[str, dict[ox.Variable, Value]]:
     """Bind IRIs and literals through a VALUES row at ``VALUES_SLOT``; the rest stay
     substitutions.
 
@@ -49,7 +61,7 @@ def values_table(names: str, rows: Iterable[Iterable[object]]) -> str:
     return f"VALUES ({names}) {{ {body} }}"
 
 
-def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Derivation]:
+def evaluate(query: Query, rule: Rule, focus: Value | None = None) -> list[Derivation]:
     """The rule's derivations, one per distinct conclusion: the least bindings win.
 
     One derivation is enough to explain a conclusion, and choosing the least bindings
@@ -59,7 +71,7 @@ def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Deri
     bound = {} if focus is None else {ox.Variable(rule.focus): focus}
     solutions = query(rule.match_sparql, bound)
     names = [v.value for v in solutions.variables]
-    rows: list[tuple[tuple[ox.Triple, ...], dict]] = []
+    rows: list[tuple[tuple[ox.Triple, ...], dict[str, Value]]] = []
     for solution in solutions:
         row = {n: value for n, value in zip(names, solution, strict=True) if value is not None}
         if focus is not None:
@@ -98,7 +110,7 @@ def evaluate(query: Query, rule: Rule, focus: object | None = None) -> list[Deri
     return derivations
 
 
-def _order(row: Mapping[str, object]) -> str:
+def _order(row: Mapping[str, Value]) -> str:
     return "\n".join(f"{name}={row[name]}" for name in sorted(row))
 
 
@@ -110,7 +122,7 @@ GUARD_BATCH = 1000
 ROW_VARIABLE = "relmark_guard_row"
 
 
-def _blocked(query: Query, rule: Rule, rows: list[dict]) -> set[int]:
+def _blocked(query: Query, rule: Rule, rows: list[dict[str, Value]]) -> set[int]:
     """The rows (by position) for which one of the rule's FILTER NOT EXISTS finds a match.
 
     Each guard is asked once per batch of distinct values it reads, not once per solution:
@@ -119,7 +131,7 @@ def _blocked(query: Query, rule: Rule, rows: list[dict]) -> set[int]:
     blocked: set[int] = set()
     for guard in rule.guards:
         # rows grouped by which of the guard's variables they bind, then by their values
-        groups: dict[tuple[str, ...], dict[tuple, list[int]]] = {}
+        groups: dict[tuple[str, ...], dict[tuple[Value, ...], list[int]]] = {}
         for number, row in enumerate(rows):
             if number not in blocked:
                 names = tuple(v for v in guard.variables if v in row)
@@ -132,13 +144,13 @@ def _blocked(query: Query, rule: Rule, rows: list[dict]) -> set[int]:
 
 
 def _guard_matches(
-    query: Query, guard: Guard, names: tuple[str, ...], candidates: list[tuple]
-) -> set[tuple]:
+    query: Query, guard: Guard, names: tuple[str, ...], candidates: list[tuple[Value, ...]]
+) -> set[tuple[Value, ...]]:
     """The candidate value tuples (of ``names``) for which ``guard`` finds a match."""
     if not names:
         return set(candidates) if next(iter(query(guard.ask_sparql, {})), None) else set()
     inline = [v for v in candidates if all(isinstance(t, ox.NamedNode | ox.Literal) for t in v)]
-    found: set[tuple] = set()
+    found: set[tuple[Value, ...]] = set()
     for start in range(0, len(inline), GUARD_BATCH):
         batch = inline[start : start + GUARD_BATCH]
         for solution in query(guard_query(guard, names, batch), {}):
@@ -151,7 +163,7 @@ def _guard_matches(
     return found
 
 
-def guard_query(guard: Guard, names: tuple[str, ...], rows: list[tuple[object, ...]]) -> str:
+def guard_query(guard: Guard, names: tuple[str, ...], rows: Sequence[tuple[Value, ...]]) -> str:
     """A query for the positions of the rows (values of ``names``) ``guard`` matches.
 
     The values go in as a VALUES block written by pyoxigraph (``str`` of a term is
@@ -182,25 +194,25 @@ def guard_query(guard: Guard, names: tuple[str, ...], rows: list[tuple[object, .
     )
 
 
-def _language(term: object) -> str | None:
+def _language(term: Value) -> str | None:
     return term.language if isinstance(term, ox.Literal) else None
 
 
-def _row_terms(number: int, row: tuple[object, ...], tagged: list[int]) -> list[object]:
+def _row_terms(number: int, row: tuple[Value, ...], tagged: list[int]) -> list[object]:
     """A guard batch's row: a language-tagged value as UNDEF, then its text and its tag."""
     terms: list[object] = [number, *row]
     for i in tagged:
-        language = _language(row[i])
-        if language:
+        term = row[i]
+        if isinstance(term, ox.Literal) and term.language:
             terms[1 + i] = "UNDEF"
-            terms += [ox.Literal(row[i].value), ox.Literal(language.lower())]
+            terms += [ox.Literal(term.value), ox.Literal(term.language.lower())]
         else:
             terms += ["UNDEF", "UNDEF"]
     return terms
 
 
 def _subselect_premises(
-    query: Query, subselect: SubSelect, row: Mapping[str, object]
+    query: Query, subselect: SubSelect, row: Mapping[str, Value]
 ) -> list[ox.Triple | None]:
     """The facts a sub-select aggregated for this solution's group."""
     keys = {ox.Variable(key): row[key] for key in subselect.keys if key in row}

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import pyoxigraph as ox
 
-from relmark.stores.base import GraphBytes, Store
+from relmark.stores.base import GraphBytes, Store, asked, selected
 from relmark.vocab import INFERRED_GRAPH, META_GRAPH, PROVENANCE_GRAPH, SHAPES_GRAPH
 
 #: Graphs the rules never read: their own output, the shapes, bookkeeping.
@@ -25,7 +25,12 @@ INFERRED_NODE = ox.NamedNode(INFERRED_GRAPH)
 def rule_inputs(store: Store) -> list[str | None]:
     """The graphs the rules read: the default graph, then every named graph but their own
     output, the shapes and the bookkeeping (in name order)."""
-    return [None, *(g for g in store.graph_names() if g not in NOT_RULE_INPUT)]
+    return [None, *named_inputs(store)]
+
+
+def named_inputs(store: Store) -> list[str]:
+    """The named graphs the rules read (``rule_inputs`` without the default graph)."""
+    return [g for g in store.graph_names() if g not in NOT_RULE_INPUT]
 
 
 def workspace(store: Store) -> ox.Store:
@@ -114,9 +119,9 @@ def locate_facts(store: Store, facts: Iterable[ox.Triple]) -> dict[ox.Triple, li
                     found[triple].append(graph)
             continue
         for line in export(graph).split(b"\n"):
-            triple = wanted.get(line)
-            if triple is not None:
-                found[triple].append(graph)
+            stated = wanted.get(line)
+            if stated is not None:
+                found[stated].append(graph)
     for triple in [t for t, graphs in found.items() if not graphs]:
         # not written as the serialiser writes it (never seen, but a premise recorded as
         # inferred when it is stated would have no explanation): asked one by one
@@ -127,15 +132,15 @@ def locate_facts(store: Store, facts: Iterable[ox.Triple]) -> dict[ox.Triple, li
 def _graphs_stating(store: Store, triple: ox.Triple) -> list[str | None]:
     """The input graphs stating one fact, by query."""
     terms = {"s": triple.subject, "p": triple.predicate, "o": triple.object}
-    inputs = rule_inputs(store)
+    inputs = named_inputs(store)
     found: list[str | None] = []
-    if store.query("ASK { ?s ?p ?o }", default_graph=[None], substitutions=terms):
+    if asked(store.query("ASK { ?s ?p ?o }", default_graph=[None], substitutions=terms)):
         found.append(None)
     solutions = store.query(
-        "SELECT ?g WHERE { GRAPH ?g { ?s ?p ?o } }", named_graphs=inputs[1:], substitutions=terms
+        "SELECT ?g WHERE { GRAPH ?g { ?s ?p ?o } }", named_graphs=inputs, substitutions=terms
     )
-    named = {s["g"].value for s in solutions}
-    return found + [g for g in inputs[1:] if g in named]
+    named = {s["g"].value for s in selected(solutions)}
+    return found + [g for g in inputs if g in named]
 
 
 def stored_lines(store: Store, graph: str) -> set[str]:
@@ -156,10 +161,11 @@ def shares_facts(store: Store, inputs: list[str | None]) -> bool:
     Counted by the store, in one query: cheaper than joining every graph with every other
     in SPARQL, or reading the graphs out.
     """
+    named = [g for g in inputs if g is not None]  # the default graph (None) is read anyway
     solutions = store.query(
-        _COUNT_FACTS, default_graph=[None], named_graphs=inputs[1:] or ["urn:relmark:none"]
+        _COUNT_FACTS, default_graph=[None], named_graphs=named or ["urn:relmark:none"]
     )
-    row = next(iter(solutions), None)
+    row = next(iter(selected(solutions)), None)
     if row is None or row["all"] is None:
         return False
     return int(row["all"].value) > int(row["distinct"].value)

@@ -30,9 +30,9 @@ from relmark.reasoning.rules.inputs import (
     triple_of,
     workspace,
 )
-from relmark.reasoning.rules.model import Rule
+from relmark.reasoning.rules.model import Rule, Value
 from relmark.reasoning.rules.provenance import Derivation, provenance_chunks, provenance_graph
-from relmark.stores.base import BulkPart, Store
+from relmark.stores.base import BulkPart, Store, selected
 from relmark.vocab import INFERRED_GRAPH, PROVENANCE_GRAPH
 
 
@@ -119,11 +119,11 @@ def materialise(store: Store, rules: list[Rule]) -> RunSummary:
         started = time.perf_counter()
         work = workspace(store)
 
-        def query(sparql: str, bound: Mapping[ox.Variable, object]) -> object:
+        def query(sparql: str, bound: Mapping[ox.Variable, Value]) -> ox.QuerySolutions:
             sparql, rest = bind_values(sparql, bound)
             # the union of the distinct facts (default graph) and what was inferred so far
             # (its own graph, which never holds a fact of the default graph)
-            return work.query(sparql, use_default_graph_as_union=True, substitutions=rest)
+            return selected(work.query(sparql, use_default_graph_as_union=True, substitutions=rest))
 
         rounds, inferred, derivations = fixpoint(
             rules,

@@ -16,6 +16,9 @@ import pyoxigraph as ox
 #: A rule's IRI is this prefix and its name (the provenance record names rules by it).
 RULE_IRI_PREFIX = "urn:relmark:rule:"
 
+#: What a variable of a rule can stand for in a solution.
+Value = ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple
+
 #: Where the engine's own queries take a VALUES row (a comment until then).
 VALUES_SLOT = "\n#relmark:values\n"
 
@@ -40,7 +43,7 @@ class Pattern:
     object: ox.NamedNode | ox.Literal | ox.Variable
 
     @functools.cached_property
-    def _positions(self) -> tuple[tuple[str | None, object], ...]:
+    def _positions(self) -> tuple[tuple[str | None, ox.NamedNode | ox.Literal | None], ...]:
         """(variable name or None, fixed term) per position: read once per pattern, not
         once per solution (a million-triple run instantiates a million patterns)."""
         return tuple(
@@ -48,19 +51,18 @@ class Pattern:
             for term in (self.subject, self.predicate, self.object)
         )
 
-    def instantiate(self, row: Mapping[str, object]) -> ox.Triple | None:
+    def instantiate(self, row: Mapping[str, Value]) -> ox.Triple | None:
         """The triple for one solution, or None where a variable is unbound or misplaced."""
-        terms = []
-        for name, term in self._positions:
-            if name is not None:
-                term = row.get(name)
-                if term is None:
-                    return None
+        terms: list[Value] = []
+        for name, fixed in self._positions:
+            term = fixed if name is None else row.get(name)
+            if term is None:
+                return None
             terms.append(term)
-        try:
-            return ox.Triple(*terms)
-        except TypeError:  # e.g. a literal bound in subject position: CONSTRUCT skips it
-            return None
+        subject, predicate, obj = terms
+        if isinstance(subject, ox.Literal) or not isinstance(predicate, ox.NamedNode):
+            return None  # e.g. a literal bound in subject position: CONSTRUCT skips it
+        return ox.Triple(subject, predicate, obj)
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,8 @@ def _references(path: Path, text: str, source: str) -> tuple[str, ...]:
             path,
             line,
         )
-    return tuple(REFERENCES + _REFERENCE.fullmatch(item).group(1) for item in items)
+    matches = (_REFERENCE.fullmatch(item) for item in items)
+    return tuple(REFERENCES + match.group(1) for match in matches if match is not None)
 
 
 def _check_syntax(path: Path, text: str) -> None:
@@ -364,6 +365,7 @@ def _split_group(
                     guards.append((filter_start, body + 1, position - 1))
             else:
                 call = re.compile(r"[\w:]*\s*").match(masked, position)
+                assert call is not None, "the pattern matches the empty string"
                 position = _matching(masked, call.end(), path, text)
             continue
         if masked[position] == "{":
@@ -395,6 +397,7 @@ def _parse_subselect(
     select = re.compile(r"\s*SELECT\s+(DISTINCT\s+|REDUCED\s+)?", re.IGNORECASE).match(
         masked, start
     )
+    assert select is not None, "_split_group took the group as a sub-select by its SELECT"
     brace = masked.find("{", select.end(), end)
     projection = masked[select.end() : brace]
     projection = re.sub(r"\bWHERE\s*$", "", projection.strip(), flags=re.IGNORECASE)

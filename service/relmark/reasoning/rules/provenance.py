@@ -109,7 +109,8 @@ def rule_lines(rule: Rule) -> list[str]:
     ]
     # The works cited, as the reference nodes the ontology graph describes; a header that
     # names none is kept as its text.
-    sources = [ox.NamedNode(iri) for iri in rule.references] or [ox.Literal(rule.source)]
+    sources: list[ox.NamedNode | ox.Literal] = [ox.NamedNode(iri) for iri in rule.references]
+    sources = sources or [ox.Literal(rule.source)]
     triples += [ox.Triple(node, DCTERMS_SOURCE, source) for source in sources]
     if rule.why_it:
         triples.append(ox.Triple(node, RDFS_COMMENT, ox.Literal(rule.why_it, language="it")))

@@ -27,7 +27,7 @@ def compare_words(ph: Phrases, condition: Condition, met: bool) -> dict:
     if match is None:
         return {"text": condition.expression}
     sides = []
-    values: dict[str, str] = {}
+    values: dict[str, str | None] = {}
     for side in ("left", "right"):
         token = match[side]
         names = VARIABLE.findall(token)

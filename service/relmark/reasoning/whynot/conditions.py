@@ -86,11 +86,19 @@ def _closing(masked: str, start: int) -> int:
     return lexer.closing(masked, start) + 1
 
 
+def _match_end(pattern: re.Pattern[str], text: str, position: int) -> int:
+    """Where ``pattern``, which also matches the empty string, ends from ``position``."""
+    found = pattern.match(text, position)
+    assert found is not None, "the pattern matches the empty string"
+    return found.end()
+
+
 def _top_level_parts(rule: Rule) -> tuple[list[str], list[str]]:
     """The top-level FILTER expressions (not EXISTS) and sub-select texts of the WHERE."""
     text = rule.sparql
     masked = lexer.masked(text)
     construct = _CONSTRUCT.search(masked)
+    assert construct is not None, "a parsed rule is a CONSTRUCT"
     template = masked.index("{", construct.end())
     after = _closing(masked, template)
     body = masked.index("{", after)
@@ -102,7 +110,7 @@ def _top_level_parts(rule: Rule) -> tuple[list[str], list[str]]:
         char = masked[position]
         keyword = _FILTER.match(masked, position)
         if keyword:
-            after_keyword = _SPACE.match(masked, keyword.end()).end()
+            after_keyword = _match_end(_SPACE, masked, keyword.end())
             exists = _EXISTS.match(masked, after_keyword)
             if exists:
                 position = _closing(masked, exists.end())
@@ -111,8 +119,7 @@ def _top_level_parts(rule: Rule) -> tuple[list[str], list[str]]:
                 close = _closing(masked, after_keyword)
                 filters.append(text[after_keyword + 1 : close - 1].strip())
             else:  # a function call, as FILTER isIRI(?x): the call is the expression
-                call = _CALL.match(masked, after_keyword)
-                close = _closing(masked, call.end())
+                close = _closing(masked, _match_end(_CALL, masked, after_keyword))
                 filters.append(text[after_keyword:close].strip())
             position = close
             continue
@@ -210,8 +217,8 @@ def conditions_of(rule: Rule) -> list[Condition]:
     filters, subselects = _top_level_parts(rule)
     for text in subselects:
         counts = {alias: counted for counted, alias in _COUNT.findall(projection_of(text))}
-        patterns = tuple(p for s in rule.subselects for p in s.patterns if _in_text(p, text))
-        ordered.append(Condition("count", text, patterns, counts=counts))
+        counted_over = tuple(p for s in rule.subselects for p in s.patterns if _in_text(p, text))
+        ordered.append(Condition("count", text, counted_over, counts=counts))
     comparisons: list[Condition] = []
     for expression in filters:
         for conjunct in _conjuncts(expression):

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from relmark.reasoning.rules.model import Rule
 from relmark.reasoning.whynot.conditions import conditions_of
+from relmark.reasoning.whynot.facts import Facts
 from relmark.reasoning.whynot.outcome import met, unchecked, unmet
 from relmark.reasoning.whynot.phrases import Phrases
 from relmark.reasoning.whynot.roles import learn_roles
 from relmark.reasoning.whynot.search import Search
 from relmark.reasoning.whynot.wording import compact
-from relmark.stores.base import Store
 
 
 def evaluate_rule(
-    store: Store, rule: Rule, iri: str, class_iri: str, lang: str, labels: dict
+    store: Facts, rule: Rule, iri: str, class_iri: str, lang: str, labels: dict
 ) -> dict:
     """The rule's conditions for ``iri``: met, unmet and not checked, in words."""
     conditions = conditions_of(rule)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
+from typing import Protocol
 
 import pyoxigraph as ox
 
@@ -12,8 +14,23 @@ from relmark.reasoning.rules.inputs import (
     rule_inputs,
     shares_facts,
 )
-from relmark.stores.base import Store
+from relmark.stores.base import QueryResult, Store, Term
 from relmark.vocab import INFERRED_GRAPH
+
+
+class Facts(Protocol):
+    """What a why-not question reads: a ``Store``, or a ``DistinctFacts``."""
+
+    def graph_names(self) -> list[str]: ...
+
+    def query(
+        self,
+        sparql: str,
+        *,
+        default_graph: list[str | None] | None = None,
+        named_graphs: list[str] | None = None,
+        substitutions: Mapping[str, Term | ox.Triple] | None = None,
+    ) -> QueryResult: ...
 
 
 class DistinctFacts:
@@ -28,7 +45,7 @@ class DistinctFacts:
         self.work = work
 
     @classmethod
-    def of(cls, store: Store) -> Store | DistinctFacts:
+    def of(cls, store: Store) -> Facts:
         shared = SHARED_FACTS.get(store)
         if shared is None:
             shared = shares_facts(store, rule_inputs(store))
@@ -45,8 +62,8 @@ class DistinctFacts:
         *,
         default_graph: list[str | None] | None = None,
         named_graphs: list[str] | None = None,
-        substitutions: dict | None = None,
-    ) -> object:
+        substitutions: Mapping[str, Term | ox.Triple] | None = None,
+    ) -> QueryResult:
         """Every query over the facts and the inferences (all the copy holds)."""
         bound = {ox.Variable(k): v for k, v in (substitutions or {}).items()}
         return self.work.query(sparql, use_default_graph_as_union=True, substitutions=bound)

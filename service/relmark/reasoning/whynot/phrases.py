@@ -11,6 +11,7 @@ from relmark.reasoning.whynot.conditions import RDF_TYPE, Condition, is_type
 from relmark.reasoning.whynot.roles import Roles
 from relmark.reasoning.whynot.search import Search
 from relmark.reasoning.whynot.wording import WORDS, humane
+from relmark.stores.base import selected
 from relmark.vocab import RM
 
 RDFS = "http://www.w3.org/2000/01/rdf-schema#"
@@ -51,9 +52,11 @@ class Phrases:
         key = (term.value, self.lang)
         if key not in self.labels:
             found: dict[str, str] = {}
-            for solution in self.store.query(
-                f"SELECT ?label ?s WHERE {{ ?s <{RDFS}label> ?label }}",
-                substitutions={"s": term},
+            for solution in selected(
+                self.store.query(
+                    f"SELECT ?label ?s WHERE {{ ?s <{RDFS}label> ?label }}",
+                    substitutions={"s": term},
+                )
             ):
                 literal = solution["label"]
                 if isinstance(literal, ox.Literal):
@@ -100,8 +103,10 @@ class Phrases:
                     return self.label(pattern.object)
         types = sorted(
             solution["c"].value
-            for solution in self.store.query(
-                f"SELECT ?c ?s WHERE {{ ?s <{RDF_TYPE}> ?c }}", substitutions={"s": self.node}
+            for solution in selected(
+                self.store.query(
+                    f"SELECT ?c ?s WHERE {{ ?s <{RDF_TYPE}> ?c }}", substitutions={"s": self.node}
+                )
             )
             if isinstance(solution["c"], ox.NamedNode) and solution["c"].value.startswith(RM)
         )

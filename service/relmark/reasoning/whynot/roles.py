@@ -17,7 +17,10 @@ class Roles:
     """Variables that are thresholds, property values, counts and typed resources."""
 
     lookups: dict[str, ox.NamedNode] = field(default_factory=dict)  # var -> threshold
-    objects_of: dict[str, tuple[ox.Term, ox.NamedNode]] = field(default_factory=dict)
+    #: var -> (the subject, the property) of the pattern whose object it is
+    objects_of: dict[str, tuple[ox.NamedNode | ox.Literal | ox.Variable, ox.NamedNode]] = field(
+        default_factory=dict
+    )
     counts: dict[str, str] = field(default_factory=dict)  # alias -> counted variable
     noun_of: dict[str, str] = field(default_factory=dict)  # var -> class IRI from "?v a C"
 

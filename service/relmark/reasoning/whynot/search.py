@@ -13,7 +13,8 @@ import pyoxigraph as ox
 from relmark.reasoning.rules.inputs import NOT_RULE_INPUT
 from relmark.reasoning.rules.model import Rule
 from relmark.reasoning.whynot.conditions import prologue_of
-from relmark.stores.base import Store
+from relmark.reasoning.whynot.facts import Facts
+from relmark.stores.base import selected
 from relmark.vocab import INFERRED_GRAPH
 
 
@@ -21,7 +22,7 @@ class Search:
     """The conditions met so far (``accepted``), the variables they bind (``bound``) and
     those a failed condition left unbound (``failed``), for one rule and one resource."""
 
-    def __init__(self, store: Store, rule: Rule, iri: str) -> None:
+    def __init__(self, store: Facts, rule: Rule, iri: str) -> None:
         self.store = store
         self.focus = rule.focus
         self.node = ox.NamedNode(iri)
@@ -55,7 +56,7 @@ class Search:
         solutions = self.store.query(
             query, default_graph=self.graphs, substitutions={self.focus: self.node}
         )
-        return [{n: s[n] for n in names if s[n] is not None} for s in solutions]
+        return [{n: s[n] for n in names if s[n] is not None} for s in selected(solutions)]
 
     def values(self, variable: str, extra: Iterable[str] = (), limit: int = 20) -> list:
         found = []

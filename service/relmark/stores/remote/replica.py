@@ -78,9 +78,9 @@ class RemoteReplica:
         self,
         sparql: str,
         *,
-        default_graph: list[str] | None = None,
+        default_graph: list[str | None] | None = None,
         named_graphs: list[str] | None = None,
-        substitutions: Mapping[str, Term] | None = None,
+        substitutions: Mapping[str, Term | ox.Triple] | None = None,
     ) -> QueryResult:
         return self._reads.query(
             sparql,

@@ -307,9 +307,9 @@ class RemoteStore:
         self,
         sparql: str,
         *,
-        default_graph: list[str] | None = None,
+        default_graph: list[str | None] | None = None,
         named_graphs: list[str] | None = None,
-        substitutions: Mapping[str, Term] | None = None,
+        substitutions: Mapping[str, Term | ox.Triple] | None = None,
     ) -> QueryResult:
         """Run a query on the engine; the answer as pyoxigraph results."""
         # read from the text as given, not as bound: a named question's text is read the
