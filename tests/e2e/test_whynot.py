@@ -1,0 +1,306 @@
+"""``GET /api/explain?why=not`` and ``relmark explain --why-not`` on the demo's near misses.
+
+Each case is a record the demo files mark ``# NEAR-MISS``: the answer must name exactly the
+conditions that fail, with the numbers from the data and the thresholds from config.ttl.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+from support.paths import RELMARK
+from support.server import RelmarkServer
+
+from relmark.vocab import DEMO, RM, demo_paths
+
+SUPPORTER = DEMO + "cr-elisa-mariani"  # NEAR-MISS Q4 and Partner (commitment 0.78 < 0.8)
+PURCHASER = DEMO + "cr-irene-mauri"  # NEAR-MISS Q10 (at risk) and one purchase only
+ADVOCATE = DEMO + "cr-laura-colombo"
+ONE_TEAM = DEMO + "nordwind-energy"  # NEAR-MISS Q20: a key account with one team
+# NEAR-MISS Q7: on trial, but no commitment growing (0.05 < 0.1). It was "the only brand on
+# trial" until issue 18: Fournier's courtship asks for no second brand on trial.
+NO_COMMITMENT_YET = DEMO + "br-nadia-nuvola"
+# NEAR-MISS compartmentalised friendship: a usage context, no other sports-shoe brand.
+ONE_SHOE_BRAND = DEMO + "br-rahul-kestrel"
+
+
+def why_not(server: RelmarkServer, iri: str, class_iri: str, **params: str) -> dict:
+    response = requests.get(
+        server.url + "/api/explain",
+        params={"iri": iri, "class": class_iri, "why": "not", **params},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def candidate(answer: dict, rule: str) -> dict:
+    found = [c for c in answer["candidates"] if c["rule"] == rule]
+    assert len(found) == 1, [c["rule"] for c in answer["candidates"]]
+    return found[0]
+
+
+def texts(entries: list[dict]) -> list[str]:
+    return [entry["text"] for entry in entries]
+
+
+def test_a_supporter_is_one_referral_away_from_advocate(relmark_server: RelmarkServer):
+    answer = why_not(relmark_server, SUPPORTER, RM + "Advocate")
+    assert answer["iri"] == SUPPORTER and answer["class"] == RM + "Advocate"
+    assert answer["holds"] is False
+    assert [c["rule"] for c in answer["candidates"]] == ["ladder-advocate"]
+    advocate = answer["candidates"][0]
+    assert advocate["label"] == "Loyalty ladder: advocate" and advocate["why"]
+    assert texts(advocate["unmet"]) == [
+        "one referral more would make this customer relationship advocate "
+        "(no referral (rm:Referral) with referrer Elisa Mariani, referred to Banca Lariana)"
+    ]
+    missing = advocate["unmet"][0]
+    assert (missing["kind"], missing["have"], missing["needed"]) == ("group", 0, 1)
+    assert answer["nearest"] == ("one referral more would make this customer relationship advocate")
+    assert texts(advocate["met"]) == [
+        "high threshold = 0.8 (rm:HighThreshold)",
+        "is a customer relationship (rm:CustomerRelationship)",
+        "focal party Banca Lariana",
+        "counterparty Elisa Mariani",
+        "none: joint initiative (rm:JointInitiative) with participant Elisa Mariani, "
+        "joint with Banca Lariana",
+        "none: trust level 0.85 is at or above the threshold 0.8 (rm:HighThreshold) and "
+        "commitment level 0.78 is below the threshold 0.8 (rm:HighThreshold)",
+    ]
+
+
+def test_a_supporter_misses_partner_by_its_commitment(relmark_server: RelmarkServer):
+    answer = why_not(relmark_server, SUPPORTER, RM + "Partner")
+    assert answer["holds"] is False
+    by_trust = candidate(answer, "ladder-partner-trust-commitment")
+    assert texts(by_trust["unmet"]) == [
+        "commitment level 0.78 is below the threshold 0.8 (rm:HighThreshold)"
+    ]
+    unmet = by_trust["unmet"][0]
+    assert unmet["threshold"] == "rm:HighThreshold"
+    assert unmet["values"] == {"commitment": "0.78", "high": "0.8"}
+    assert "trust level 0.85 is at or above the threshold 0.8 (rm:HighThreshold)" in texts(
+        by_trust["met"]
+    )
+    joint = candidate(answer, "ladder-partner-joint-initiative")
+    assert texts(joint["unmet"]) == [
+        "one joint initiative more would make this customer relationship partner "
+        "(no joint initiative (rm:JointInitiative) with joint with Banca Lariana, "
+        "participant Elisa Mariani)"
+    ]
+    # the nearest candidate misses one condition; both do here, so the rule name decides
+    assert [c["rule"] for c in answer["candidates"]] == [
+        "ladder-partner-joint-initiative",
+        "ladder-partner-trust-commitment",
+    ]
+
+
+def test_one_purchase_is_a_second_purchase_away_from_client(relmark_server: RelmarkServer):
+    answer = why_not(relmark_server, PURCHASER, RM + "Client")
+    second = (
+        "a second purchase would make this customer relationship client (1 purchase "
+        "(rm:Purchase) with buyer Irene Mauri, seller Banca Lariana, the rule needs 2)"
+    )
+    dissatisfied = candidate(answer, "ladder-client-dissatisfied")
+    assert texts(dissatisfied["unmet"]) == [
+        second,
+        "satisfaction level 0.7 is not below the threshold 0.6 (rm:SatisfactionThreshold)",
+    ]
+    assert (dissatisfied["unmet"][0]["have"], dissatisfied["unmet"][0]["needed"]) == (1, 2)
+    unknown = candidate(answer, "ladder-client-satisfaction-unknown")
+    assert texts(unknown["unmet"]) == [second, "satisfaction level 0.7 rules it out"]
+    assert answer["nearest"] == "a second purchase would make this customer relationship client"
+
+
+def test_a_client_is_not_a_supporter_by_satisfaction_and_referral(relmark_server: RelmarkServer):
+    answer = why_not(relmark_server, ADVOCATE, RM + "Supporter")
+    supporter = candidate(answer, "ladder-supporter")
+    assert texts(supporter["unmet"]) == [
+        "satisfaction level 0.5 is below the threshold 0.6 (rm:SatisfactionThreshold)",
+        "referral (rm:Referral) ref-colombo-neri: referrer Laura Colombo, "
+        "referred to Banca Lariana rules it out",
+    ]
+
+
+def test_at_risk_near_miss_names_both_thresholds(relmark_server: RelmarkServer):
+    answer = why_not(relmark_server, PURCHASER, RM + "AtRiskRelationship")
+    leaving = candidate(answer, "kmv-at-risk-leaving")
+    assert texts(leaving["unmet"]) == [
+        "propensity to leave 0.55 is below the threshold 0.6 (rm:PropensityToLeaveThreshold)"
+    ]
+    opportunism = candidate(answer, "kmv-at-risk-opportunism")
+    assert texts(opportunism["unmet"]) == [
+        "opportunistic behaviour 0.4 is below the threshold 0.5 (rm:OpportunismThreshold)"
+    ]
+    assert "commitment level 0.2 is below the threshold 0.3 (rm:LowCommitmentThreshold)" in (
+        texts(leaving["met"])
+    )
+
+
+def test_a_key_account_one_team_short_of_global(relmark_server: RelmarkServer):
+    answer = why_not(relmark_server, ONE_TEAM, RM + "GlobalAccount")
+    global_ = candidate(answer, "account-global")
+    assert texts(global_["unmet"]) == [
+        "number of sales team 1 is below the threshold 2 (rm:GlobalAccountTeams): "
+        "one sales team more would make this key account global account"
+    ]
+    assert global_["unmet"][0]["suggestion"] == (
+        "one sales team more would make this key account global account"
+    )
+
+
+def test_courtship_needs_commitment_no_longer_near_zero(relmark_server: RelmarkServer):
+    # Changed with issue 18: the unmet condition was a second brand on trial (a "group");
+    # Fournier's courtship is on the road to commitment, so it is now the commitment.
+    answer = why_not(relmark_server, NO_COMMITMENT_YET, RM + "Courtship")
+    courtship = candidate(answer, "fournier-courtship")
+    assert [u["kind"] for u in courtship["unmet"]] == ["compare"]
+    assert "0.05" in courtship["unmet"][0]["text"]
+    assert "rm:NearZeroCommitmentThreshold" in courtship["unmet"][0]["text"]
+
+
+def test_one_shoe_brand_needs_another_elsewhere_for_compartments(relmark_server: RelmarkServer):
+    # The "group" case the courtship near-miss used to cover: another relationship (with
+    # another brand of the category, in another context) is what is missing.
+    answer = why_not(relmark_server, ONE_SHOE_BRAND, RM + "CompartmentalizedFriendship")
+    friendship = candidate(answer, "fournier-compartmentalized-friendship")
+    # The comparison of brands and contexts cannot be checked without the other relationship.
+    assert [u["kind"] for u in friendship["unmet"]] == ["group", "unchecked"]
+    assert friendship["unmet"][0]["suggestion"] == (
+        "one brand relationship more would make this brand relationship "
+        "compartmentalised friendship"
+    )
+
+
+def test_in_italian(relmark_server: RelmarkServer):
+    answer = why_not(relmark_server, SUPPORTER, RM + "Partner", lang="it")
+    assert answer["lang"] == "it"
+    by_trust = candidate(answer, "ladder-partner-trust-commitment")
+    assert by_trust["label"] == "Scala della fedeltà: partner (fiducia e impegno alti)"
+    assert texts(by_trust["unmet"]) == [
+        "livello di impegno 0.78 è inferiore alla soglia 0.8 (rm:HighThreshold)"
+    ]
+    headers = {"Accept-Language": "it-IT,it;q=0.9"}
+    response = requests.get(
+        relmark_server.url + "/api/explain",
+        params={"iri": SUPPORTER, "class": "rm:Advocate", "why": "not"},
+        headers=headers,
+        timeout=60,
+    )
+    assert response.json()["nearest"] == (
+        "con 1 referenza in più (relazione con il cliente) sarebbe promotore"
+    )
+
+
+def test_a_class_it_has_holds_with_nothing_unmet(relmark_server: RelmarkServer):
+    answer = why_not(relmark_server, ADVOCATE, RM + "Advocate")
+    assert answer["holds"] is True and answer["nearest"] is None
+    assert candidate(answer, "ladder-advocate")["unmet"] == []
+    assert candidate(answer, "ladder-advocate")["applies"] is True
+
+
+def test_a_class_no_rule_concludes(relmark_server: RelmarkServer):
+    answer = why_not(relmark_server, SUPPORTER, RM + "Organization")
+    assert answer["holds"] is False and answer["candidates"] == []
+    assert answer["detail"] == "no rule concludes this class: it can only be asserted"
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"iri": DEMO + "nobody", "class": RM + "Advocate", "why": "not"}, 404),
+        ({"iri": SUPPORTER, "class": "http://schema.org/Person", "why": "not"}, 400),
+        ({"iri": SUPPORTER, "class": RM + "Advocate", "why": "maybe"}, 400),
+    ],
+)
+def test_errors(relmark_server: RelmarkServer, params: dict, status: int):
+    response = requests.get(relmark_server.url + "/api/explain", params=params, timeout=30)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]
+
+
+LADDER = ("Prospect", "Purchaser", "Client", "Supporter", "Advocate", "Partner", "LoyalCustomer")
+
+
+def test_a_rule_applies_exactly_where_the_engine_concluded_by_it(relmark_server: RelmarkServer):
+    """Cross-check with the rule engine on every customer relationship and ladder stage:
+    the candidates with nothing unmet are exactly the rules the engine derived the class by,
+    and a class the resource lacks has no candidate without an unmet condition."""
+    query = f"SELECT ?r WHERE {{ ?r a <{RM}CustomerRelationship> }} ORDER BY ?r"
+    response = requests.get(
+        relmark_server.sparql,
+        params={"query": query},
+        headers={"Accept": "application/sparql-results+json"},
+        timeout=30,
+    )
+    relationships = [row["r"]["value"] for row in response.json()["results"]["bindings"]]
+    assert len(relationships) >= 10
+    checked = 0
+    for iri in relationships:
+        stored = requests.get(
+            relmark_server.url + "/api/classify", params={"iri": iri}, timeout=30
+        ).json()
+        derived = {
+            entry["class"]: {rule["rule"] for rule in entry["rules"]}
+            for entry in stored["classes"]
+            if entry["status"] == "inferred"
+        }
+        for name in LADDER:
+            answer = why_not(relmark_server, iri, RM + name)
+            applies = {c["rule"] for c in answer["candidates"] if not c["unmet"]}
+            assert applies == derived.get(RM + name, set()), (iri, name, answer)
+            assert answer["holds"] is (RM + name in derived), (iri, name)
+            checked += 1
+    assert checked == len(relationships) * len(LADDER)
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loaded_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("cli-why-not") / "store"
+    result = run("--store", str(store), "load", *(str(p) for p in demo_paths()))
+    assert result.returncode == 0, result.stderr
+    return store
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(RELMARK), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_cli_why_not(loaded_store: Path):
+    result = run("--store", str(loaded_store), "explain", SUPPORTER, "rm:Advocate", "--why-not")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{SUPPORTER}  is NOT  {RM}Advocate"
+    assert "  nearest: one referral more would make this customer relationship advocate" in lines
+    assert any(line.startswith("    ✗ one referral more") for line in lines)
+
+
+def test_cli_why_not_json_in_italian(loaded_store: Path):
+    result = run(
+        "--store",
+        str(loaded_store),
+        "explain",
+        SUPPORTER,
+        "rm:Partner",
+        "--why-not",
+        "--lang",
+        "it",
+        "--format",
+        "json",
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    by_trust = candidate(answer, "ladder-partner-trust-commitment")
+    assert texts(by_trust["unmet"]) == [
+        "livello di impegno 0.78 è inferiore alla soglia 0.8 (rm:HighThreshold)"
+    ]
