@@ -82,6 +82,19 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def loaded_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another store with the demo files (``relmark load``, in-process), for the suites that
+    run ``relmark`` commands on it in their own processes: ``demo_store`` is held open by
+    ``app``, and an embedded store has one process at a time. Read-only: a test that writes
+    loads its own."""
+    store = tmp_path_factory.mktemp("loaded") / "store"
+    files = [str(path) for path in demo_paths()]
+    result = CliRunner().invoke(relmark_main, ["--store", str(store), "load", *files])
+    assert result.exit_code == 0, result.output
+    return store
+
+
+@pytest.fixture(scope="session")
 def app(demo_store: Path) -> Iterator[Flask]:
     """The app on ``demo_store`` with the end-to-end server's token and small limits, so a
     suite moved between ``http/`` and ``e2e/`` meets the same settings."""

@@ -4,19 +4,18 @@ inferences kept current by writes, and ``relmark classify`` / ``relmark explain`
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 from support.backends import ALL_SERVERS
-from support.paths import RELMARK
+from support.cli import run_relmark
 from support.server import RelmarkServer
 from unit.test_rules import RULE_CASES
 
 from relmark.reasoning.explain import leaves
 from relmark.reasoning.rules.provenance import PROV, RDF
-from relmark.vocab import CONFIG_GRAPH, DEMO, PROVENANCE_GRAPH, RM, demo_paths
+from relmark.vocab import CONFIG_GRAPH, DEMO, PROVENANCE_GRAPH, RM
 
 #: Every test that takes ``relmark_server`` runs on each back end (tests/conftest.py).
 SERVER_BACKENDS = ALL_SERVERS
@@ -184,23 +183,8 @@ def test_a_referral_makes_a_supporter_an_advocate_and_its_removal_undoes_it(
 # --- the command line -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def loaded_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("cli-classify") / "store"
-    files = [str(p) for p in demo_paths()]
-    result = run("--store", str(store), "load", *files)
-    assert result.returncode == 0, result.stderr
-    return store
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(RELMARK), *args], capture_output=True, text=True, timeout=120, check=False
-    )
-
-
 def test_cli_classify(loaded_store: Path):
-    result = run("--store", str(loaded_store), "classify", SUPPORTER)
+    result = run_relmark("--store", str(loaded_store), "classify", SUPPORTER)
     assert result.returncode == 0, result.stderr
     assert "rm:Supporter (supporter)   [inferred]" in result.stdout
     assert "by ladder-supporter" in result.stdout
@@ -208,13 +192,13 @@ def test_cli_classify(loaded_store: Path):
 
 
 def test_cli_classify_in_italian(loaded_store: Path):
-    result = run("--store", str(loaded_store), "classify", MARKET_MEMBER, "--lang", "it")
+    result = run_relmark("--store", str(loaded_store), "classify", MARKET_MEMBER, "--lang", "it")
     assert result.returncode == 0, result.stderr
     assert "mercato dei clienti" in result.stdout
 
 
 def test_cli_explain(loaded_store: Path):
-    result = run("--store", str(loaded_store), "explain", SUPPORTER, "rm:Supporter")
+    result = run_relmark("--store", str(loaded_store), "explain", SUPPORTER, "rm:Supporter")
     assert result.returncode == 0, result.stderr
     assert "inferred by ladder-supporter" in result.stdout
     assert "[asserted in urn:relmark:data:bank]" in result.stdout
@@ -231,7 +215,7 @@ def test_cli_explain(loaded_store: Path):
     ],
 )
 def test_cli_errors_exit_2(loaded_store: Path, args: tuple[str, ...], message: str):
-    result = run("--store", str(loaded_store), *args)
+    result = run_relmark("--store", str(loaded_store), *args)
     assert result.returncode == 2
     assert message in result.stderr
 

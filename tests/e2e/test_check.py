@@ -8,15 +8,12 @@ empty in a copy of the ontology is named with the axioms that empty it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-from support.paths import RELMARK
+from support.cli import run_relmark
 
-from relmark.vocab import ONTOLOGY_DIR, demo_paths
+from relmark.vocab import ONTOLOGY_DIR
 
 INCONSISTENT = """\
 @prefix rm: <https://w3id.org/relmark/ontology#> .
@@ -34,35 +31,16 @@ rm:Person owl:disjointWith rm:Organization .
 """
 
 
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(RELMARK), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("check") / "store"
-    result = run("--store", str(store), "load", *(str(p) for p in demo_paths()))
-    assert result.returncode == 0, result.stderr
-    return store
-
-
-def test_the_demo_is_consistent(demo_store: Path):
-    result = run("--store", str(demo_store), "check")
+def test_the_demo_is_consistent(loaded_store: Path):
+    result = run_relmark("--store", str(loaded_store), "check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("hermit: consistent, every class satisfiable (")
 
 
-def test_a_text_where_a_score_belongs_is_named(demo_store: Path, tmp_path: Path):
+def test_a_text_where_a_score_belongs_is_named(loaded_store: Path, tmp_path: Path):
     extra = tmp_path / "survey.ttl"
     extra.write_text(INCONSISTENT)
-    result = run("--store", str(demo_store), "check", str(extra))
+    result = run_relmark("--store", str(loaded_store), "check", str(extra))
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "hermit: the data is INCONSISTENT with the ontology"
@@ -72,7 +50,7 @@ def test_a_text_where_a_score_belongs_is_named(demo_store: Path, tmp_path: Path)
         "a plain string"
     )
     assert "  confirmed by the reasoner: without these statements the data is consistent" in lines
-    as_json = run("--store", str(demo_store), "check", str(extra), "--format", "json")
+    as_json = run_relmark("--store", str(loaded_store), "check", str(extra), "--format", "json")
     assert as_json.returncode == 1
     report = json.loads(as_json.stdout)
     assert report["ok"] is False and report["consistent"] is False
@@ -113,7 +91,9 @@ def test_a_clash_no_pattern_covers_is_narrowed_to_one_statement(tmp_path: Path):
     data = tmp_path / "referral.ttl"
     data.write_text(REFERRAL_WITH_RESULT)
     env = _ontology_copy(tmp_path, NO_RESULT_ALLOWED)
-    result = run("--store", str(tmp_path / "store"), "check", "--no-store", str(data), env=env)
+    result = run_relmark(
+        "--store", str(tmp_path / "store"), "check", "--no-store", str(data), env=env
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[1].startswith("  clash (individuals): these statements about ")
@@ -125,7 +105,7 @@ def test_a_clash_no_pattern_covers_is_narrowed_to_one_statement(tmp_path: Path):
 
 def test_an_unsatisfiable_class_in_a_copy_of_the_ontology_is_named(tmp_path: Path):
     env = _ontology_copy(tmp_path, EMPTY_CLASS)
-    result = run(
+    result = run_relmark(
         "--store", str(tmp_path / "store"), "check", "--no-store", "--format", "json", env=env
     )
     assert result.returncode == 1, result.stdout + result.stderr

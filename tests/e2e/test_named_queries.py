@@ -31,7 +31,7 @@ from relmark.queries import (
     load_catalogue,
     parse_query_file,
 )
-from relmark.vocab import DEMO, QUERIES_DIR, RM, demo_paths
+from relmark.vocab import DEMO, QUERIES_DIR, RM
 
 #: Every test that takes ``relmark_server`` runs on each back end (tests/conftest.py).
 SERVER_BACKENDS = ALL_SERVERS
@@ -511,20 +511,6 @@ def test_catalogue_accepts_a_good_header(tmp_path: Path):
 
 
 # --- the command line ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def loaded_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("named-cli") / "store"
-    relmark = RELMARK
-    loaded = subprocess.run(
-        [str(relmark), "--store", str(store), "load", *map(str, demo_paths())],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert loaded.returncode == 0, loaded.stderr
-    return store
-
-
 def _cli(store: Path, *args: str) -> subprocess.CompletedProcess:
     relmark = RELMARK
     return subprocess.run(

@@ -7,15 +7,14 @@ conditions that fail, with the numbers from the data and the thresholds from con
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
-from support.paths import RELMARK
+from support.cli import run_relmark
 from support.server import RelmarkServer
 
-from relmark.vocab import DEMO, RM, demo_paths
+from relmark.vocab import DEMO, RM
 
 SUPPORTER = DEMO + "cr-elisa-mariani"  # NEAR-MISS Q4 and Partner (commitment 0.78 < 0.8)
 PURCHASER = DEMO + "cr-irene-mauri"  # NEAR-MISS Q10 (at risk) and one purchase only
@@ -262,22 +261,10 @@ def test_a_rule_applies_exactly_where_the_engine_concluded_by_it(relmark_server:
 # --- the command line -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def loaded_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    store = tmp_path_factory.mktemp("cli-why-not") / "store"
-    result = run("--store", str(store), "load", *(str(p) for p in demo_paths()))
-    assert result.returncode == 0, result.stderr
-    return store
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(RELMARK), *args], capture_output=True, text=True, timeout=120, check=False
-    )
-
-
 def test_cli_why_not(loaded_store: Path):
-    result = run("--store", str(loaded_store), "explain", SUPPORTER, "rm:Advocate", "--why-not")
+    result = run_relmark(
+        "--store", str(loaded_store), "explain", SUPPORTER, "rm:Advocate", "--why-not"
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"{SUPPORTER}  is NOT  {RM}Advocate"
@@ -286,7 +273,7 @@ def test_cli_why_not(loaded_store: Path):
 
 
 def test_cli_why_not_json_in_italian(loaded_store: Path):
-    result = run(
+    result = run_relmark(
         "--store",
         str(loaded_store),
         "explain",
