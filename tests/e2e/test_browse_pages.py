@@ -18,7 +18,7 @@ from rdflib.namespace import OWL, RDF, RDFS, SKOS
 from support.browse_support import ADVOCATE, ADVOCATE_RELATIONSHIP, BANK, sparql_select
 from support.server import RelmarkServer
 
-from relmark.vocab import DEMO, RM
+from relmark.vocab import DEMO, RM, VENDOR_DIR
 
 RMNS = rdflib.Namespace(RM)
 pytest_plugins = ("support.browse_fixtures",)
@@ -379,6 +379,10 @@ def test_pictures_page_has_tables_and_svg_text(browse_server):
     assert '<title id="bars-title">' in page and '<desc id="bars-desc">' in page
 
 
+@pytest.mark.skipif(
+    not (VENDOR_DIR / "cytoscape" / "dist" / "cytoscape.min.js").is_file(),
+    reason="node_modules/ is not installed (`make npm-deps` runs `npm ci`)",
+)
 def test_vendor_route_serves_only_its_allow_list(browse_server):
     script = get(browse_server, "/vendor/cytoscape/dist/cytoscape.min.js")
     assert script.status_code == 200 and "cytoscape" in script.text[:2000]

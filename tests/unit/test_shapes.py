@@ -5,8 +5,6 @@ ontology mixed into the data graph."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import rdflib
 from pyshacl import validate
@@ -513,14 +511,8 @@ def test_suspicious_record_is_a_warning_that_does_not_reject_the_load(
 
 # ------------------------------------------------------------------------- demo data
 
-DEMO_PARAMS = DEMO_PATHS or [
-    pytest.param(None, marks=pytest.mark.skip(reason="ontology/demo/*.ttl not written yet"))
-]
 
-
-@pytest.mark.parametrize(
-    "path", DEMO_PARAMS, ids=lambda p: p.name if isinstance(p, Path) else "no-demo"
-)
+@pytest.mark.parametrize("path", DEMO_PATHS, ids=lambda p: p.name)
 def test_each_demo_file_conforms_on_its_own(shapes, ontology, path):
     data = rdflib.Graph().parse(path, format="turtle")
     conforms, _, text = _validate(data, shapes, ontology)
@@ -528,7 +520,6 @@ def test_each_demo_file_conforms_on_its_own(shapes, ontology, path):
     assert conforms, text
 
 
-@pytest.mark.skipif(not DEMO_PATHS, reason="ontology/demo/*.ttl not written yet")
 def test_whole_demo_data_conforms(shapes, ontology):
     data = rdflib.Graph()
     for path in DEMO_PATHS:

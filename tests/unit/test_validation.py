@@ -126,8 +126,6 @@ BAD_RECORDS = [
 
 @pytest.fixture(scope="module")
 def shapes_graph() -> rdflib.Graph:
-    if not SHAPES_PATH.exists():
-        pytest.skip(f"{SHAPES_PATH} is not written yet")
     return rdflib.Graph().parse(SHAPES_PATH, format="turtle")
 
 
@@ -207,12 +205,10 @@ def test_supporting_records_conform(shapes, shapes_graph, ontology_graph):
     assert theirs == _keys(report) == set()
 
 
-DEMO_FILES = vocab.demo_paths() or [
-    pytest.param(None, marks=pytest.mark.skip(reason="ontology/demo/*.ttl is not written yet"))
-]
+DEMO_FILES = vocab.demo_paths()
 
 
-@pytest.mark.parametrize("path", DEMO_FILES, ids=lambda p: p.name if p else "no-demo-data")
+@pytest.mark.parametrize("path", DEMO_FILES, ids=lambda p: p.name)
 def test_demo_data_conforms_with_both(path: Path, shapes, shapes_graph, ontology_graph):
     conforms, theirs, their_text = _pyshacl(
         rdflib.Graph().parse(path, format="turtle"), shapes_graph, ontology_graph
