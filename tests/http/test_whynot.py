@@ -1,5 +1,8 @@
 """``GET /api/explain?why=not`` and ``relmark explain --why-not`` on the demo's near misses.
 
+The API in-process (the ``client`` fixture on the demo data: what is tested is the answer,
+not the transport); the command line as users run it, in its own process.
+
 Each case is a record the demo files mark ``# NEAR-MISS``: the answer must name exactly the
 conditions that fail, with the numbers from the data and the thresholds from config.ttl.
 """
@@ -10,9 +13,8 @@ import json
 from pathlib import Path
 
 import pytest
-import requests
+from flask.testing import FlaskClient
 from support.cli import run_relmark
-from support.server import RelmarkServer
 
 from relmark.vocab import DEMO, RM
 
@@ -27,14 +29,12 @@ NO_COMMITMENT_YET = DEMO + "br-nadia-nuvola"
 ONE_SHOE_BRAND = DEMO + "br-rahul-kestrel"
 
 
-def why_not(server: RelmarkServer, iri: str, class_iri: str, **params: str) -> dict:
-    response = requests.get(
-        server.url + "/api/explain",
-        params={"iri": iri, "class": class_iri, "why": "not", **params},
-        timeout=60,
+def why_not(client: FlaskClient, iri: str, class_iri: str, **params: str) -> dict:
+    response = client.get(
+        "/api/explain", query_string={"iri": iri, "class": class_iri, "why": "not", **params}
     )
     assert response.status_code == 200, response.text
-    return response.json()
+    return response.get_json()
 
 
 def candidate(answer: dict, rule: str) -> dict:
@@ -47,8 +47,8 @@ def texts(entries: list[dict]) -> list[str]:
     return [entry["text"] for entry in entries]
 
 
-def test_a_supporter_is_one_referral_away_from_advocate(relmark_server: RelmarkServer):
-    answer = why_not(relmark_server, SUPPORTER, RM + "Advocate")
+def test_a_supporter_is_one_referral_away_from_advocate(client: FlaskClient):
+    answer = why_not(client, SUPPORTER, RM + "Advocate")
     assert answer["iri"] == SUPPORTER and answer["class"] == RM + "Advocate"
     assert answer["holds"] is False
     assert [c["rule"] for c in answer["candidates"]] == ["ladder-advocate"]
@@ -73,8 +73,8 @@ def test_a_supporter_is_one_referral_away_from_advocate(relmark_server: RelmarkS
     ]
 
 
-def test_a_supporter_misses_partner_by_its_commitment(relmark_server: RelmarkServer):
-    answer = why_not(relmark_server, SUPPORTER, RM + "Partner")
+def test_a_supporter_misses_partner_by_its_commitment(client: FlaskClient):
+    answer = why_not(client, SUPPORTER, RM + "Partner")
     assert answer["holds"] is False
     by_trust = candidate(answer, "ladder-partner-trust-commitment")
     assert texts(by_trust["unmet"]) == [
@@ -99,8 +99,8 @@ def test_a_supporter_misses_partner_by_its_commitment(relmark_server: RelmarkSer
     ]
 
 
-def test_one_purchase_is_a_second_purchase_away_from_client(relmark_server: RelmarkServer):
-    answer = why_not(relmark_server, PURCHASER, RM + "Client")
+def test_one_purchase_is_a_second_purchase_away_from_client(client: FlaskClient):
+    answer = why_not(client, PURCHASER, RM + "Client")
     second = (
         "a second purchase would make this customer relationship client (1 purchase "
         "(rm:Purchase) with buyer Irene Mauri, seller Banca Lariana, the rule needs 2)"
@@ -116,8 +116,8 @@ def test_one_purchase_is_a_second_purchase_away_from_client(relmark_server: Relm
     assert answer["nearest"] == "a second purchase would make this customer relationship client"
 
 
-def test_a_client_is_not_a_supporter_by_satisfaction_and_referral(relmark_server: RelmarkServer):
-    answer = why_not(relmark_server, ADVOCATE, RM + "Supporter")
+def test_a_client_is_not_a_supporter_by_satisfaction_and_referral(client: FlaskClient):
+    answer = why_not(client, ADVOCATE, RM + "Supporter")
     supporter = candidate(answer, "ladder-supporter")
     assert texts(supporter["unmet"]) == [
         "satisfaction level 0.5 is below the threshold 0.6 (rm:SatisfactionThreshold)",
@@ -126,8 +126,8 @@ def test_a_client_is_not_a_supporter_by_satisfaction_and_referral(relmark_server
     ]
 
 
-def test_at_risk_near_miss_names_both_thresholds(relmark_server: RelmarkServer):
-    answer = why_not(relmark_server, PURCHASER, RM + "AtRiskRelationship")
+def test_at_risk_near_miss_names_both_thresholds(client: FlaskClient):
+    answer = why_not(client, PURCHASER, RM + "AtRiskRelationship")
     leaving = candidate(answer, "kmv-at-risk-leaving")
     assert texts(leaving["unmet"]) == [
         "propensity to leave 0.55 is below the threshold 0.6 (rm:PropensityToLeaveThreshold)"
@@ -141,8 +141,8 @@ def test_at_risk_near_miss_names_both_thresholds(relmark_server: RelmarkServer):
     )
 
 
-def test_a_key_account_one_team_short_of_global(relmark_server: RelmarkServer):
-    answer = why_not(relmark_server, ONE_TEAM, RM + "GlobalAccount")
+def test_a_key_account_one_team_short_of_global(client: FlaskClient):
+    answer = why_not(client, ONE_TEAM, RM + "GlobalAccount")
     global_ = candidate(answer, "account-global")
     assert texts(global_["unmet"]) == [
         "number of sales team 1 is below the threshold 2 (rm:GlobalAccountTeams): "
@@ -153,20 +153,20 @@ def test_a_key_account_one_team_short_of_global(relmark_server: RelmarkServer):
     )
 
 
-def test_courtship_needs_commitment_no_longer_near_zero(relmark_server: RelmarkServer):
+def test_courtship_needs_commitment_no_longer_near_zero(client: FlaskClient):
     # Changed with issue 18: the unmet condition was a second brand on trial (a "group");
     # Fournier's courtship is on the road to commitment, so it is now the commitment.
-    answer = why_not(relmark_server, NO_COMMITMENT_YET, RM + "Courtship")
+    answer = why_not(client, NO_COMMITMENT_YET, RM + "Courtship")
     courtship = candidate(answer, "fournier-courtship")
     assert [u["kind"] for u in courtship["unmet"]] == ["compare"]
     assert "0.05" in courtship["unmet"][0]["text"]
     assert "rm:NearZeroCommitmentThreshold" in courtship["unmet"][0]["text"]
 
 
-def test_one_shoe_brand_needs_another_elsewhere_for_compartments(relmark_server: RelmarkServer):
+def test_one_shoe_brand_needs_another_elsewhere_for_compartments(client: FlaskClient):
     # The "group" case the courtship near-miss used to cover: another relationship (with
     # another brand of the category, in another context) is what is missing.
-    answer = why_not(relmark_server, ONE_SHOE_BRAND, RM + "CompartmentalizedFriendship")
+    answer = why_not(client, ONE_SHOE_BRAND, RM + "CompartmentalizedFriendship")
     friendship = candidate(answer, "fournier-compartmentalized-friendship")
     # The comparison of brands and contexts cannot be checked without the other relationship.
     assert [u["kind"] for u in friendship["unmet"]] == ["group", "unchecked"]
@@ -176,8 +176,8 @@ def test_one_shoe_brand_needs_another_elsewhere_for_compartments(relmark_server:
     )
 
 
-def test_in_italian(relmark_server: RelmarkServer):
-    answer = why_not(relmark_server, SUPPORTER, RM + "Partner", lang="it")
+def test_in_italian(client: FlaskClient):
+    answer = why_not(client, SUPPORTER, RM + "Partner", lang="it")
     assert answer["lang"] == "it"
     by_trust = candidate(answer, "ladder-partner-trust-commitment")
     assert by_trust["label"] == "Scala della fedeltà: partner (fiducia e impegno alti)"
@@ -185,26 +185,25 @@ def test_in_italian(relmark_server: RelmarkServer):
         "livello di impegno 0.78 è inferiore alla soglia 0.8 (rm:HighThreshold)"
     ]
     headers = {"Accept-Language": "it-IT,it;q=0.9"}
-    response = requests.get(
-        relmark_server.url + "/api/explain",
-        params={"iri": SUPPORTER, "class": "rm:Advocate", "why": "not"},
+    response = client.get(
+        "/api/explain",
+        query_string={"iri": SUPPORTER, "class": "rm:Advocate", "why": "not"},
         headers=headers,
-        timeout=60,
     )
-    assert response.json()["nearest"] == (
+    assert response.get_json()["nearest"] == (
         "con 1 referenza in più (relazione con il cliente) sarebbe promotore"
     )
 
 
-def test_a_class_it_has_holds_with_nothing_unmet(relmark_server: RelmarkServer):
-    answer = why_not(relmark_server, ADVOCATE, RM + "Advocate")
+def test_a_class_it_has_holds_with_nothing_unmet(client: FlaskClient):
+    answer = why_not(client, ADVOCATE, RM + "Advocate")
     assert answer["holds"] is True and answer["nearest"] is None
     assert candidate(answer, "ladder-advocate")["unmet"] == []
     assert candidate(answer, "ladder-advocate")["applies"] is True
 
 
-def test_a_class_no_rule_concludes(relmark_server: RelmarkServer):
-    answer = why_not(relmark_server, SUPPORTER, RM + "Organization")
+def test_a_class_no_rule_concludes(client: FlaskClient):
+    answer = why_not(client, SUPPORTER, RM + "Organization")
     assert answer["holds"] is False and answer["candidates"] == []
     assert answer["detail"] == "no rule concludes this class: it can only be asserted"
 
@@ -217,40 +216,37 @@ def test_a_class_no_rule_concludes(relmark_server: RelmarkServer):
         ({"iri": SUPPORTER, "class": RM + "Advocate", "why": "maybe"}, 400),
     ],
 )
-def test_errors(relmark_server: RelmarkServer, params: dict, status: int):
-    response = requests.get(relmark_server.url + "/api/explain", params=params, timeout=30)
+def test_errors(client: FlaskClient, params: dict, status: int):
+    response = client.get("/api/explain", query_string=params)
     assert response.status_code == status, response.text
-    assert response.json()["error"]
+    assert response.get_json()["error"]
 
 
 LADDER = ("Prospect", "Purchaser", "Client", "Supporter", "Advocate", "Partner", "LoyalCustomer")
 
 
-def test_a_rule_applies_exactly_where_the_engine_concluded_by_it(relmark_server: RelmarkServer):
+def test_a_rule_applies_exactly_where_the_engine_concluded_by_it(client: FlaskClient):
     """Cross-check with the rule engine on every customer relationship and ladder stage:
     the candidates with nothing unmet are exactly the rules the engine derived the class by,
     and a class the resource lacks has no candidate without an unmet condition."""
     query = f"SELECT ?r WHERE {{ ?r a <{RM}CustomerRelationship> }} ORDER BY ?r"
-    response = requests.get(
-        relmark_server.sparql,
-        params={"query": query},
+    response = client.get(
+        "/sparql",
+        query_string={"query": query},
         headers={"Accept": "application/sparql-results+json"},
-        timeout=30,
     )
-    relationships = [row["r"]["value"] for row in response.json()["results"]["bindings"]]
+    relationships = [row["r"]["value"] for row in response.get_json()["results"]["bindings"]]
     assert len(relationships) >= 10
     checked = 0
     for iri in relationships:
-        stored = requests.get(
-            relmark_server.url + "/api/classify", params={"iri": iri}, timeout=30
-        ).json()
+        stored = client.get("/api/classify", query_string={"iri": iri}).get_json()
         derived = {
             entry["class"]: {rule["rule"] for rule in entry["rules"]}
             for entry in stored["classes"]
             if entry["status"] == "inferred"
         }
         for name in LADDER:
-            answer = why_not(relmark_server, iri, RM + name)
+            answer = why_not(client, iri, RM + name)
             applies = {c["rule"] for c in answer["candidates"] if not c["unmet"]}
             assert applies == derived.get(RM + name, set()), (iri, name, answer)
             assert answer["holds"] is (RM + name in derived), (iri, name)
