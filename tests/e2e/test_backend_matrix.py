@@ -121,7 +121,7 @@ def test_cli_load_writes_classifies_and_is_undone_over_http(
 
 
 def test_cli_classify_and_explain(backend: Backend, cli_store: str) -> None:
-    """tests/test_api_classify.py's CLI checks, on the demo-* graphs of this module."""
+    """tests/e2e/test_api_classify.py's CLI checks, on the demo-* graphs of this module."""
     done = cli(backend, cli_store, "classify", SUPPORTER)
     assert done.returncode == 0, done.stderr
     assert "rm:Supporter (supporter)   [inferred]" in done.stdout
@@ -145,7 +145,7 @@ def test_cli_classify_and_explain(backend: Backend, cli_store: str) -> None:
 
 
 def test_cli_named_questions(backend: Backend, cli_store: str) -> None:
-    """tests/test_named_queries.py's CLI checks (exact rows), against each back end."""
+    """tests/e2e/test_named_queries.py's CLI checks (exact rows), against each back end."""
     done = cli(
         backend,
         cli_store,

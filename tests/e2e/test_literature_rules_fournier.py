@@ -411,7 +411,7 @@ CORRECTED = tuple(
 
 def test_owl_agrees_with_the_rules_on_the_near_misses(tmp_path: Path):
     """classify_with_owl (HermiT) is the independent oracle of the rules (see
-    tests/test_owl_agreement.py); here it classifies this module's records, whose
+    tests/unit/test_owl_agreement.py); here it classifies this module's records, whose
     near-misses the demo does not all have (two brands in one context, say)."""
     data = data_graph("test-literature-fournier")
     store = EmbeddedStore(tmp_path / "store")

@@ -2,7 +2,7 @@
 
 Each of the twenty questions of domain.md §10 runs as ``GET /api/queries/<name>`` against a
 ``relmark serve`` holding the demo data, and must return exactly the answer set that
-tests/test_demo_questions.py derives independently from the asserted facts (imported from
+tests/unit/test_demo_questions.py derives independently from the asserted facts (imported from
 there, so both tests agree on one expectation), with the demo's near-misses absent. Then the
 error paths of every parameter type, the injection case, paging, CSV, SPARQL JSON, labels,
 the catalogue's own checks and the CLI.

@@ -1,7 +1,7 @@
 """The same service on three back ends: embedded, an Oxigraph server, Virtuoso.
 
 Each check runs against a real ``relmark serve`` in front of each back end (``backend``
-fixture, tests/backends.py), with the demo data loaded by ``relmark load``. Answers are
+fixture, tests/support/backends.py), with the demo data loaded by ``relmark load``. Answers are
 compared with the demo files read by rdflib (an oracle independent of relmark) or, for
 classification and explanation, with the embedded back end's answers.
 """

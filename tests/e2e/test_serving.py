@@ -5,7 +5,7 @@ from snapshots. These tests check what that model promises beyond the protocol s
 (which conftest already runs over two workers): every reader sees a write at once, errors
 raised in the supervisor keep their status, and a query that times out takes its worker
 process (and so its evaluation) with it while the server keeps answering. In front of a
-SPARQL server (an Oxigraph server here; tests/test_backend_matrix.py runs the protocol
+SPARQL server (an Oxigraph server here; tests/e2e/test_backend_matrix.py runs the protocol
 suites over two workers on both engines) the workers read the engine, and a write
 through either one is seen by both at once, labels included.
 """

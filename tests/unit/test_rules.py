@@ -1,7 +1,7 @@
 """The rule engine on the demo data: every rule, its positive case and its near-miss; the
 fixpoint; provenance down to asserted facts; negation and thresholds that change answers.
 
-The expected answers are those of tests/test_demo_questions.py, which computes them from
+The expected answers are those of tests/unit/test_demo_questions.py, which computes them from
 the asserted facts alone: the engine's inferences must agree with them.
 """
 
