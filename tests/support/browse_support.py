@@ -1,7 +1,7 @@
 """What the HTML pages' tests share: the demo IRIs they look at, the browser's launch
 settings, and /sparql as the oracle the pages are compared with.
 
-The server fixture is in ``browse_fixtures.py`` (a plugin of both test modules).
+The server fixture is in ``browse_fixtures.py`` (a plugin of ``tests/e2e/test_browser.py``).
 """
 
 from __future__ import annotations

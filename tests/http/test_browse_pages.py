@@ -2,7 +2,9 @@
 the resource page's content negotiation, the forms that work without JavaScript.
 
 Expected answers come from the knowledge files (rdflib) or from /sparql, never from the
-page code itself. The browser-driven checks are in ``test_browser.py``.
+page code itself. In-process (the ``client`` fixture on the demo data): what is tested is
+what the pages say, which a subprocess would add nothing to. The browser-driven checks, on a
+real server, are in ``tests/e2e/test_browser.py``.
 """
 
 from __future__ import annotations
@@ -13,15 +15,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import rdflib
-import requests
+from flask.testing import FlaskClient
 from rdflib.namespace import OWL, RDF, RDFS, SKOS
-from support.browse_support import ADVOCATE, ADVOCATE_RELATIONSHIP, BANK, sparql_select
-from support.server import RelmarkServer
+from support.browse_support import ADVOCATE, ADVOCATE_RELATIONSHIP, BANK
+from werkzeug.test import TestResponse
 
 from relmark.vocab import DEMO, RM, VENDOR_DIR
 
 RMNS = rdflib.Namespace(RM)
-pytest_plugins = ("support.browse_fixtures",)
 
 
 def linked(page: str, path: str, param: str = "iri") -> list[str]:
@@ -34,8 +35,28 @@ def linked(page: str, path: str, param: str = "iri") -> list[str]:
     return found
 
 
-def get(server: RelmarkServer, path: str, **kwargs) -> requests.Response:
-    return requests.get(server.url + path, timeout=30, **kwargs)
+def get(
+    client: FlaskClient,
+    path: str,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> TestResponse:
+    return client.get(path, query_string=params, headers=headers)
+
+
+def sparql_select(client: FlaskClient, query: str) -> list[dict[str, str]]:
+    """Rows of a SELECT through /sparql: the oracle the pages are compared with."""
+    prefixes = f"PREFIX rm: <{RM}>\nPREFIX demo: <{DEMO}>\n"
+    response = client.post(
+        "/sparql",
+        data={"query": prefixes + query},
+        headers={"Accept": "application/sparql-results+json"},
+    )
+    assert response.status_code == 200, response.text
+    return [
+        {name: cell["value"] for name, cell in row.items()}
+        for row in response.get_json()["results"]["bindings"]
+    ]
 
 
 def text_of(page: str) -> str:
@@ -55,11 +76,11 @@ def subjects_of_kind(demo_graph: rdflib.Graph, ontology_graph: rdflib.Graph, cls
 
 
 # --- home, search -----------------------------------------------------------------------------
-def test_home_counts_the_demo_data(browse_server, demo_graph, ontology_graph):
-    page = get(browse_server, "/").text
+def test_home_counts_the_demo_data(client, demo_graph, ontology_graph):
+    page = get(client, "/").text
     counts = dict(re.findall(r'data-count="(\w+)">(\d+)<', page))
     inferred = sparql_select(
-        browse_server,
+        client,
         "SELECT (COUNT(*) AS ?n) WHERE { GRAPH <urn:relmark:inferred> { ?s a ?c } }",
     )[0]["n"]
     assert counts == {
@@ -72,18 +93,18 @@ def test_home_counts_the_demo_data(browse_server, demo_graph, ontology_graph):
     assert firms == {str(s) for s in demo_graph.subjects(RDF.type, RMNS.FocalFirm)}
 
 
-def test_search_finds_labels_in_both_languages(browse_server):
-    italian = get(browse_server, "/search", params={"q": "promotore"}).text
+def test_search_finds_labels_in_both_languages(client):
+    italian = get(client, "/search", params={"q": "promotore"}).text
     assert linked(italian, "/ontology/class") == [ADVOCATE]
-    bank = get(browse_server, "/search", params={"q": "banca lariana"}).text
+    bank = get(client, "/search", params={"q": "banca lariana"}).text
     assert BANK in linked(bank, "/resource")
-    nothing = get(browse_server, "/search", params={"q": "zzz-no-such-label"}).text
+    nothing = get(client, "/search", params={"q": "zzz-no-such-label"}).text
     assert "Nothing found." in nothing
 
 
 # --- ontology ---------------------------------------------------------------------------------
-def test_class_tree_lists_every_class(browse_server, ontology_graph):
-    page = get(browse_server, "/ontology").text
+def test_class_tree_lists_every_class(client, ontology_graph):
+    page = get(client, "/ontology").text
     in_tree = set(re.findall(r'<li data-iri="([^"]+)"', page))
     declared = {
         str(c) for c in ontology_graph.subjects(RDF.type, OWL.Class) if str(c).startswith(RM)
@@ -91,28 +112,28 @@ def test_class_tree_lists_every_class(browse_server, ontology_graph):
     assert in_tree == declared
 
 
-def test_language_follows_the_query_and_accept_language(browse_server):
+def test_language_follows_the_query_and_accept_language(client):
     url = "/ontology/class?iri=rm:Advocate"
-    assert title_of(get(browse_server, url).text) == "advocate · relmark"
-    assert title_of(get(browse_server, url + "&lang=it").text) == "promotore · relmark"
-    italian = get(browse_server, url, headers={"Accept-Language": "it-IT,it;q=0.9,en;q=0.5"})
+    assert title_of(get(client, url).text) == "advocate · relmark"
+    assert title_of(get(client, url + "&lang=it").text) == "promotore · relmark"
+    italian = get(client, url, headers={"Accept-Language": "it-IT,it;q=0.9,en;q=0.5"})
     assert title_of(italian.text) == "promotore · relmark"
     assert 'lang="it"' in italian.text
     # links on an Italian page keep the language
     assert "/ontology/class?iri=" in italian.text
-    explicit = get(browse_server, url + "&lang=it").text
+    explicit = get(client, url + "&lang=it").text
     assert re.search(r'href="/ontology/class\?iri=[^"]+&amp;lang=it"', explicit)
 
 
-def test_class_page_of_advocate(browse_server):
-    page = get(browse_server, "/ontology/class", params={"iri": ADVOCATE}).text
+def test_class_page_of_advocate(client):
+    page = get(client, "/ontology/class", params={"iri": ADVOCATE}).text
     text = text_of(page)
     assert "promotore @it" in text and "advocate @en" in text
     assert "Rung 5: a relationship with someone who actively recommends the firm" in text
     assert "ladder-advocate" in text  # the rule that infers it, with its why
     assert "A customer who has actively recommended the firm to someone else" in text
     inferred = sparql_select(
-        browse_server,
+        client,
         "SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE { GRAPH <urn:relmark:inferred> "
         "{ ?s a rm:Advocate } }",
     )[0]["n"]
@@ -121,8 +142,8 @@ def test_class_page_of_advocate(browse_server):
     assert re.search(r"Superclasses.*?loyalty stage", text)
 
 
-def test_class_page_says_the_shapes_in_plain_words(browse_server):
-    page = text_of(get(browse_server, "/ontology/class", params={"iri": RM + "Person"}).text)
+def test_class_page_says_the_shapes_in_plain_words(client):
+    page = text_of(get(client, "/ontology/class", params={"iri": RM + "Person"}).text)
     # the name shape is declared on rm:Stakeholder and reaches rm:Person
     assert (
         "at least 1 value(s); each a text or a text with a language tag; "
@@ -130,26 +151,26 @@ def test_class_page_says_the_shapes_in_plain_words(browse_server):
     )
     assert "inherited from stakeholder" in page
     italian = text_of(
-        get(browse_server, "/ontology/class", params={"iri": RM + "Person", "lang": "it"}).text
+        get(client, "/ontology/class", params={"iri": RM + "Person", "lang": "it"}).text
     )
     assert "almeno 1 valore/i; ciascuno un testo o un testo con tag di lingua" in italian
 
 
-def test_property_page(browse_server, ontology_graph):
-    page = text_of(get(browse_server, "/ontology/property?iri=rm:employedBy").text)
+def test_property_page(client, ontology_graph):
+    page = text_of(get(client, "/ontology/property?iri=rm:employedBy").text)
     assert "object property" in page
     domain = ontology_graph.value(RMNS.employedBy, RDFS.domain)
     assert f"Domain {ontology_graph.value(domain, RDFS.label)}" in page
     asserted = sparql_select(
-        browse_server,
+        client,
         "SELECT (COUNT(*) AS ?n) WHERE { GRAPH ?g { ?s rm:employedBy ?o } "
         "FILTER(STRSTARTS(STR(?g), 'urn:relmark:data:')) }",
     )[0]["n"]
     assert f"{asserted} asserted" in page
 
 
-def test_thirty_r_groups_in_order(browse_server, ontology_graph):
-    page = get(browse_server, "/ontology/thirty-r").text
+def test_thirty_r_groups_in_order(client, ontology_graph):
+    page = get(client, "/ontology/thirty-r").text
     notations = re.findall(r"<td>(R\d+)</td>", page)
     assert notations == [f"R{n}" for n in range(1, 31)]
     groups = re.findall(r'<h2 id="g\d"><a [^>]+>([^<]+)</a>', page)
@@ -161,8 +182,8 @@ def test_thirty_r_groups_in_order(browse_server, ontology_graph):
     ]
 
 
-def test_selling_steps_and_ladder_in_order(browse_server, ontology_graph):
-    steps = get(browse_server, "/ontology/selling-steps", params={"lang": "it"}).text
+def test_selling_steps_and_ladder_in_order(client, ontology_graph):
+    steps = get(client, "/ontology/selling-steps", params={"lang": "it"}).text
     expected = sorted(
         (
             int(ontology_graph.value(s, RMNS.stepNumber)),
@@ -179,11 +200,11 @@ def test_selling_steps_and_ladder_in_order(browse_server, ontology_graph):
     }
     assert len(expected) == 7
     assert re.findall(r"<strong>([^<]+)</strong>", steps) == [italian[n] for n in range(1, 8)]
-    ladder = get(browse_server, "/ontology/loyalty-ladder").text
+    ladder = get(client, "/ontology/loyalty-ladder").text
     counts = {
         row["c"]: row["n"]
         for row in sparql_select(
-            browse_server,
+            client,
             "SELECT ?c (COUNT(DISTINCT ?r) AS ?n) WHERE { ?r a ?c . ?c rm:stageRank ?k } "
             "GROUP BY ?c",
         )
@@ -206,30 +227,30 @@ def test_selling_steps_and_ladder_in_order(browse_server, ontology_graph):
     assert 'role="img"' in ladder and '<title id="funnel-title">' in ladder
 
 
-def test_members_page_marks_inferred_members(browse_server):
-    page = get(browse_server, "/ontology/members", params={"class": ADVOCATE}).text
+def test_members_page_marks_inferred_members(client):
+    page = get(client, "/ontology/members", params={"class": ADVOCATE}).text
     listed = set(linked(page, "/resource"))
     expected = {
         row["s"]
         for row in sparql_select(
-            browse_server, "SELECT ?s WHERE { GRAPH <urn:relmark:inferred> { ?s a rm:Advocate } }"
+            client, "SELECT ?s WHERE { GRAPH <urn:relmark:inferred> { ?s a rm:Advocate } }"
         )
     }
     assert listed == expected and ADVOCATE_RELATIONSHIP in listed
 
 
-def test_unknown_pages_are_html_404(browse_server):
+def test_unknown_pages_are_html_404(client):
     for path in ("/ontology/class?iri=rm:NoSuchClass", "/resource?iri=urn:x:nothing"):
-        response = get(browse_server, path)
+        response = get(client, path)
         assert response.status_code == 404
         assert response.headers["Content-Type"].startswith("text/html")
         assert "<title>404 · relmark</title>" in response.text
 
 
 # --- resources ----------------------------------------------------------------------------------
-def _statements(server: RelmarkServer, iri: str) -> set[tuple[str, str]]:
+def _statements(client: FlaskClient, iri: str) -> set[tuple[str, str]]:
     rows = sparql_select(
-        server,
+        client,
         f"SELECT DISTINCT ?p ?o WHERE {{ GRAPH ?g {{ <{iri}> ?p ?o }} "
         "FILTER(?g != <urn:relmark:provenance>) }",
     )
@@ -240,20 +261,20 @@ def _statements(server: RelmarkServer, iri: str) -> set[tuple[str, str]]:
     ("accept", "fmt"),
     [("text/turtle", "turtle"), ("application/ld+json", "json-ld")],
 )
-def test_resource_negotiates_turtle_and_json_ld(browse_server, accept, fmt):
-    response = get(browse_server, "/resource", params={"iri": BANK}, headers={"Accept": accept})
+def test_resource_negotiates_turtle_and_json_ld(client, accept, fmt):
+    response = get(client, "/resource", params={"iri": BANK}, headers={"Accept": accept})
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith(accept)
     assert "Accept" in response.headers["Vary"]
     graph = rdflib.Graph().parse(data=response.text, format=fmt)
-    assert {(str(p), str(o)) for s, p, o in graph} == _statements(browse_server, BANK)
+    assert {(str(p), str(o)) for s, p, o in graph} == _statements(client, BANK)
     assert {str(s) for s in graph.subjects()} == {BANK}
 
 
-def test_resource_page_for_a_browser(browse_server):
+def test_resource_page_for_a_browser(client):
     browser_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
     response = get(
-        browse_server,
+        client,
         "/resource",
         params={"iri": ADVOCATE_RELATIONSHIP},
         headers={"Accept": browser_accept},
@@ -262,7 +283,7 @@ def test_resource_page_for_a_browser(browse_server):
     assert 'rel="alternate"; type="text/turtle"' in response.headers["Link"]
     for fmt, media_type in (("turtle", "text/turtle"), ("jsonld", "application/ld+json")):
         twin = get(
-            browse_server,
+            client,
             "/resource",
             params={"iri": ADVOCATE_RELATIONSHIP, "format": fmt},
             headers={"Accept": browser_accept},
@@ -281,19 +302,19 @@ def test_resource_page_for_a_browser(browse_server):
     assert "advocate rm:Advocate inferred" in text
     # the no-JavaScript explanation page reaches asserted facts
     explanation = get(
-        browse_server, "/explain", params={"iri": ADVOCATE_RELATIONSHIP, "class": ADVOCATE}
+        client, "/explain", params={"iri": ADVOCATE_RELATIONSHIP, "class": ADVOCATE}
     ).text
     assert explanation.count('class="leaf asserted"') >= 3
     why_not = get(
-        browse_server,
+        client,
         "/explain",
         params={"iri": ADVOCATE_RELATIONSHIP, "class": RM + "Partner", "why": "not"},
     ).text
     api = get(
-        browse_server,
+        client,
         "/api/explain",
         params={"iri": ADVOCATE_RELATIONSHIP, "class": RM + "Partner", "why": "not"},
-    ).json()
+    ).get_json()
     assert re.findall(r'<section class="candidate">\s*<h2>[^<]*<code>([^<]+)</code>', why_not) == [
         c["rule"] for c in api["candidates"]
     ]
@@ -301,26 +322,26 @@ def test_resource_page_for_a_browser(browse_server):
 
 
 # --- query page without JavaScript ----------------------------------------------------------
-def test_editor_form_answers_without_javascript(browse_server):
+def test_editor_form_answers_without_javascript(client):
     query = (
         "PREFIX rm: <https://w3id.org/relmark/ontology#> SELECT ?step ?n "
         "WHERE { ?step rm:stepNumber ?n } ORDER BY ?n"
     )
-    page = get(browse_server, "/query", params={"query": query}).text
+    page = get(client, "/query", params={"query": query}).text
     assert "(7 rows)" in page
     assert re.findall(r'<span class="literal">(\d)</span>', page) == [str(n) for n in range(1, 8)]
-    broken = get(browse_server, "/query", params={"query": "SELEKT nothing"})
+    broken = get(client, "/query", params={"query": "SELEKT nothing"})
     assert broken.status_code == 400
     assert 'role="alert">malformed query' in broken.text
 
 
-def test_named_question_form_without_javascript(browse_server):
-    page = get(browse_server, "/query").text
+def test_named_question_form_without_javascript(client):
+    page = get(client, "/query").text
     assert 'id="q-clients-without-referral"' in page
     assert f'<option value="{BANK}"' in page  # the firm parameter offers the focal firms
-    answer = get(browse_server, "/query/named/clients-without-referral", params={"firm": BANK})
+    answer = get(client, "/query/named/clients-without-referral", params={"firm": BANK})
     assert answer.status_code == 200
-    api = get(browse_server, "/api/queries/clients-without-referral", params={"firm": BANK}).json()
+    api = get(client, "/api/queries/clients-without-referral", params={"firm": BANK}).get_json()
     section = answer.text.split('id="q-clients-without-referral"')[1].split("</details>")[0]
     shown = linked(section.split('class="named-results"')[1], "/resource")
     expected = [row["relationship"]["value"] for row in api["rows"]]
@@ -332,12 +353,12 @@ def test_named_question_form_without_javascript(browse_server):
 
 
 # --- pictures and their data -----------------------------------------------------------------
-def test_network_api_has_the_firms_stakeholders(browse_server):
-    data = get(browse_server, "/api/network", params={"firm": BANK}).json()
+def test_network_api_has_the_firms_stakeholders(client):
+    data = get(client, "/api/network", params={"firm": BANK}).get_json()
     expected = {
         row["s"]
         for row in sparql_select(
-            browse_server,
+            client,
             "SELECT DISTINCT ?s WHERE { { ?s rm:inMarketOf demo:banca-lariana } UNION "
             "{ ?r rm:focalParty demo:banca-lariana ; rm:counterparty ?s } UNION "
             "{ ?s rm:unitOf+ demo:banca-lariana } UNION { BIND(demo:banca-lariana AS ?s) } }",
@@ -349,7 +370,7 @@ def test_network_api_has_the_firms_stakeholders(browse_server):
     customers = {
         row["s"]
         for row in sparql_select(
-            browse_server, "SELECT ?s WHERE { ?s rm:inCustomerMarketOf demo:banca-lariana }"
+            client, "SELECT ?s WHERE { ?s rm:inCustomerMarketOf demo:banca-lariana }"
         )
     }
     for node in data["nodes"]:
@@ -357,15 +378,15 @@ def test_network_api_has_the_firms_stakeholders(browse_server):
             assert node["market"] == "CustomerMarket"
     kinds = {e["kind"] for e in data["edges"]}
     assert {"CustomerRelationship", "Purchase", "employedBy"} <= kinds
-    assert get(browse_server, "/api/network", params={"firm": DEMO + "nobody"}).status_code == 404
+    assert get(client, "/api/network", params={"firm": DEMO + "nobody"}).status_code == 404
 
 
-def test_pictures_page_has_tables_and_svg_text(browse_server):
-    page = get(browse_server, "/pictures", params={"firm": BANK}).text
+def test_pictures_page_has_tables_and_svg_text(client):
+    page = get(client, "/pictures", params={"firm": BANK}).text
     markets = {
         row["p"]: row["n"]
         for row in sparql_select(
-            browse_server,
+            client,
             "SELECT ?p (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s ?p demo:banca-lariana "
             "VALUES ?p { rm:inCustomerMarketOf rm:inReferralMarketOf rm:inSupplierMarketOf "
             "rm:inRecruitmentMarketOf rm:inInfluenceMarketOf rm:inInternalMarketOf } } GROUP BY ?p",
@@ -383,8 +404,8 @@ def test_pictures_page_has_tables_and_svg_text(browse_server):
     not (VENDOR_DIR / "cytoscape" / "dist" / "cytoscape.min.js").is_file(),
     reason="node_modules/ is not installed (`make npm-deps` runs `npm ci`)",
 )
-def test_vendor_route_serves_only_its_allow_list(browse_server):
-    script = get(browse_server, "/vendor/cytoscape/dist/cytoscape.min.js")
+def test_vendor_route_serves_only_its_allow_list(client):
+    script = get(client, "/vendor/cytoscape/dist/cytoscape.min.js")
     assert script.status_code == 200 and "cytoscape" in script.text[:2000]
     for path in ("/vendor/cytoscape/package.json", "/vendor/../pyproject.toml"):
-        assert get(browse_server, path).status_code == 404
+        assert get(client, path).status_code == 404
