@@ -44,7 +44,7 @@ from relmark.web import close_app, create_app
 
 @pytest.fixture(scope="session")
 def ontology_graph() -> rdflib.Graph:
-    """rm.ttl + thirty-r.ttl: the ontology proper."""
+    """rm.ttl + thirty-r.ttl + rm-it.ttl: the ontology proper."""
     graph = rdflib.Graph()
     for path in ontology_paths():
         graph.parse(path, format="turtle")

@@ -26,7 +26,7 @@ QUERIES_DIR = (_PACKAGE / "resources" / "queries").resolve()
 VENDOR_DIR = (_PACKAGE / "web" / "vendor").resolve()
 
 #: The files that make up the ontology proper (TBox + SKOS schemes), in load order.
-ONTOLOGY_FILES = ("rm.ttl", "thirty-r.ttl")
+ONTOLOGY_FILES = ("rm.ttl", "thirty-r.ttl", "references.ttl", "rm-it.ttl")
 SHAPES_FILE = "shapes.ttl"
 CONFIG_FILE = "config.ttl"
 

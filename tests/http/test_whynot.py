@@ -191,7 +191,7 @@ def test_in_italian(client: FlaskClient):
         headers=headers,
     )
     assert response.get_json()["nearest"] == (
-        "con 1 referenza in più (relazione con il cliente) sarebbe promotore"
+        "con 1 segnalazione in più (relazione con il cliente) sarebbe promotore"
     )
 
 

@@ -348,7 +348,10 @@ class _Oracle:
         counting the values of sub-properties, which OWL entails as values of ``prop``
         (rm:buyer and rm:seller are sub-properties of rm:participant).
         """
-        inverse = getattr(prop, "inverse_property", None)
+        # Only the CHECK helpers are read backwards: an rm: property with an owl:inverseOf
+        # in the ontology (rm:employedBy / rm:employs) still counts its own values.
+        helper = not prop.iri.startswith(RM)
+        inverse = getattr(prop, "inverse_property", None) if helper else None
         forward = inverse if inverse is not None else prop
         family = [rdflib.URIRef(p.iri) for p in forward.descendants()]
         for individual in individuals:

@@ -1,8 +1,8 @@
-"""The server behind the browser tests: ``relmark serve`` with the demo data.
+"""The server behind the browser and Italian pages tests: ``relmark serve`` with the demo data.
 
 A pytest plugin (``pytest_plugins = ("support.browse_fixtures",)`` in
-``tests/e2e/test_browser.py``). It runs a single worker, which is enough for pages and
-quicker to start.
+``tests/e2e/test_browser.py`` and ``tests/e2e/test_italian.py``). It runs a single worker,
+which is enough for pages and quicker to start.
 """
 
 from __future__ import annotations
