@@ -724,7 +724,7 @@ def test_a_question_that_times_out_still_reports_a_wrong_class(
     runs out of time, again alone. (An Oxigraph server of the test's own: stopping it
     ends the slow query there.)"""
     import pyoxigraph as ox
-    from backends import oxigraph_server
+    from support.backends import oxigraph_server
 
     from relmark.settings import Settings
     from relmark.stores import open_store
