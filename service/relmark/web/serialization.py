@@ -61,7 +61,7 @@ def results_format(fmt: Format) -> ox.QueryResultsFormat:
     raise TypeError(f"{fmt.name} is an RDF format, not a query results one")
 
 
-def _written(body: bytes | None) -> bytes:
+def written_bytes(body: bytes | None) -> bytes:
     """The bytes pyoxigraph's writers return when given no output (typed as maybe None,
     which they are only when they wrote to an output)."""
     if body is None:
@@ -77,7 +77,7 @@ def serialize_result(
 ) -> bytes:
     """The body for one query result; raises 413 past ``max_rows`` rows or triples."""
     if isinstance(result, ox.QueryBoolean):
-        return _written(result.serialize(format=results_format(fmt)))
+        return written_bytes(result.serialize(format=results_format(fmt)))
     if isinstance(result, ox.QueryTriples):
         triples: list[ox.Triple] = []
         for triple in result:
@@ -87,7 +87,7 @@ def serialize_result(
             if len(triples) > max_rows:
                 raise _too_large(max_rows, "triples")
         return serialize_rdf(triples, fmt)
-    body = _written(result.serialize(format=results_format(fmt)))
+    body = written_bytes(result.serialize(format=results_format(fmt)))
     if len(body) > max_rows and _rows(body, fmt) > max_rows:
         raise _too_large(max_rows, "rows")
     return body
@@ -105,7 +105,7 @@ def _rows(body: bytes, fmt: Format) -> int:
     tsv = body
     if fmt.oxigraph != ox.QueryResultsFormat.TSV:
         parsed = ox.parse_query_results(body, format=results_format(fmt))
-        tsv = _written(parsed.serialize(format=ox.QueryResultsFormat.TSV))
+        tsv = written_bytes(parsed.serialize(format=ox.QueryResultsFormat.TSV))
     return tsv.count(b"\n") - 1
 
 
@@ -130,4 +130,4 @@ def serialize_rdf(
         body = ox.serialize(statements, output, format=written, prefixes=PREFIXES)
     else:
         body = ox.serialize(statements, output, format=written)
-    return body if output is not None else _written(body)
+    return body if output is not None else written_bytes(body)
