@@ -34,7 +34,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes  # a form update is one field
     app.json = OrjsonProvider(app)
-    init_app(app, settings, store)  # type: ignore[arg-type]
+    init_app(app, settings, store)
     errors.register(app)
     auth.init_app(app, settings)  # the read gate and the tokens (auth.py)
     app.after_request(allow_cross_origin_reads)  # also for reads refused before their view

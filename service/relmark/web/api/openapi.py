@@ -92,7 +92,7 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
 def _secure(paths: dict[str, Any], public: bool) -> None:
     """Every operation's security and its 401/403: reads take a token (optional where reads
     are public), writes need one. A request that sends a wrong token is 401 anywhere."""
-    reads = [{}, {"bearer": []}] if public else [{"bearer": []}]
+    reads: list[dict[str, list[str]]] = [{}, {"bearer": []}] if public else [{"bearer": []}]
     for path, item in paths.items():
         for method, operation in item.items():
             if method not in ("get", "put", "post", "delete", "patch"):
@@ -393,16 +393,16 @@ def parameter_schema(parameter: Parameter) -> dict[str, Any]:
     """The JSON Schema of one declared parameter, with its default where it has a typed one."""
     schema = dict(PARAMETER_SCHEMAS[parameter.type])
     if parameter.default is not None and parameter.default != "today":
-        schema["default"] = _typed_default(parameter)
+        schema["default"] = _typed_default(parameter, parameter.default)
     return schema
 
 
-def _typed_default(parameter: Parameter) -> Any:
+def _typed_default(parameter: Parameter, default: str) -> Any:
     if parameter.type == "integer":
-        return int(parameter.default)
+        return int(default)
     if parameter.type == "decimal":
-        return float(parameter.default)
-    return parameter.default
+        return float(default)
+    return default
 
 
 def _parameter_text(parameter: Parameter) -> str:
@@ -413,9 +413,9 @@ def _parameter_text(parameter: Parameter) -> str:
     return text
 
 
-def _example(parameter: Parameter) -> Any:
+def _example(parameter: Parameter, example: str) -> Any:
     """The header's example as the JSON value a client sends (IRIs in full)."""
-    term = parse_value(parameter, parameter.example)
+    term = parse_value(parameter, example)
     if parameter.type == "integer":
         return int(term.value)
     if parameter.type == "decimal":
@@ -428,7 +428,7 @@ def _named(query: NamedQuery, max_rows: int) -> dict[str, Any]:
     for p in query.parameters:
         entry = _query_param(p.name, parameter_schema(p), _parameter_text(p), p.required)
         if p.example is not None:
-            entry["example"] = _example(p)
+            entry["example"] = _example(p, p.example)
         parameters.append(entry)
     parameters += [
         _query_param(
