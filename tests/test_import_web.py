@@ -187,6 +187,13 @@ def test_a_bad_mapping_is_400(
         assert body["where"] == where
 
 
+def test_an_unknown_language_is_400(client: FlaskClient, writer: str) -> None:
+    data = {"file": upload("accounts.csv", ACCOUNTS), "mapping": "accounts", "lang": "xx"}
+    answer = client.post("/api/import", data=data, headers=bearer(writer), content_type=MULTIPART)
+    assert answer.status_code == 400
+    assert answer.json["where"] == "lang"
+
+
 def test_no_file_is_400(client: FlaskClient, writer: str) -> None:
     answer = client.post(
         "/api/import", data={"mapping": "accounts"}, headers=bearer(writer), content_type=MULTIPART

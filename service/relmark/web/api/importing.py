@@ -32,7 +32,7 @@ from relmark.vocab import ONTOLOGY_DIR
 from relmark.web.auth import require_role
 from relmark.web.errors import ApiError
 from relmark.web.extensions import after_write, get_settings, get_store
-from relmark.web.i18n import request_language
+from relmark.web.i18n import LANGUAGES, request_language, unsupported_language
 
 bp = Blueprint("importing", __name__, url_prefix="/api")
 
@@ -187,7 +187,9 @@ def import_view() -> Response:
     ``mapping_file`` (YARRRML), optional ``graph``, ``lang``, ``dry_run``. Writer role.
     """
     require_role("writer")
-    lang = request.form.get("lang") or request_language()
+    lang = request.form.get("lang", "").strip().lower() or request_language()
+    if lang not in LANGUAGES:
+        raise unsupported_language(lang)
     dry_run = request.form.get("dry_run", request.args.get("dry_run", "")).lower() in _TRUE
     with tempfile.TemporaryDirectory(prefix="relmark-upload-") as work:
         sources, mapping_path = save_uploads(

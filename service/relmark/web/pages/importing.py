@@ -220,7 +220,10 @@ def _plan_view(plan: ImportPlan) -> dict[str, Any]:
 
 def _what_if(plan: ImportPlan, lang: str) -> dict[str, Any]:
     """The classes the first rows' resources would gain or lose (``reasoning.whatif``),
-    or why that was not worked out (too many triples, no helper on this store, timeout)."""
+    or why that was not worked out (too many triples, no helper on this store, timeout).
+
+    The record is added to the store as it is: a re-import's earlier graph is still there in
+    the what-if, so a class only the dropped rows gave is not shown as lost."""
     settings = get_settings()
     if plan.triples > settings.whatif_max_triples:
         return {
