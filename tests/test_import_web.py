@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+from conftest import running_relmark
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -300,3 +302,35 @@ def test_the_page_refuses_a_wrong_token(client: FlaskClient, reader: str) -> Non
     assert client.post("/import", data=data, content_type=MULTIPART).status_code == 401
     data = {"file": upload("accounts.csv", ACCOUNTS), "mapping": "accounts", "token": reader}
     assert client.post("/import", data=data, content_type=MULTIPART).status_code == 403
+
+
+# --- a real server ----------------------------------------------------------------------------
+def test_a_real_server_with_two_workers_imports_over_http(tmp_path: Path) -> None:
+    """``relmark serve --workers 2``: the write goes through the supervisor, and the next read
+    (on either worker) sees the import's inferred classes; a body over RELMARK_MAX_BODY is 413
+    and writes nothing."""
+    files = [("file", (p.name, p.read_bytes())) for p in sorted(DEMO_CSV.glob("*.csv"))]
+    files.append(("mapping_file", ("bank.yml", (DEMO_CSV / "bank.yml").read_bytes())))
+    with running_relmark(tmp_path, workers=2, RELMARK_MAX_BODY="200000") as server:
+        too_big = requests.post(
+            server.url + "/api/import",
+            files=[("file", ("accounts.csv", b"account_id,name\n" + b"A1,x\n" * 50_000))],
+            data={"mapping": "accounts"},
+            headers=server.auth,
+            timeout=60,
+        )
+        assert too_big.status_code == 413, too_big.text
+        answer = requests.post(
+            server.url + "/api/import", files=files, headers=server.auth, timeout=300
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["imported"]["triples"] > 0
+        for _ in range(4):  # each worker in turn, as the connections land
+            classes = requests.get(
+                server.url + "/api/classify",
+                params={"iri": f"{DEMO}cr-giovanni-sala"},
+                timeout=60,
+            )
+            assert classes.status_code == 200, classes.text
+            inferred = {c["class"] for c in classes.json()["classes"] if c["status"] == "inferred"}
+            assert f"{RM}Advocate" in inferred
