@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from browse_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 from conftest import running_relmark
 from flask import Flask
 from flask.testing import FlaskClient
@@ -334,3 +335,48 @@ def test_a_real_server_with_two_workers_imports_over_http(tmp_path: Path) -> Non
             assert classes.status_code == 200, classes.text
             inferred = {c["class"] for c in classes.json()["classes"] if c["status"] == "inferred"}
             assert f"{RM}Advocate" in inferred
+
+
+def test_the_page_in_chromium_without_javascript(tmp_path: Path) -> None:
+    """The basic flow in a real browser with JavaScript off: choose the file and the mapping,
+    type the token, Preview (the rows, the triples, no problems), Import."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("needs /usr/bin/chromium")
+    accounts = tmp_path / "files" / "accounts.csv"
+    accounts.parent.mkdir()
+    accounts.write_bytes(ACCOUNTS)
+    with (
+        running_relmark(tmp_path) as server,
+        sync_api.sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(base_url=server.url, java_script_enabled=False)
+            context.set_default_timeout(60_000)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            assert page.goto("/import").status == 200
+            page.set_input_files("#import-file", str(accounts))
+            page.select_option("#import-mapping", "accounts")
+            page.fill("#import-token", server.token)
+            page.click("button[value=preview]")
+            assert page.locator("table.import-rows tbody tr").count() == 6
+            assert page.locator("table.import-rows tbody tr td").nth(2).text_content() == (
+                "Northwind Bank"
+            )
+            assert page.locator("details.import-triples").count() == 6
+            assert page.locator("p.ok").count() == 1
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "import-preview.png"), full_page=True)
+            page.click("button[value=import]")
+            assert "Imported: 6 rows" in page.locator("p.imported").text_content()
+            assert errors == []
+        finally:
+            browser.close()
+        query = "SELECT (COUNT(*) AS ?n) WHERE { GRAPH <urn:relmark:data:accounts> { ?s ?p ?o } }"
+        answer = requests.get(
+            server.sparql, params={"query": query}, headers={"Accept": "application/json"}
+        )
+        assert int(answer.json()["results"]["bindings"][0]["n"]["value"]) > 0
