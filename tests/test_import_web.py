@@ -103,6 +103,22 @@ def test_a_dry_run_previews_and_writes_nothing(client: FlaskClient, writer: str)
     assert graph_size(client, graph) == 0
 
 
+def test_a_crm_exports_mapping_is_named_by_its_folder(client: FlaskClient, writer: str) -> None:
+    export = TEMPLATES / "salesforce" / "Account.csv"
+    answer = client.post(
+        "/api/import",
+        data={
+            "file": upload("Account.csv", export.read_bytes()),
+            "mapping": "salesforce/accounts",
+            "dry_run": "true",
+        },
+        headers=bearer(writer),
+        content_type=MULTIPART,
+    )
+    assert answer.status_code == 200, answer.json
+    assert answer.json["mapping"] == "accounts.yml" and answer.json["rows"] > 0
+
+
 def test_an_import_writes_and_the_store_classifies_it(client: FlaskClient, writer: str) -> None:
     """The demo bank's CSVs with its own uploaded mapping: the ladder stages are inferred."""
     files = [upload(p.name, p.read_bytes()) for p in sorted(DEMO_CSV.glob("*.csv"))]
@@ -163,8 +179,9 @@ def test_no_token_is_401_and_a_reader_is_403(client: FlaskClient, reader: str) -
 @pytest.mark.parametrize(
     ("form", "error", "where"),
     [
-        ({"mapping": "no-such-mapping"}, None, None),
-        ({"mapping": "../../etc/passwd"}, "a ready mapping is named, not a path", "mapping"),
+        ({"mapping": "no-such-mapping"}, "no ready mapping 'no-such-mapping'", "mapping"),
+        ({"mapping": "/etc/passwd"}, "no ready mapping '/etc/passwd'", "mapping"),
+        ({"mapping": "pyproject.toml"}, "no ready mapping 'pyproject.toml'", "mapping"),
         ({}, "no mapping", "mapping"),
         (
             {"mapping_file": ("not: [a, mapping", "mine.yml")},
@@ -225,6 +242,7 @@ def test_the_page_shows_the_form_with_the_ready_mappings(client: FlaskClient) ->
     html = page.get_data(as_text=True)
     assert 'enctype="multipart/form-data"' in html
     assert '<option value="contacts"' in html and '<option value="accounts"' in html
+    assert '<option value="hubspot/contacts"' in html  # the CRM exports' mappings too
     assert 'type="password" name="token"' in html
     assert "Anteprima" in html
     assert "<script>" not in html  # the CSP forbids inline script

@@ -42,10 +42,13 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def ready_mappings(ontology_dir: Path | None = None) -> list[str]:
-    """The names of the ready mappings (``ontology/mappings/*.yml``), for a form's list."""
+def ready_mappings(ontology_dir: Path | None = None) -> dict[str, Path]:
+    """The ready mappings by name: ``contacts`` for ``ontology/mappings/contacts.yml``,
+    ``hubspot/contacts`` for a CRM export's (a form's list, and all a client may name)."""
     folder = (ontology_dir or ONTOLOGY_DIR) / "mappings"
-    return sorted(p.stem for p in folder.glob("*.yml"))
+    found = {p.relative_to(folder).with_suffix("").as_posix(): p for p in folder.glob("*.yml")}
+    found |= {p.relative_to(folder).with_suffix("").as_posix(): p for p in folder.glob("*/*.yml")}
+    return dict(sorted(found.items()))
 
 
 def safe_name(name: str | None, fallback: str) -> str:
@@ -88,23 +91,22 @@ def save_uploads(
     return saved, mapping_path
 
 
-def mapping_choice(name: str, mapping_path: Path | None) -> str | Path:
-    """The mapping to use: an uploaded one wins over a ready one's name; 400 when neither."""
+def mapping_choice(name: str, mapping_path: Path | None) -> Path:
+    """The mapping to use: an uploaded one wins over a ready one's name; 400 when neither,
+    or when the name is not a ready mapping's (a client names, it never points at a path)."""
     if mapping_path is not None:
         return mapping_path
-    name = name.strip()
-    if not name:
-        raise ApiError(
-            400,
-            "no mapping",
-            detail="name a ready mapping in 'mapping' (one of: "
-            f"{', '.join(ready_mappings(get_settings().ontology_dir))}) or upload a "
-            "YARRRML file in 'mapping_file'",
-            where="mapping",
-        )
-    if "/" in name or "\\" in name or name.startswith("."):
-        raise ApiError(400, "a ready mapping is named, not a path", detail=name, where="mapping")
-    return name
+    name = name.strip().removesuffix(".yml")
+    ready = ready_mappings(get_settings().ontology_dir)
+    if name in ready:
+        return ready[name]
+    raise ApiError(
+        400,
+        f"no ready mapping {name!r}" if name else "no mapping",
+        detail="name a ready mapping in 'mapping' (one of: "
+        f"{', '.join(ready)}) or upload a YARRRML file in 'mapping_file'",
+        where="mapping",
+    )
 
 
 def input_error(error: ImportInputError) -> ApiError:

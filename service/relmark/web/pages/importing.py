@@ -145,7 +145,7 @@ def _preview(root: Path, token: str, lang: str) -> Response:
         json.dumps(
             {
                 "sources": [p.name for p in sources],
-                "mapping": str(mapping) if isinstance(mapping, str) else None,
+                "mapping": request.form.get("mapping", "").strip() if not mapping_path else None,
                 "mapping_file": str(mapping_path.relative_to(folder)) if mapping_path else None,
                 "graph": graph,
             }
@@ -178,8 +178,10 @@ def _import(root: Path, pending: str, token: str, lang: str) -> Response:
     try:
         meta = json.loads((folder / "pending.json").read_text(encoding="utf-8"))
         sources = [folder / name for name in meta["sources"]]
-        mapping: str | Path = (
-            folder / meta["mapping_file"] if meta["mapping_file"] else meta["mapping"]
+        mapping = (
+            folder / meta["mapping_file"]
+            if meta["mapping_file"]
+            else mapping_choice(meta["mapping"], None)
         )
         plan = plan_from(sources, mapping, meta["graph"], lang)
         if not plan.ok:
