@@ -188,6 +188,11 @@ def test_no_token_is_401_and_a_reader_is_403(client: FlaskClient, reader: str) -
             None,
             None,
         ),
+        (
+            {"mapping_file": ("targets:\n  out: [/tmp/x.nt]\nmappings: {}\n", "mine.yml")},
+            "the uploaded mapping uses what an upload may not",
+            "mine.yml",
+        ),
     ],
 )
 def test_a_bad_mapping_is_400(

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import FileStorage
 
@@ -88,7 +89,43 @@ def save_uploads(
         mapping_dir.mkdir()
         mapping_path = mapping_dir / safe_name(mapping_file.filename, "mapping.yml")
         mapping_file.save(mapping_path)
+        check_uploaded_mapping(mapping_path)
     return saved, mapping_path
+
+
+#: What an uploaded mapping may hold at its top: its sources are always replaced by the
+#: uploaded files; anything else (YARRRML targets, external functions) could make the engine
+#: write or read where the client chooses, so it is refused rather than passed on.
+UPLOAD_KEYS = frozenset({"prefixes", "base", "mappings", "relmark", "authors"})
+
+
+def check_uploaded_mapping(path: Path) -> None:
+    """400 for an uploaded mapping with a top-level key other than ``UPLOAD_KEYS`` or a
+    ``targets`` anywhere; one that does not parse is left to ``load_mapping``'s error."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return
+    if not isinstance(document, dict):
+        return
+    extra = sorted(str(k) for k in document if k not in UPLOAD_KEYS)
+    if extra or _has_targets(document):
+        found = ", ".join(extra) if extra else "targets"
+        raise ApiError(
+            400,
+            "the uploaded mapping uses what an upload may not",
+            detail=f"{found}: an uploaded mapping holds only {', '.join(sorted(UPLOAD_KEYS))}, "
+            "and no targets (the output always goes to the store)",
+            where=path.name,
+        )
+
+
+def _has_targets(node: object) -> bool:
+    if isinstance(node, dict):
+        return any(k in ("targets", "target") or _has_targets(v) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_has_targets(v) for v in node)
+    return False
 
 
 def mapping_choice(name: str, mapping_path: Path | None) -> Path:
