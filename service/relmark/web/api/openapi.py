@@ -55,6 +55,7 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
         "/api/explain": _explain(),
         "/api/queries": _catalogue(),
         "/api/openapi.json": _self(),
+        "/api/import": _import(),
     }
     for query in questions:
         paths[f"/api/queries/{query.name}"] = _named(query, max_rows)
@@ -295,6 +296,78 @@ def _graph_store() -> dict[str, Any]:
             "responses": written,
             "security": [{"bearer": []}],
         },
+    }
+
+
+def _import() -> dict[str, Any]:
+    field = {"type": "string", "contentMediaType": "application/octet-stream"}
+    return {
+        "post": {
+            "summary": "Import CSV or Excel files through a YARRRML mapping (writer role)",
+            "description": "Maps the files with a ready mapping (ontology/mappings) or an "
+            "uploaded one, validates the triples in the context of the store and writes "
+            "them all or none into one graph (a re-import replaces it). With dry_run the "
+            "answer is the preview only (ok says whether it would be imported). Problems "
+            "come by source, row and column.",
+            "tags": ["Import"],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {
+                                "file": {
+                                    "type": "array",
+                                    "items": field,
+                                    "description": "One or more CSV or Excel files, named "
+                                    "like the mapping's sources (contacts.csv).",
+                                },
+                                "mapping": {
+                                    "type": "string",
+                                    "description": "A ready mapping's name (contacts).",
+                                },
+                                "mapping_file": {
+                                    **field,
+                                    "description": "A YARRRML mapping (instead of mapping).",
+                                },
+                                "graph": {
+                                    "type": "string",
+                                    "description": "The graph: a name under "
+                                    "urn:relmark:data: or an IRI (default: the mapping's).",
+                                },
+                                "lang": {"type": "string", "enum": list(LANGUAGES)},
+                                "dry_run": {"type": "boolean", "default": False},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json_response(
+                    "The import's report: rows, triples, sources with their first rows, "
+                    "preview_triples, problems by source/row/column; imported when written."
+                ),
+                "400": {
+                    "description": "A file or mapping that cannot be used (unreadable, "
+                    "empty, unknown mapping, no file).",
+                    "content": {"application/json": {"schema": ERROR}},
+                },
+                **_errors(413),
+                "422": {
+                    "description": "The data has errors; nothing was written. report.problems "
+                    "lists them by source, row and column.",
+                    "content": {"application/json": {"schema": ERROR}},
+                },
+                "503": {
+                    "description": "The RML engine (morph-kgc, installed by make install) "
+                    "is missing or failed.",
+                    "content": {"application/json": {"schema": ERROR}},
+                },
+            },
+            "security": [{"bearer": []}],
+        }
     }
 
 

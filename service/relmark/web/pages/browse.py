@@ -40,6 +40,7 @@ from relmark.web.negotiation import (
     parse_accept,
     quality,
 )
+from relmark.web.pages import importing as import_page
 from relmark.web.pages import pictures
 from relmark.web.pages import query as query_page
 from relmark.web.pages.home import search_labels, store_counts
@@ -81,6 +82,7 @@ from relmark.web.serialization import serialize_rdf
 bp = Blueprint("browse", __name__)
 bp.register_blueprint(query_page.bp)
 bp.register_blueprint(pictures.bp)
+bp.register_blueprint(import_page.bp)
 
 #: npm files the pages may load, relative to node_modules/ (nothing else is served); the
 #: build copies the same files into the package (pyproject.toml's package-data).
