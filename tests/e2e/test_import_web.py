@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from browse_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
-from conftest import running_relmark
 from flask import Flask
 from flask.testing import FlaskClient
+from support.browse_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from support.server import running_relmark
 
 from relmark import tokens
 from relmark.settings import Settings
