@@ -68,6 +68,7 @@ import waitress
 
 from relmark import loading
 from relmark.execution import QUERY_WORKERS
+from relmark.history.record import Cause, refresh_and_record
 from relmark.memory_bound import (
     MEMORY_EXCEEDED,
     Watchdog,
@@ -75,7 +76,6 @@ from relmark.memory_bound import (
     describe,
     set_address_space_backstop,
 )
-from relmark.reasoning.maintain import refresh_inferences
 from relmark.reasoning.whatif import stop_fresh_process
 from relmark.settings import Settings
 from relmark.sparql import guard as sparql_guard
@@ -449,7 +449,7 @@ class StoreWriter:
                     if method in MAYBE_UNCHANGED and not result:
                         return ("ok", result, self.publisher.generation.value)
                     # inferences before the snapshot: readers never see data without them
-                    refresh_inferences(self.store, self.ontology_dir)
+                    refresh_and_record(self.store, self.ontology_dir, cause=Cause(method))
                 except Exception:
                     self.publisher.after_failure()
                     raise
