@@ -33,6 +33,8 @@ COMMANDS = {
     "infer": "relmark.cli.reason:infer",
     "check": "relmark.cli.reason:check",
     "token": "relmark.cli.tokens:token",
+    "forget": "relmark.cli.history:forget_command",
+    "history": "relmark.cli.history:history_command",
 }
 
 

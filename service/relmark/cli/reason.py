@@ -14,6 +14,7 @@ import pyoxigraph as ox
 
 from relmark import loading
 from relmark.cli.common import LANG_OPTION, err, fail, open_or_fail, reasons_view
+from relmark.cli.history import classify_as_of
 from relmark.history.record import Cause, ensure_and_record, refresh_and_record
 from relmark.reasoning import explain as reasons
 from relmark.reasoning.consistency import diagnose, rdflib_graph
@@ -27,10 +28,14 @@ from relmark.vocab import CONFIG_FILE, SYSTEM_GRAPHS, ontology_paths
 @click.command()
 @click.argument("iri")
 @LANG_OPTION
+@click.option("--as-of", "as_of", help="The inferred classes at this date, from the history.")
 @click.pass_obj
-def classify(settings: Settings, iri: str, lang: str) -> None:
+def classify(settings: Settings, iri: str, lang: str, as_of: str | None = None) -> None:
     """The classes of a resource: asserted ones with their graphs, inferred ones with rules."""
     with reasons_view(settings) as store:
+        if as_of:
+            classify_as_of(store, iri, as_of)
+            return
         try:
             reasons.check_resource(store, iri)
         except reasons.UnknownResource as error:

@@ -1,0 +1,130 @@
+"""``/api/history``, as-of classification and ``/api/forget``: relationships over time.
+
+``GET /api/history?iri=`` lists a resource's membership events, ``?class=`` (a class or a
+market link, ``rm:`` names accepted) who entered or left it, optionally between ``since``
+and ``until``. ``GET /api/classify?asOf=`` (``classify_as_of``) answers from the history.
+``POST /api/forget`` (admin role) erases a person (``history.forget``). The work is in
+``relmark.history``; this module only translates requests and errors.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from relmark.history.forget import UnknownPerson, forget
+from relmark.history.read import BadTime, Event, as_of, events_in, events_of, parse_time
+from relmark.history.terms import GDPR_ART_17
+from relmark.reasoning.explain import UnknownResource, check_resource
+from relmark.stores.base import Store
+from relmark.vocab import RM
+from relmark.web.auth import current_principal, require_admin
+from relmark.web.errors import ApiError
+from relmark.web.extensions import get_settings, get_store
+
+bp = Blueprint("history", __name__, url_prefix="/api")
+
+
+@bp.get("/history")
+def history_view() -> Response:
+    """A resource's events (``iri``), or who entered or left a class (``class``)."""
+    store = get_store()
+    iri = request.args.get("iri", "").strip()
+    class_iri = request.args.get("class", "").strip()
+    if bool(iri) == bool(class_iri):
+        raise ApiError(
+            400,
+            "pass exactly one of 'iri' and 'class'",
+            detail="?iri=<resource> lists its events; ?class=rm:AtRiskRelationship lists "
+            "who entered or left the class (with since= and until=, ISO dates)",
+        )
+    if iri:
+        found = events_of(store, _iri(iri))
+        if not found:
+            _known(store, _iri(iri))
+        return jsonify(iri=_iri(iri), events=[e.as_json() for e in found])
+    since = _time("since", end_of_day=False)
+    until = _time("until", end_of_day=True)
+    found = events_in(store, _iri(class_iri), since, until)
+    return jsonify(
+        **{"class": _iri(class_iri)},
+        since=since.isoformat() if since else None,
+        until=until.isoformat() if until else None,
+        events=[e.as_json() for e in found],
+    )
+
+
+def classify_as_of(store: Store, iri: str, when_text: str) -> Response:
+    """The memberships ``iri`` had at ``when_text`` (from the history), each with the event
+    that made it one: the write that caused it and the rule."""
+    try:
+        when = parse_time(when_text, end_of_day=True)
+    except BadTime as error:
+        raise ApiError(400, "bad value of 'asOf'", detail=str(error)) from None
+    iri = _iri(iri)
+    found = as_of(store, iri, when)
+    if not found and not events_of(store, iri):
+        _known(store, iri)
+    return jsonify(iri=iri, asOf=when.isoformat(), classes=[_membership(e) for e in found])
+
+
+def _membership(event: Event) -> dict[str, object]:
+    entry = event.as_json()
+    entry.pop("change")
+    entry["since"] = entry.pop("at")
+    entry["status"] = "inferred"
+    return entry
+
+
+@bp.post("/forget")
+def forget_view() -> Response:
+    """Erase a person (GDPR Art. 17): ``iri`` (query, form or JSON body), optional
+    ``legalBasis`` (an IRI; default GDPR Art. 17). Admin role. The answer is the receipt."""
+    require_admin()
+    store = get_store()
+    if getattr(store, "forwards_writes", False):
+        raise ApiError(
+            501,
+            "erasure is not available on a serving worker",
+            detail="run `relmark forget IRI` or serve with --workers 1",
+        )
+    body = request.get_json(silent=True) if request.is_json else None
+    values = body if isinstance(body, dict) else request.values
+    iri = str(values.get("iri", "")).strip()
+    if not iri:
+        raise ApiError(400, "missing parameter 'iri'", detail="pass iri=<IRI of the person>")
+    basis = str(values.get("legalBasis", "")).strip() or GDPR_ART_17
+    principal = current_principal()
+    try:
+        receipt = forget(
+            store,
+            _iri(iri),
+            ontology_dir=get_settings().ontology_dir,
+            requested_by=getattr(principal, "name", None),
+            legal_basis=_iri(basis),
+        )
+    except UnknownPerson as error:
+        raise ApiError(404, "unknown resource", detail=str(error)) from None
+    except ValueError as error:  # not an IRI
+        raise ApiError(400, "bad IRI", detail=str(error)) from None
+    return jsonify(receipt.as_json())
+
+
+def _iri(text: str) -> str:
+    return RM + text[3:] if text.startswith("rm:") else text
+
+
+def _known(store: Store, iri: str) -> None:
+    try:
+        check_resource(store, iri)
+    except UnknownResource as error:
+        raise ApiError(404, "unknown resource", detail=str(error)) from None
+
+
+def _time(name: str, *, end_of_day: bool):
+    text = request.args.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return parse_time(text, end_of_day=end_of_day)
+    except BadTime as error:
+        raise ApiError(400, f"bad value of {name!r}", detail=str(error)) from None
