@@ -53,6 +53,8 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
         "/healthz": _health(),
         "/api/classify": _classify(),
         "/api/explain": _explain(),
+        "/api/history": _history(),
+        "/api/forget": _forget(),
         "/api/queries": _catalogue(),
         "/api/openapi.json": _self(),
     }
@@ -326,6 +328,13 @@ def _classify() -> dict[str, Any]:
                     "iri", {"type": "string", "format": "iri"}, "The resource.", required=True
                 ),
                 _lang(),
+                _query_param(
+                    "asOf",
+                    {"type": "string"},
+                    "An ISO date (its end of day, UTC) or date-time: the inferred classes "
+                    "the resource had then, from the classification history, each with the "
+                    "write and rule that made it one (transaction time).",
+                ),
             ],
             "responses": {
                 "200": _json_response("The resource's classes."),
@@ -360,6 +369,74 @@ def _explain() -> dict[str, Any]:
             "responses": {
                 "200": _json_response("The explanation."),
                 **_errors(400, 404),
+            },
+        }
+    }
+
+
+def _history() -> dict[str, Any]:
+    time_text = "An ISO date or date-time (transaction time, UTC)."
+    return {
+        "get": {
+            "summary": "The classification history: a resource's membership events, or who "
+            "entered or left a class",
+            "tags": ["Classification"],
+            "parameters": [
+                _query_param(
+                    "iri", {"type": "string", "format": "iri"}, "The resource (or pass class)."
+                ),
+                _query_param(
+                    "class",
+                    {"type": "string"},
+                    "A class or market property (IRI or rm:Name), instead of iri.",
+                ),
+                _query_param("since", {"type": "string"}, "From (with class). " + time_text),
+                _query_param("until", {"type": "string"}, "Up to (with class). " + time_text),
+            ],
+            "responses": {
+                "200": _json_response(
+                    "The events, oldest first: resource, class (or property and firm), "
+                    "entered or left, when, the rule and the write (kind, name, agent)."
+                ),
+                **_errors(400, 404),
+            },
+        }
+    }
+
+
+def _forget() -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": "Erase a person (GDPR Art. 17): their statements, the records that only "
+            "linked them, what was inferred from them and their history; admin role",
+            "tags": ["Classification"],
+            "security": [{"bearer": []}],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["iri"],
+                            "properties": {
+                                "iri": {"type": "string", "format": "iri"},
+                                "legalBasis": {
+                                    "type": "string",
+                                    "format": "iri",
+                                    "description": "Default: DPV's GDPR Art. 17.",
+                                },
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json_response(
+                    "The erasure receipt, without personal data: when, who asked, how many "
+                    "statements and resources, the legal basis."
+                ),
+                **_errors(400, 404),
+                "501": {"description": "A serving worker: erase with `relmark forget`."},
             },
         }
     }
