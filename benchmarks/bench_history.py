@@ -50,6 +50,7 @@ def run(size: str, repeat: int, erasures: int) -> None:
     from relmark.history.forget import forget
     from relmark.history.read import as_of, events_of
     from relmark.history.record import Cause, ensure_and_record, refresh_and_record
+    from relmark.reasoning.explain import classify
     from relmark.reasoning.maintain import refresh_inferences
     from relmark.vocab import HISTORY_GRAPH, RM
 
@@ -128,6 +129,14 @@ def run(size: str, repeat: int, erasures: int) -> None:
                 as_of(store, resource.value, when)
                 asof.append(time.perf_counter() - started)
         print(f"  as-of classify ({len(asof)} answers): {_ms(asof)}")
+        # the same resources classified as they are now (``reasoning.explain.classify``,
+        # what GET /api/classify answers without asOf): the reference in the same run
+        current: list[float] = []
+        for resource in resources:
+            started = time.perf_counter()
+            classify(store, resource.value, "en")
+            current.append(time.perf_counter() - started)
+        print(f"  classify now, for reference ({len(current)} answers): {_ms(current)}")
         started = time.perf_counter()
         events_of(store, resources[0].value)
         customers = [
