@@ -8,6 +8,8 @@ on a store of its own (RocksDB lets one process open a store at a time).
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -233,3 +235,47 @@ def test_the_command_line_answers_as_of(tmp_path: Path) -> None:
     assert result.exit_code == 2
     result = runner.invoke(main, ["--store", store, "history", "--class", "rm:Advocate"])
     assert result.exit_code == 0 and "cr-laura-colombo> entered rm:Advocate" in result.output
+
+
+def _feed(client: FlaskClient, **params: str) -> list[dict]:
+    """The events of one bounded Server-Sent Events response, parsed."""
+    response = client.get("/api/events", query_string=params)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "text/event-stream"
+    events = []
+    for block in response.get_data(as_text=True).split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if fields.get("event") == "membership":
+            events.append({"id": fields["id"], **json.loads(fields["data"])})
+    return events
+
+
+def test_the_change_feed_streams_new_events_with_filters(app: Flask, client: FlaskClient) -> None:
+    before = datetime.now(UTC).isoformat()
+    headers = {"Content-Type": "text/turtle", "Authorization": f"Bearer {app.config['writer']}"}
+    writes: list[int] = []
+
+    def write_later() -> None:
+        time.sleep(0.5)
+        referral = REFERRAL.replace("franco-bassi", "irene-mauri").replace(
+            "bassi-friend", "mauri-friend"
+        )
+        response = client.post(
+            "/data", query_string={"graph": EXTRA + "-2"}, data=referral, headers=headers
+        )
+        writes.append(response.status_code)
+
+    writer = threading.Thread(target=write_later)
+    writer.start()
+    # opened before the write: the event arrives while the stream waits
+    live = _feed(client, **{"class": "rm:Advocate", "wait": "3", "since": before})
+    writer.join()
+    assert writes and writes[0] in (201, 204)
+    assert [(e["resource"], e["change"]) for e in live] == [(DEMO + "cr-irene-mauri", "entered")]
+    # a reconnection from the last id misses nothing and repeats nothing
+    assert _feed(client, **{"class": "rm:Advocate", "wait": "0", "since": live[-1]["id"]}) == []
+    # filters: another class, another resource
+    assert _feed(client, **{"class": "rm:Prospect", "wait": "0", "since": before}) == []
+    only = _feed(client, iri=DEMO + "cr-irene-mauri", wait="0", since=before)
+    assert {e["resource"] for e in only} == {DEMO + "cr-irene-mauri"}
+    assert client.get("/api/events", query_string={"wait": "100000"}).status_code == 400

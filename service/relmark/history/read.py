@@ -143,6 +143,29 @@ def events_in(
     return _events(store, pattern, time_filter)
 
 
+def events_after(
+    store: Store,
+    after: datetime,
+    *,
+    class_iri: str | None = None,
+    resource: str | None = None,
+    firm: str | None = None,
+) -> list[Event]:
+    """The events recorded after ``after`` (the change feed), optionally only those of a
+    class or market property, of a resource, or relative to a firm."""
+    patterns = []
+    if class_iri is not None:
+        node = ox.NamedNode(class_iri)
+        patterns.append(
+            f"{{ ?e <{terms.EVENT_CLASS}> {node} }} UNION {{ ?e <{terms.EVENT_PROPERTY}> {node} }}"
+        )
+    if resource is not None:
+        patterns.append(f"?e <{terms.EVENT_RESOURCE}> {ox.NamedNode(resource)} .")
+    if firm is not None:
+        patterns.append(f"?e <{terms.EVENT_FIRM}> {ox.NamedNode(firm)} .")
+    return _events(store, " ".join(patterns), f"FILTER(?at > {_literal(after)})")
+
+
 def as_of(store: Store, iri: str, when: datetime) -> list[Event]:
     """The memberships ``iri`` had at ``when``: for each, the event that made it one."""
     current: dict[tuple, Event] = {}

@@ -3,16 +3,30 @@
 ``GET /api/history?iri=`` lists a resource's membership events, ``?class=`` (a class or a
 market link, ``rm:`` names accepted) who entered or left it, optionally between ``since``
 and ``until``. ``GET /api/classify?asOf=`` (``classify_as_of``) answers from the history.
-``POST /api/forget`` (admin role) erases a person (``history.forget``). The work is in
+``POST /api/forget`` (admin role) erases a person (``history.forget``), and
+``GET /api/events`` streams new events as Server-Sent Events. The work is in
 ``relmark.history``; this module only translates requests and errors.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from relmark.history.forget import UnknownPerson, forget
-from relmark.history.read import BadTime, Event, as_of, events_in, events_of, parse_time
+from relmark.history.read import (
+    BadTime,
+    Event,
+    as_of,
+    events_after,
+    events_in,
+    events_of,
+    parse_time,
+)
 from relmark.history.terms import GDPR_ART_17
 from relmark.reasoning.explain import UnknownResource, check_resource
 from relmark.stores.base import Store
@@ -128,3 +142,58 @@ def _time(name: str, *, end_of_day: bool):
         return parse_time(text, end_of_day=end_of_day)
     except BadTime as error:
         raise ApiError(400, f"bad value of {name!r}", detail=str(error)) from None
+
+
+#: how often the feed looks for new events, and the longest one response may stay open
+#: (a stream holds one of waitress's threads: the client reconnects with Last-Event-ID)
+EVENTS_POLL_SECONDS = 1.0
+EVENTS_MAX_WAIT = 300.0
+
+
+@bp.get("/events")
+def events_view() -> Response:
+    """The change feed: new history events as Server-Sent Events (``text/event-stream``).
+
+    Filters: ``class`` (a class or market property), ``iri`` (a resource), ``firm``. Each
+    event's id is its time; a client that reconnects with ``Last-Event-ID`` (or ``since``)
+    gets what it missed. The stream ends after ``wait`` seconds (default 30, at most 300),
+    because it holds a server thread; EventSource clients reconnect by themselves.
+    """
+    store = get_store()
+    filters = {
+        "class_iri": _optional_iri("class"),
+        "resource": _optional_iri("iri"),
+        "firm": _optional_iri("firm"),
+    }
+    start = request.headers.get("Last-Event-ID", "").strip() or request.args.get("since", "")
+    try:
+        after = parse_time(start, end_of_day=True) if start.strip() else datetime.now(UTC)
+        wait = float(request.args.get("wait", "30"))
+    except (BadTime, ValueError) as error:
+        raise ApiError(
+            400, "bad value of 'since', 'Last-Event-ID' or 'wait'", detail=str(error)
+        ) from None
+    if not 0 <= wait <= EVENTS_MAX_WAIT:
+        raise ApiError(400, "bad value of 'wait'", detail=f"between 0 and {EVENTS_MAX_WAIT:g}")
+
+    def stream() -> Iterator[str]:
+        seen = after
+        deadline = time.monotonic() + wait
+        yield f"retry: {int(EVENTS_POLL_SECONDS * 1000)}\n\n"
+        while True:
+            for event in events_after(store, seen, **filters):
+                seen = max(seen, event.at)
+                body = json.dumps(event.as_json(), ensure_ascii=False)
+                yield f"id: {event.at.isoformat()}\nevent: membership\ndata: {body}\n\n"
+            if time.monotonic() >= deadline:
+                return
+            yield ": waiting\n\n"  # a comment: keeps proxies from closing an idle stream
+            time.sleep(EVENTS_POLL_SECONDS)
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return Response(stream_with_context(stream()), mimetype="text/event-stream", headers=headers)
+
+
+def _optional_iri(name: str) -> str | None:
+    value = request.args.get(name, "").strip()
+    return _iri(value) if value else None

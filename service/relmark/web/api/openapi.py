@@ -55,6 +55,7 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
         "/api/explain": _explain(),
         "/api/history": _history(),
         "/api/forget": _forget(),
+        "/api/events": _events(),
         "/api/queries": _catalogue(),
         "/api/openapi.json": _self(),
     }
@@ -399,6 +400,38 @@ def _history() -> dict[str, Any]:
                     "entered or left, when, the rule and the write (kind, name, agent)."
                 ),
                 **_errors(400, 404),
+            },
+        }
+    }
+
+
+def _events() -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": "The change feed: new classification events as Server-Sent Events",
+            "tags": ["Classification"],
+            "parameters": [
+                _query_param("class", {"type": "string"}, "Only this class or market property."),
+                _query_param("iri", {"type": "string", "format": "iri"}, "Only this resource."),
+                _query_param("firm", {"type": "string", "format": "iri"}, "Only this firm."),
+                _query_param(
+                    "since",
+                    {"type": "string"},
+                    "Events after this time (or the Last-Event-ID header; default: now).",
+                ),
+                _query_param(
+                    "wait",
+                    {"type": "number", "minimum": 0, "maximum": 300},
+                    "Seconds the stream stays open (default 30); clients reconnect.",
+                ),
+            ],
+            "responses": {
+                "200": {
+                    "description": "A text/event-stream: one `membership` event per change, "
+                    "its id the event's time, its data the event as JSON.",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                **_errors(400),
             },
         }
     }
