@@ -167,7 +167,7 @@ def test_the_named_questions_read_the_history(client: FlaskClient) -> None:
     yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
     today = datetime.now(UTC).date().isoformat()
     response = client.get(
-        "/api/queries/ladder-moves", query_string={"from": yesterday, "to": today, "firm": FIRM}
+        "/api/queries/ladder-moves", query_string={"asOf": today, "days": "1", "firm": FIRM}
     )
     assert response.status_code == 200, response.get_data(as_text=True)
     rows = {r["relationship"]["value"]: r for r in response.get_json()["rows"]}
@@ -175,7 +175,7 @@ def test_the_named_questions_read_the_history(client: FlaskClient) -> None:
     assert rows[PURCHASER]["direction"]["value"] == "up"
     # on the day itself nothing was yet recorded yesterday: no stage on the first date
     assert rows[PURCHASER].get("before") in (None, {}), rows[PURCHASER]
-    response = client.get("/api/queries/became-at-risk", query_string={"from": today})
+    response = client.get("/api/queries/became-at-risk", query_string={"asOf": today, "days": "1"})
     assert response.status_code == 200, response.get_data(as_text=True)
     rows = response.get_json()["rows"]
     assert rows, "the demo's at-risk relationships entered the class at the load"
@@ -186,7 +186,7 @@ def test_the_named_questions_read_the_history(client: FlaskClient) -> None:
     bank = {r["relationship"]["value"] for r in at_risk}
     assert bank <= {r["relationship"]["value"] for r in rows}
     response = client.get(
-        "/api/queries/became-at-risk", query_string={"from": yesterday, "to": yesterday}
+        "/api/queries/became-at-risk", query_string={"asOf": yesterday, "days": "30"}
     )
     assert response.get_json()["rows"] == []
 
