@@ -147,7 +147,7 @@ def _time(name: str, *, end_of_day: bool):
 #: how often the feed looks for new events, and the longest one response may stay open
 #: (a stream holds one of waitress's threads: the client reconnects with Last-Event-ID)
 EVENTS_POLL_SECONDS = 1.0
-EVENTS_MAX_WAIT = 300.0
+EVENTS_MAX_WAIT = 60.0
 
 
 @bp.get("/events")
@@ -156,7 +156,7 @@ def events_view() -> Response:
 
     Filters: ``class`` (a class or market property), ``iri`` (a resource), ``firm``. Each
     event's id is its time; a client that reconnects with ``Last-Event-ID`` (or ``since``)
-    gets what it missed. The stream ends after ``wait`` seconds (default 30, at most 300),
+    gets what it missed. The stream ends after ``wait`` seconds (default 15, at most 60),
     because it holds a server thread; EventSource clients reconnect by themselves.
     """
     store = get_store()
@@ -168,7 +168,7 @@ def events_view() -> Response:
     start = request.headers.get("Last-Event-ID", "").strip() or request.args.get("since", "")
     try:
         after = parse_time(start, end_of_day=True) if start.strip() else datetime.now(UTC)
-        wait = float(request.args.get("wait", "30"))
+        wait = float(request.args.get("wait", "15"))
     except (BadTime, ValueError) as error:
         raise ApiError(
             400, "bad value of 'since', 'Last-Event-ID' or 'wait'", detail=str(error)

@@ -421,8 +421,8 @@ def _events() -> dict[str, Any]:
                 ),
                 _query_param(
                     "wait",
-                    {"type": "number", "minimum": 0, "maximum": 300},
-                    "Seconds the stream stays open (default 30); clients reconnect.",
+                    {"type": "number", "minimum": 0, "maximum": 60},
+                    "Seconds the stream stays open (default 15); clients reconnect.",
                 ),
             ],
             "responses": {
