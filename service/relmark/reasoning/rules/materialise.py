@@ -156,7 +156,7 @@ def materialise(store: Store, rules: list[Rule]) -> RunSummary:
             summary = RunSummary.of_run(
                 rules, rounds, inferred, derivations, lines, written, started
             )
-            summary.delta = _delta(derivations, inferred, old_inferred)
+            summary.delta = full_run_delta(derivations, inferred, old_inferred)
             return summary
         provenance = provenance_graph(rules, derivations, locations)
         written = _write(store, inferred, provenance)
@@ -167,7 +167,7 @@ def materialise(store: Store, rules: list[Rule]) -> RunSummary:
         return summary
 
 
-def _delta(
+def full_run_delta(
     derivations: list[Derivation], inferred: set[ox.Triple], old: set[ox.Triple]
 ) -> list[InferredChange]:
     """The real differences of a full run, each added triple with a rule that concludes it."""
