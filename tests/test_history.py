@@ -279,3 +279,21 @@ def test_the_change_feed_streams_new_events_with_filters(app: Flask, client: Fla
     only = _feed(client, iri=DEMO + "cr-irene-mauri", wait="0", since=before)
     assert {e["resource"] for e in only} == {DEMO + "cr-irene-mauri"}
     assert client.get("/api/events", query_string={"wait": "100000"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/history", {"iri": "__main__"}),
+        ("/api/history", {"class": "not an iri"}),
+        ("/api/classify", {"iri": "relative/iri", "asOf": "2026-06-30"}),
+        ("/api/events", {"class": "\u00e9 x", "wait": "0"}),
+        ("/api/events", {"firm": "nope", "wait": "0"}),
+    ],
+)
+def test_what_is_not_an_iri_is_a_400_before_any_stream(
+    client: FlaskClient, path: str, params: dict
+) -> None:
+    response = client.get(path, query_string=params)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["error"] == "not an IRI"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import click
+import pyoxigraph as ox
 
 from relmark.cli.common import fail, open_or_fail, read_view
 from relmark.history.forget import UnknownPerson, forget
@@ -138,4 +139,10 @@ def _cause(event: Event) -> str:
 
 
 def _iri(text: str) -> str:
-    return RM + text[3:] if text.startswith("rm:") else text
+    """An absolute IRI, or an ``rm:`` name expanded; exit code 2 for anything else."""
+    iri = RM + text[3:] if text.startswith("rm:") else text
+    try:
+        ox.NamedNode(iri)
+    except ValueError as error:
+        fail(f"{text!r} is not an IRI: {error}", 2)
+    return iri

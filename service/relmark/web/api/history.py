@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pyoxigraph as ox
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from relmark.history.forget import UnknownPerson, forget
@@ -124,7 +125,13 @@ def forget_view() -> Response:
 
 
 def _iri(text: str) -> str:
-    return RM + text[3:] if text.startswith("rm:") else text
+    """An absolute IRI, or an ``rm:`` name expanded; 400 for anything else."""
+    iri = RM + text[3:] if text.startswith("rm:") else text
+    try:
+        ox.NamedNode(iri)
+    except ValueError as error:
+        raise ApiError(400, "not an IRI", detail=f"{text!r}: {error}") from None
+    return iri
 
 
 def _known(store: Store, iri: str) -> None:
@@ -147,7 +154,7 @@ def _time(name: str, *, end_of_day: bool):
 #: how often the feed looks for new events, and the longest one response may stay open
 #: (a stream holds one of waitress's threads: the client reconnects with Last-Event-ID)
 EVENTS_POLL_SECONDS = 1.0
-EVENTS_MAX_WAIT = 60.0
+EVENTS_MAX_WAIT = 15.0
 
 
 @bp.get("/events")
@@ -156,7 +163,7 @@ def events_view() -> Response:
 
     Filters: ``class`` (a class or market property), ``iri`` (a resource), ``firm``. Each
     event's id is its time; a client that reconnects with ``Last-Event-ID`` (or ``since``)
-    gets what it missed. The stream ends after ``wait`` seconds (default 15, at most 60),
+    gets what it missed. The stream ends after ``wait`` seconds (default 10, at most 15),
     because it holds a server thread; EventSource clients reconnect by themselves.
     """
     store = get_store()
@@ -168,7 +175,7 @@ def events_view() -> Response:
     start = request.headers.get("Last-Event-ID", "").strip() or request.args.get("since", "")
     try:
         after = parse_time(start, end_of_day=True) if start.strip() else datetime.now(UTC)
-        wait = float(request.args.get("wait", "15"))
+        wait = float(request.args.get("wait", "10"))
     except (BadTime, ValueError) as error:
         raise ApiError(
             400, "bad value of 'since', 'Last-Event-ID' or 'wait'", detail=str(error)

@@ -421,8 +421,8 @@ def _events() -> dict[str, Any]:
                 ),
                 _query_param(
                     "wait",
-                    {"type": "number", "minimum": 0, "maximum": 60},
-                    "Seconds the stream stays open (default 15); clients reconnect.",
+                    {"type": "number", "minimum": 0, "maximum": 15},
+                    "Seconds the stream stays open (default 10, at most 15); clients reconnect.",
                 ),
             ],
             "responses": {
