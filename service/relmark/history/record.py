@@ -37,6 +37,8 @@ from relmark.vocab import HISTORY_GRAPH, INFERRED_GRAPH
 
 WRITE_PREFIX = "urn:relmark:write:"
 EVENT_PREFIX = "urn:relmark:event:"
+#: events in one write past which the store is compacted afterwards
+COMPACT_AFTER = 10_000
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,11 @@ def record(
         lines.append(_event_lines(change, write, stamp))
     body = "\n".join(lines)
     store.update(f"INSERT DATA {{ GRAPH <{HISTORY_GRAPH}> {{ {body} }} }}", system=True)
+    compact = getattr(store, "optimize", None)
+    if len(changes) >= COMPACT_AFTER and compact is not None:
+        # one large insert (a first run's memberships) leaves files behind that make every
+        # later read of the store several times slower until it is compacted
+        compact()
     return len(changes)
 
 
