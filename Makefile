@@ -20,7 +20,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $@
 
-install: $(STAMP)
+# The RML engine (morph-kgc) in its own virtual environment: it pins pyoxigraph<0.4 and
+# rdflib<7.3, which relmark's .venv cannot share. `relmark import` runs it as a subprocess.
+RML_VENV  ?= .venv-rml
+RML_STAMP := $(RML_VENV)/.installed-stamp
+$(RML_STAMP):
+	$(PYTHON) -m venv $(RML_VENV)
+	$(RML_VENV)/bin/python -m pip install -q --upgrade pip
+	$(RML_VENV)/bin/python -m pip install -q 'morph-kgc==2.10.0'
+	touch $@
+
+install: $(STAMP) $(RML_STAMP)
 
 # Debian packages the tests need: a JRE for owlready2's HermiT/Pellet reasoners.
 system-deps:

@@ -44,10 +44,13 @@ import pyoxigraph as ox  # noqa: E402
 from references import free_port, fresh_dir, run_step, serving, tool  # noqa: E402
 
 from relmark.queries import bind_parameters, load_catalogue, paged_text  # noqa: E402
-from relmark.reasoning.maintain import refresh_inferences, sync_system_graphs  # noqa: E402
+from relmark.reasoning.maintain import refresh_inferences  # noqa: E402
 from relmark.stores.base import CONTENT_HASH  # noqa: E402
 from relmark.stores.embedded import EmbeddedStore  # noqa: E402
-from relmark.stores.remote.store import RemoteConfig, RemoteStore, bind_values  # noqa: E402
+from relmark.stores.remote.dialects import bind_values  # noqa: E402
+from relmark.stores.remote.store import RemoteStore  # noqa: E402
+from relmark.stores.remote.transport import RemoteConfig  # noqa: E402
+from relmark.stores.system_graphs import sync_system_graphs  # noqa: E402
 from relmark.vocab import INFERRED_GRAPH, META_GRAPH, PROVENANCE_GRAPH  # noqa: E402
 from relmark.web.api.queries import DEFAULT_PAGE  # noqa: E402
 

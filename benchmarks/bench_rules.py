@@ -75,8 +75,8 @@ def data_file(size: str) -> Path:
 def prepared_store(size: str, directory: Path) -> object:
     import pyoxigraph as ox
 
-    from relmark.reasoning.maintain import sync_system_graphs
     from relmark.stores.embedded import EmbeddedStore
+    from relmark.stores.system_graphs import sync_system_graphs
 
     store = EmbeddedStore(directory / "store") if BACKEND == "embedded" else _remote(directory)
     sync_system_graphs(store)
@@ -96,7 +96,8 @@ def _remote(directory: Path) -> object:
 
     import requests
 
-    from relmark.stores.remote.store import RemoteConfig, RemoteStore
+    from relmark.stores.remote.store import RemoteStore
+    from relmark.stores.remote.transport import RemoteConfig
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

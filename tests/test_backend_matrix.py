@@ -56,6 +56,11 @@ RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
 EXCLUDED = {
     "test_healthz": "asserts the store's directory (tests/test_remote_backends.py checks "
     "/healthz's remote part)",
+    "test_the_corrected_ladder_rules_through_the_api": "writes a dozen customers with their "
+    "purchases: a remote engine re-deriving the ladder for them needs more than the matrix's "
+    "2 s query budget, and a timed-out write leaves the shared store's inferences stale for "
+    "the next tests (the ladder rules on remote engines: tests/test_incremental.py and "
+    "tests/test_remote_backends.py)",
 }
 
 #: Imported tests Virtuoso 7.2 fails, with why (strict ones show up when they pass). None

@@ -108,9 +108,11 @@ def test_class_page_of_advocate(browse_server):
     page = get(browse_server, "/ontology/class", params={"iri": ADVOCATE}).text
     text = text_of(page)
     assert "promotore @it" in text and "advocate @en" in text
-    assert "Rung 5: a relationship with someone who actively recommends the firm" in text
+    # issue 18: an advocate is a customer who climbed the ladder (the definition says so)
+    assert "Rung 5: a relationship with a customer who has climbed the ladder" in text
     assert "ladder-advocate" in text  # the rule that infers it, with its why
-    assert "A customer who has actively recommended the firm to someone else" in text
+    # (its why, since issue 18: repeat purchases as well as a recommendation)
+    assert "A customer who has bought from the firm repeatedly and has actively recommended" in text
     inferred = sparql_select(
         browse_server,
         "SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE { GRAPH <urn:relmark:inferred> "
@@ -119,6 +121,25 @@ def test_class_page_of_advocate(browse_server):
     assert re.search(r'data-count="inferred">' + inferred + "<", page)
     assert re.search(r'data-count="asserted">0<', page)
     assert re.search(r"Superclasses.*?loyalty stage", text)
+
+
+def test_the_rules_sources_are_citations_linked_to_their_doi(browse_server):
+    """A rule's ``# source:`` reaches the reader as the citation of references.ttl, linked
+    to the DOI: on the class page under the rule, and on the explanation page."""
+    fournier = "Fournier, S. (1998). Consumers and Their Brands"
+    page = get(browse_server, "/ontology/class", params={"iri": RM + "Enmity"}).text
+    rules_part = page.split("fournier-enmity", 1)[1]
+    cited = re.search(r'<p class="source">[^<]*<a href="([^"]+)"[^>]*>([^<]+)</a>', rules_part)
+    assert cited and cited[1] == "https://doi.org/10.1086/209515"
+    assert html.unescape(cited[2]).startswith(fournier)
+    explanation = get(
+        browse_server,
+        "/explain",
+        params={"iri": DEMO + "voltaris-group", "class": RM + "GlobalAccount"},
+    ).text
+    shown = text_of(explanation)
+    assert "Sources: Kotler, P. and Armstrong, G. (2018). Principles of Marketing" in shown
+    assert "Sources: Relationship Marketing - Foundations for Relationship Strategy" in shown
 
 
 def test_class_page_says_the_shapes_in_plain_words(browse_server):

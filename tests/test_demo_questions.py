@@ -1,4 +1,4 @@
-"""The demo data answers every competency question of domain.md §10, and only as designed.
+"""The demo data answers every numbered competency question, and only as designed.
 
 Each question is a SPARQL SELECT over the demo's ASSERTED facts: markets, ladder stages,
 promise states, Fournier forms and KMV classes are computed here from the raw facts and
@@ -56,6 +56,7 @@ FALLBACK_THRESHOLDS = {
     "FollowUpDays": "14",
     "RepeatShareHeuristic": "0.8",
     "GlobalAccountTeams": "2",
+    "LoyaltyPeriodMonths": "12",
 }
 FALLBACK_GRAPH = "urn:relmark:test:fallback-config"
 XSD_DECIMAL = "http://www.w3.org/2001/XMLSchema#decimal"
@@ -119,11 +120,13 @@ def stage_subquery(firm: str, cutoff: str, rank_var: str) -> str:
     """Highest loyalty-ladder stage (rank 1..6) of each of the firm's customer
     relationships, from purchases and referrals dated on or before ``cutoff``.
 
-    Rules of domain.md §4: Prospect = in a segment the firm targets, 0 purchases;
-    Purchaser = exactly 1; Client = >= 2 and satisfaction < θ or unknown; Supporter = >= 2,
-    satisfaction >= θ, no referral; Advocate = >= 1 referral for the firm; Partner = a joint
-    initiative with the firm, or trust and commitment >= θ_high. Scores, segments and
-    joint initiatives carry no history and count as they are now.
+    Rules of domain.md §4 as corrected in issue 18: Prospect = in a segment the firm
+    targets, 0 purchases; Purchaser = exactly 1; Client = >= 2 and satisfaction < θ or
+    unknown; Supporter = >= 2, satisfaction >= θ, no referral; Advocate = >= 2 purchases
+    and >= 1 referral for the firm; Partner = >= 2 purchases and a joint initiative with the
+    firm (advocates and partners climbed the ladder; trust and commitment no longer make a
+    partner). Scores, segments and joint initiatives carry no history and count as they
+    are now.
     """
     return f"""
     {{ SELECT ?rel (MAX(?rank) AS {rank_var}) WHERE {{
@@ -140,10 +143,7 @@ def stage_subquery(firm: str, cutoff: str, rank_var: str) -> str:
                          rm:interactionDate ?rd . FILTER(?rd <= "{cutoff}"^^xsd:date) }}
         }} GROUP BY ?rel }}
         rm:SatisfactionThreshold rm:thresholdValue ?thSat .
-        rm:HighThreshold rm:thresholdValue ?thHigh .
         OPTIONAL {{ ?rel rm:satisfactionLevel ?sat }}
-        OPTIONAL {{ ?rel rm:trustLevel ?trust }}
-        OPTIONAL {{ ?rel rm:commitmentLevel ?com }}
         BIND(EXISTS {{ ?c rm:inSegment ?seg . ?seg rm:targetedBy ?f }} AS ?targeted)
         BIND(EXISTS {{ ?ji a rm:JointInitiative ; rm:jointWith ?f ; rm:participant ?c }}
              AS ?joint)
@@ -153,8 +153,8 @@ def stage_subquery(firm: str, cutoff: str, rank_var: str) -> str:
             || (?rank = 2 && ?n = 1)
             || (?rank = 3 && ?n >= 2 && (!BOUND(?sat) || ?sat < ?thSat))
             || (?rank = 4 && ?n >= 2 && BOUND(?sat) && ?sat >= ?thSat && ?refs = 0)
-            || (?rank = 5 && ?refs >= 1)
-            || (?rank = 6 && (?joint || (?trust >= ?thHigh && ?com >= ?thHigh)))
+            || (?rank = 5 && ?n >= 2 && ?refs >= 1)
+            || (?rank = 6 && ?n >= 2 && ?joint)
         )
     }} GROUP BY ?rel }}
     """
@@ -334,10 +334,13 @@ Q3 = _q(
         ("demo:cr-laura-colombo", "rm:Advocate", "true"),
         ("demo:cr-giovanni-sala", "rm:Advocate", "false"),
         ("demo:cr-costruzioni-lario", "rm:Partner", "false"),
-        ("demo:cr-bruno-cattaneo", "rm:Partner", "false"),
+        # Changed in issue 18: was rm:Partner by trust 0.90 and commitment 0.85 alone; with
+        # no joint initiative he is a satisfied repeat buyer with no referral.
+        ("demo:cr-bruno-cattaneo", "rm:Supporter", "false"),
     },
-    # No stage at all: no purchase, and her segment is not targeted.
-    {"demo:cr-valeria-longhi"},
+    # No stage at all: no purchase, and her segment is not targeted. Silvia Rota (added in
+    # issue 18) has referred a client but never bought: under the old rule an Advocate.
+    {"demo:cr-valeria-longhi", "demo:cr-avv-silvia-rota"},
 )
 
 Q4 = _q(
@@ -761,26 +764,62 @@ Q18 = _q(
     {"demo:assobanche-lombarde"},
 )
 
+
+def loyal_subquery(firm: str, cutoff: str) -> str:
+    """The firm's loyal customer relationships on ``cutoff``: a ladder rank of 4 or more
+    (supporter and above: a favourable attitude) and two purchases, dated by ``cutoff``, at
+    least rm:LoyaltyPeriodMonths months apart (xsd:date plus a yearMonthDuration, not the
+    rule's calendar-month count). Issue 18: the client rung (rank 3) is spurious loyalty."""
+    return f"""
+      {stage_subquery(firm, cutoff, "?rankNow")}
+      FILTER(?rankNow >= 4)
+      ?rel rm:counterparty ?customer .
+      FILTER EXISTS {{
+        ?first a rm:Purchase ; rm:buyer ?customer ; rm:seller {firm} ;
+               rm:interactionDate ?firstDay .
+        ?later a rm:Purchase ; rm:buyer ?customer ; rm:seller {firm} ;
+               rm:interactionDate ?laterDay .
+        rm:LoyaltyPeriodMonths rm:thresholdValue ?months .
+        FILTER(?laterDay <= "{cutoff}"^^xsd:date
+               && ?laterDay >= ?firstDay + xsd:yearMonthDuration(
+                      CONCAT("P", STR(xsd:integer(?months)), "M")))
+      }}
+    """
+
+
+#: The bank's loyal customer relationships today (issue 18: supporter or above, buying for
+#: at least 12 months). Before, every client or higher counted.
+BANK_LOYAL = {
+    "demo:cr-elisa-mariani",
+    "demo:cr-giovanni-sala",
+    "demo:cr-costruzioni-lario",
+    "demo:cr-bruno-cattaneo",
+}
+
 Q19 = _q(
     "loyal-without-courtesy-contact",
     "Loyal customers with no courtesy contact this year.",
     f"""
     SELECT ?rel ?customer WHERE {{
-      {stage_subquery(BANK, TODAY, "?rankNow")}
-      FILTER(?rankNow >= 3)
-      ?rel rm:counterparty ?customer .
+      {loyal_subquery(BANK, TODAY)}
       FILTER NOT EXISTS {{
         ?contact a rm:CourtesyContact ; rm:participant ?customer ; rm:interactionDate ?when .
         FILTER(YEAR(?when) = {THIS_YEAR})
       }}
     }}
     """,
+    # Changed in issue 18: was Stefano Bruni, Alessia Conti (clients: repeat buyers without a
+    # favourable attitude, spurious loyalty) and Fabio Greco (a supporter buying for only ten
+    # months); Bruno Cattaneo, loyal, was last greeted in January 2025.
+    {("demo:cr-bruno-cattaneo", "demo:bruno-cattaneo")},
     {
-        ("demo:cr-stefano-bruni", "demo:stefano-bruni"),
-        ("demo:cr-alessia-conti", "demo:alessia-conti"),
-        ("demo:cr-fabio-greco", "demo:fabio-greco"),
+        "demo:cr-laura-colombo",
+        "demo:cr-irene-mauri",
+        "demo:cr-stefano-bruni",
+        "demo:cr-alessia-conti",
+        "demo:cr-fabio-greco",
+        "demo:cr-elisa-mariani",
     },
-    {"demo:cr-laura-colombo", "demo:cr-irene-mauri"},
 )
 
 Q20 = _q(
@@ -803,8 +842,47 @@ Q20 = _q(
     {"demo:nordwind-energy", "demo:agrimac", "demo:helix-robotics"},
 )
 
+#: Not one of the twenty questions: added in issue 18, when high trust and commitment
+#: stopped making a partner and became only a signal of a candidate.
+PARTNER_CANDIDATES = _q(
+    "partner-candidates",
+    "Repeat customers with high trust and commitment but no joint initiative.",
+    """
+    SELECT ?rel ?customer WHERE {
+      ?rel a rm:CustomerRelationship ; rm:focalParty demo:banca-lariana ;
+           rm:counterparty ?customer ; rm:trustLevel ?trust ; rm:commitmentLevel ?com .
+      rm:HighThreshold rm:thresholdValue ?high .
+      FILTER(?trust >= ?high && ?com >= ?high)
+      { SELECT ?customer (COUNT(DISTINCT ?p) AS ?n) WHERE {
+          ?p a rm:Purchase ; rm:buyer ?customer ; rm:seller demo:banca-lariana .
+      } GROUP BY ?customer }
+      FILTER(?n >= 2)
+      FILTER NOT EXISTS {
+        ?ji a rm:JointInitiative ; rm:jointWith demo:banca-lariana ; rm:participant ?customer .
+      }
+    }
+    """,
+    {("demo:cr-bruno-cattaneo", "demo:bruno-cattaneo")},
+    # Elisa Mariani: commitment 0.78 < 0.8; Costruzioni Lario: a partner already.
+    {"demo:cr-elisa-mariani", "demo:cr-costruzioni-lario"},
+)
+
 QUESTIONS = [Q1, Q2, Q3, Q4, Q5, Q6, Q7, Q8, Q9, Q10]
 QUESTIONS += [Q11, Q12, Q13, Q14, Q15, Q16, Q17, Q18, Q19, Q20]
+
+
+def test_partner_candidates(store: ox.Store) -> None:
+    question = PARTNER_CANDIDATES
+    assert select(store, question.query) == question.expected
+    returned = {cell for row in select(store, question.query) for cell in row}
+    assert not returned & question.near_misses
+
+
+def test_loyal_customers_from_the_asserted_facts(store: ox.Store) -> None:
+    """BANK_LOYAL, which tests/test_rules.py checks the rule engine against, is what the
+    asserted facts say (issue 18's definition of a loyal customer)."""
+    loyal = select(store, f"SELECT ?rel WHERE {{ {loyal_subquery(BANK, TODAY)} }}")
+    assert loyal == {(rel,) for rel in BANK_LOYAL}
 
 
 def test_there_is_one_case_per_competency_question() -> None:

@@ -30,23 +30,23 @@ from relmark.vocab import DEMO, HISTORY_GRAPH, RM, demo_paths
 from relmark.web import close_app, create_app
 
 FIRM = DEMO + "banca-lariana"
-PURCHASER = DEMO + "cr-franco-bassi"  # a purchaser who has referred nobody (yet)
+CLIENT = DEMO + "cr-stefano-bruni"  # a client (two purchases) who has referred nobody (yet)
 ADVOCATE = DEMO + "cr-laura-colombo"
 EXTRA = "urn:relmark:data:extra"
 
-#: a referral by Franco Bassi: his relationship climbs from purchaser to advocate
+#: a referral by Stefano Bruni: his relationship climbs from client to advocate
 REFERRAL = f"""
 @prefix rm: <{RM}> .
 @prefix demo: <{DEMO}> .
 @prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
 @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
-demo:ref-bassi-friend a rm:Referral ;
+demo:ref-bruni-friend a rm:Referral ;
     rm:interactionDate "2026-11-20"^^xsd:date ;
     rm:channel rm:Phone ;
-    rm:referrer demo:franco-bassi ;
-    rm:referredParty demo:bassi-friend ;
+    rm:referrer demo:stefano-bruni ;
+    rm:referredParty demo:bruni-friend ;
     rm:referredTo demo:banca-lariana .
-demo:bassi-friend a rm:Person ; rdfs:label "A friend of Franco Bassi" .
+demo:bruni-friend a rm:Person ; rdfs:label "A friend of Stefano Bruni" .
 """
 
 
@@ -106,7 +106,7 @@ def test_a_load_records_each_membership_with_its_write_and_rule(client: FlaskCli
 def test_a_write_that_moves_someone_is_an_event_and_as_of_answers_both_sides(
     app: Flask, client: FlaskClient
 ) -> None:
-    assert RM + "Purchaser" in _classes(client, PURCHASER, datetime.now(UTC).isoformat())
+    assert RM + "Client" in _classes(client, CLIENT, datetime.now(UTC).isoformat())
     before = datetime.now(UTC)
     time.sleep(0.01)
     response = client.post(
@@ -120,10 +120,10 @@ def test_a_write_that_moves_someone_is_an_event_and_as_of_answers_both_sides(
         },
     )
     assert response.status_code in (201, 204), response.get_data(as_text=True)
-    then = _classes(client, PURCHASER, before.isoformat())
-    now = _classes(client, PURCHASER, datetime.now(UTC).isoformat())
-    assert RM + "Purchaser" in then and RM + "Advocate" not in then
-    assert RM + "Advocate" in now and RM + "Purchaser" not in now
+    then = _classes(client, CLIENT, before.isoformat())
+    now = _classes(client, CLIENT, datetime.now(UTC).isoformat())
+    assert RM + "Client" in then and RM + "Advocate" not in then
+    assert RM + "Advocate" in now and RM + "Client" not in now
     cause = now[RM + "Advocate"]
     assert cause["rule"] == "ladder-advocate"
     assert cause["write"] == {
@@ -132,16 +132,16 @@ def test_a_write_that_moves_someone_is_an_event_and_as_of_answers_both_sides(
         "name": "November referrals",
         "agent": "marketing-import",
     }
-    left = [e for e in _events(client, iri=PURCHASER) if e["change"] == "left"]
-    assert [e["class"] for e in left if "class" in e] == [RM + "Purchaser"]
+    left = [e for e in _events(client, iri=CLIENT) if e["change"] == "left"]
+    assert [e["class"] for e in left if "class" in e] == [RM + "Client"]
     # who entered the advocate class since the write: Franco's relationship, nobody else
     since = _events(client, **{"class": "rm:Advocate", "since": before.isoformat()})
-    assert [(e["resource"], e["change"]) for e in since] == [(PURCHASER, "entered")]
+    assert [(e["resource"], e["change"]) for e in since] == [(CLIENT, "entered")]
 
 
 def test_a_write_that_moves_nobody_records_nothing(app: Flask, client: FlaskClient) -> None:
     size = _history_size(app)
-    comment = f'<{DEMO}franco-bassi> <http://www.w3.org/2000/01/rdf-schema#comment> "met" .'
+    comment = f'<{DEMO}stefano-bruni> <http://www.w3.org/2000/01/rdf-schema#comment> "met" .'
     response = client.post(
         "/data",
         query_string={"graph": EXTRA},
@@ -171,10 +171,10 @@ def test_the_named_questions_read_the_history(client: FlaskClient) -> None:
     )
     assert response.status_code == 200, response.get_data(as_text=True)
     rows = {r["relationship"]["value"]: r for r in response.get_json()["rows"]}
-    assert rows[PURCHASER]["after"]["value"] == RM + "Advocate"
-    assert rows[PURCHASER]["direction"]["value"] == "up"
+    assert rows[CLIENT]["after"]["value"] == RM + "Advocate"
+    assert rows[CLIENT]["direction"]["value"] == "up"
     # on the day itself nothing was yet recorded yesterday: no stage on the first date
-    assert rows[PURCHASER].get("before") in (None, {}), rows[PURCHASER]
+    assert rows[CLIENT].get("before") in (None, {}), rows[CLIENT]
     response = client.get("/api/queries/became-at-risk", query_string={"asOf": today, "days": "1"})
     assert response.status_code == 200, response.get_data(as_text=True)
     rows = response.get_json()["rows"]
@@ -257,8 +257,8 @@ def test_the_change_feed_streams_new_events_with_filters(app: Flask, client: Fla
 
     def write_later() -> None:
         time.sleep(0.5)
-        referral = REFERRAL.replace("franco-bassi", "irene-mauri").replace(
-            "bassi-friend", "mauri-friend"
+        referral = REFERRAL.replace("stefano-bruni", "alessia-conti").replace(
+            "bruni-friend", "conti-friend"
         )
         response = client.post(
             "/data", query_string={"graph": EXTRA + "-2"}, data=referral, headers=headers
@@ -271,13 +271,13 @@ def test_the_change_feed_streams_new_events_with_filters(app: Flask, client: Fla
     live = _feed(client, **{"class": "rm:Advocate", "wait": "3", "since": before})
     writer.join()
     assert writes and writes[0] in (201, 204)
-    assert [(e["resource"], e["change"]) for e in live] == [(DEMO + "cr-irene-mauri", "entered")]
+    assert [(e["resource"], e["change"]) for e in live] == [(DEMO + "cr-alessia-conti", "entered")]
     # a reconnection from the last id misses nothing and repeats nothing
     assert _feed(client, **{"class": "rm:Advocate", "wait": "0", "since": live[-1]["id"]}) == []
     # filters: another class, another resource
     assert _feed(client, **{"class": "rm:Prospect", "wait": "0", "since": before}) == []
-    only = _feed(client, iri=DEMO + "cr-irene-mauri", wait="0", since=before)
-    assert {e["resource"] for e in only} == {DEMO + "cr-irene-mauri"}
+    only = _feed(client, iri=DEMO + "cr-alessia-conti", wait="0", since=before)
+    assert {e["resource"] for e in only} == {DEMO + "cr-alessia-conti"}
     assert client.get("/api/events", query_string={"wait": "100000"}).status_code == 400
 
 

@@ -28,12 +28,14 @@ from relmark.stores import open_store
 from relmark.stores.base import Store, data_graph
 from relmark.stores.embedded import EmbeddedStore
 from relmark.stores.remote.store import RemoteStore
-from relmark.vocab import DEMO, INFERRED_GRAPH, RM, demo_paths
+from relmark.vocab import DEMO, INFERRED_GRAPH, ONTOLOGY_DIR, RM, demo_paths
 
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 BANK = data_graph("demo-bank")
 ELISA_CR = DEMO + "cr-elisa-mariani"  # a Supporter: three purchases, no referral
 SCRATCH = data_graph("scratch")
+
+RULE_FILES = sorted((ONTOLOGY_DIR / "rules").glob("*.rq"))
 
 
 def _n(local: str) -> ox.NamedNode:
@@ -299,7 +301,9 @@ def test_what_other_clients_write_to_the_engine_is_taken_in_by_infer_full(
 
         full = relmark_cli(engine.location, engine, "infer", "--full")
         assert full.returncode == 0, full.stderr
-        assert "48 rules" in full.stderr, full.stderr
+        # as many rules as the rule files (47 since issue 18 removed
+        # ladder-partner-trust-commitment; counted, not written down, so new rules pass)
+        assert f"{len(RULE_FILES)} rules" in full.stderr, full.stderr
         assert "(+4 −1 since the last run)" in full.stderr, full.stderr
         assert stage(store, ELISA_CR) == {"Advocate"}
         assert_same_as_full_run(store)  # the difference written by that run was the right one

@@ -28,6 +28,7 @@ from oracles.owl_classifier import classify_with_owl
 from relmark.reasoning.rules import load_rules, materialise
 from relmark.stores.base import data_graph
 from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.system_graphs import sync_file_graph
 from relmark.vocab import (
     CONFIG_FILE,
     CONFIG_GRAPH,
@@ -416,8 +417,8 @@ def test_owl_agrees_with_the_rules_on_the_near_misses(tmp_path: Path):
     data = data_graph("test-literature-fournier")
     store = EmbeddedStore(tmp_path / "store")
     try:
-        store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths())
-        store.sync_file_graph(CONFIG_GRAPH, [ONTOLOGY_DIR / CONFIG_FILE])
+        sync_file_graph(store, ONTOLOGY_GRAPH, ontology_paths())
+        sync_file_graph(store, CONFIG_GRAPH, [ONTOLOGY_DIR / CONFIG_FILE])
         store.bulk_replace_graphs({data: [(ox.RdfFormat.TURTLE, records().encode(), "records")]})
         materialise(store, load_rules())
         by_rules = {

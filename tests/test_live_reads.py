@@ -24,10 +24,10 @@ import rdflib.compare
 import requests
 from conftest import SERVER_TOKEN, RelmarkServer, put_demo_data, running_relmark
 
-from relmark.server.supervisor import KEEP_SNAPSHOTS, SnapshotPublisher
 from relmark.stores.base import StoreLocked
 from relmark.stores.embedded import EmbeddedStore
-from relmark.stores.read_view import open_for_reading, snapshots_of
+from relmark.stores.read_view import open_for_reading
+from relmark.stores.snapshots import KEEP_SNAPSHOTS, SnapshotPublisher, snapshots_of
 from relmark.vocab import META_GRAPH
 
 RELMARK = Path(sys.executable).with_name("relmark")

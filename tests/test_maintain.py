@@ -8,9 +8,10 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from relmark.loading import load_sources, read_source
-from relmark.reasoning.maintain import ensure_inferences, sync_system_graphs
+from relmark.reasoning.maintain import ensure_inferences
 from relmark.stores.base import data_graph
 from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.system_graphs import sync_system_graphs
 from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_DIR, RM, demo_paths
 
 

@@ -1,6 +1,6 @@
 """Named competency questions through the real HTTP server (issue 6).
 
-Each of the twenty questions of domain.md §10 runs as ``GET /api/queries/<name>`` against a
+Each of the twenty numbered competency questions runs as ``GET /api/queries/<name>`` against a
 ``relmark serve`` holding the demo data, and must return exactly the answer set that
 tests/test_demo_questions.py derives independently from the asserted facts (imported from
 there, so both tests agree on one expectation), with the demo's near-misses absent. Then the
@@ -99,6 +99,11 @@ CASES = [
         demo.Q19,
     ),
     Case("global-accounts", {"firm": FERROMEC}, ("account", "teams"), demo.Q20),
+    # Added in issue 18 (not one of the twenty): the candidate signal that high trust and
+    # commitment became when they stopped making a partner.
+    Case(
+        "partner-candidates", {"firm": BANK}, ("relationship", "customer"), demo.PARTNER_CANDIDATES
+    ),
 ]
 INJECTION = '"> } ; DROP ALL #'
 
@@ -132,12 +137,17 @@ def tuples(rows: list[dict], columns: tuple[str, ...]) -> set[tuple[str | None, 
 
 # --- one test per question -----------------------------------------------------------------
 def test_every_question_has_a_case() -> None:
-    # The twenty numbered questions have a case here; the unnumbered ones added with the
-    # concepts of the source texts are tested in test_seed_questions.py.
+    # The twenty numbered questions and partner-candidates (the ladder's candidate signal)
+    # have a case here; the unnumbered ones added with the concepts of the source texts are
+    # tested in test_seed_questions.py.
     numbered = [q for q in load_catalogue() if q.question is not None]
-    assert sorted(c.name for c in CASES) == sorted(q.name for q in numbered)
     assert sorted(q.question for q in numbered) == list(range(1, 21))
-    assert {c.question.id_ for c in CASES} == {q.id_ for q in demo.QUESTIONS}
+    assert sorted(c.name for c in CASES) == sorted(
+        [q.name for q in numbered] + ["partner-candidates"]
+    )
+    assert {c.question.id_ for c in CASES} == {q.id_ for q in demo.QUESTIONS} | {
+        demo.PARTNER_CANDIDATES.id_
+    }
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -414,7 +424,7 @@ def test_catalogue_over_http(relmark_server: RelmarkServer):
     ]
     assert [q["name"] for q in english] == sorted(p.stem for p in QUERIES_DIR.glob("*.rq"))
     referral = next(q for q in italian if q["name"] == "referral-market")
-    assert referral["title"].startswith("Mercato delle referenze")
+    assert referral["title"].startswith("Mercato delle segnalazioni")
     assert referral["parameters"] == [
         {
             "name": "firm",
@@ -422,7 +432,7 @@ def test_catalogue_over_http(relmark_server: RelmarkServer):
             "class": RM + "FocalFirm",
             "required": True,
             "default": None,
-            "description": "L'impresa di cui si elenca il mercato delle referenze.",
+            "description": "L'impresa di cui si elenca il mercato delle segnalazioni.",
             "example": "demo:banca-lariana",
         }
     ]

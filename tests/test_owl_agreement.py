@@ -1,6 +1,6 @@
-"""owlready2 as an independent oracle (DESIGN.md §5): classified by OWL (HermiT, with the
-world closed where the rules negate or count), the demo data must fall into exactly the
-classes the rule engine puts it in.
+"""owlready2 as an independent oracle (docs/architecture.md, "Rules and explanations"):
+classified by OWL (HermiT, with the world closed where the rules negate or count), the demo
+data must fall into exactly the classes the rule engine puts it in.
 
 The rule engine's answer is read as the store holds it after materialise: the members of a
 class in urn:relmark:inferred plus those asserted in the data, ontology and config graphs.
@@ -22,9 +22,11 @@ from relmark.reasoning.rules import load_rules, materialise
 from relmark.reasoning.rules.provenance import RDF
 from relmark.stores.base import data_graph
 from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.system_graphs import sync_file_graph
 from relmark.vocab import (
     CONFIG_FILE,
     CONFIG_GRAPH,
+    DEMO,
     INFERRED_GRAPH,
     ONTOLOGY_DIR,
     ONTOLOGY_GRAPH,
@@ -54,8 +56,8 @@ def local(iri: str) -> str:
 def open_demo_store(path: Path, config_path: Path = CONFIG_PATH) -> EmbeddedStore:
     """A store laid out as relmark lays it out: ontology, config, one graph per demo file."""
     store = EmbeddedStore(path)
-    store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths())
-    store.sync_file_graph(CONFIG_GRAPH, [config_path])
+    sync_file_graph(store, ONTOLOGY_GRAPH, ontology_paths())
+    sync_file_graph(store, CONFIG_GRAPH, [config_path])
     store.bulk_replace_graphs(
         {
             data_graph("demo-" + p.stem): [(ox.RdfFormat.TURTLE, p.read_bytes(), p.name)]
@@ -173,4 +175,35 @@ def test_a_changed_threshold_changes_owls_answer_as_it_changes_the_rules(
     assert owl_after, "raised too far: the comparison could not fail"
     assert owl_after < by_owl[MOVED_CLASS]
     assert rules_after < by_rules[MOVED_CLASS]
+    assert owl_after == rules_after
+
+
+def test_a_shorter_loyalty_period_changes_owls_answer_as_it_changes_the_rules(
+    tmp_path: Path,
+    knowledge: rdflib.Graph,
+    config: rdflib.Graph,
+    by_owl: dict[str, set[str]],
+    by_rules: dict[str, set[str]],
+):
+    """Issue 18: rm:LoyalCustomer asks for purchases rm:LoyaltyPeriodMonths apart, which
+    OWL reads through date facets grounded on the purchase dates (owl.py). At 12 months
+    Fabio Greco (a supporter buying for ten months) and Laura Colombo (an advocate, nine)
+    are not loyal; at 9 months both are, on both sides."""
+    cls = RM + "LoyalCustomer"
+    threshold = rdflib.URIRef(RM + "LoyaltyPeriodMonths")
+    value = rdflib.URIRef(RM + "thresholdValue")
+    assert Decimal(str(config.value(threshold, value))) == 12
+    shorter = rdflib.Graph()
+    for triple in config:
+        shorter.add(triple)
+    shorter.set((threshold, value, rdflib.Literal(Decimal("9"))))
+    shorter_path = tmp_path / CONFIG_FILE
+    shorter.serialize(shorter_path, format="turtle")
+
+    owl_after = classify_with_owl(knowledge, shorter, [cls])[cls]
+    rules_after = rule_answers(tmp_path / "store", (cls,), shorter_path)[cls]
+
+    newly_loyal = {DEMO + "cr-fabio-greco", DEMO + "cr-laura-colombo"}
+    assert not newly_loyal & by_owl[cls] and not newly_loyal & by_rules[cls]
+    assert owl_after == by_owl[cls] | newly_loyal
     assert owl_after == rules_after

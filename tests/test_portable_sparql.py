@@ -1,4 +1,4 @@
-"""``portable_sparql.without_lateral``: the SPARQL 1.1 form of a LATERAL query gives the same
+"""``relmark.sparql.rewrite.without_lateral``: the SPARQL 1.1 form of a LATERAL query gives the same
 answers. Checked on the embedded store (pyoxigraph speaks both forms), so a difference can
 only come from the rewrite: every named question, with its example parameters bound as a
 remote store binds them (``bind_values``), original against rewritten."""
@@ -13,9 +13,9 @@ from backends import load_demo
 
 from relmark.queries import RDFS_LABEL, bind_parameters, load_catalogue
 from relmark.reasoning.maintain import ensure_inferences
-from relmark.sparql.portable import Unportable, uses_lateral, without_lateral
+from relmark.sparql.rewrite import Unportable, uses_lateral, without_lateral
 from relmark.stores.embedded import EmbeddedStore
-from relmark.stores.remote.store import bind_values
+from relmark.stores.remote.dialects import bind_values
 from relmark.vocab import DEMO, ONTOLOGY_DIR
 
 LATERAL_QUESTIONS = {
@@ -27,6 +27,7 @@ LATERAL_QUESTIONS = {
     "ladder-stages",
     "loyal-without-courtesy-contact",
     "members-still-purchasers",
+    "partner-candidates",  # issue 18
     "promise-breakers",
     "referral-market",
     "six-markets",

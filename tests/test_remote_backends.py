@@ -45,8 +45,10 @@ from relmark.queries import find_query, load_catalogue, run_named
 from relmark.reasoning import explain, remote_rules, rules
 from relmark.settings import Settings
 from relmark.stores import open_store
+from relmark.stores.base import RemoteError, RemoteTimeout, RemoteUnavailable
 from relmark.stores.embedded import EmbeddedStore
-from relmark.stores.remote.store import RemoteConfig, RemoteError, RemoteStore, RemoteTimeout
+from relmark.stores.remote.store import RemoteStore
+from relmark.stores.remote.transport import RemoteConfig
 from relmark.vocab import INFERRED_GRAPH, RM, demo_paths
 from relmark.web.errors import remote_failed
 
@@ -381,7 +383,7 @@ def test_classify_and_explain_answer_as_embedded(remote: Backend, reference: Bac
 
 
 #: What Virtuoso 7.2 may still answer differently, per question: only slowly. Its
-#: deviations are written around in queries/*.rq (see the comments there), portable_sparql.py
+#: deviations are written around in queries/*.rq (see the comments there), sparql/rewrite.py
 #: and remote_store.py (durations come back as seconds: ``_virtuoso_durations``); the
 #: README, "Running on a SPARQL server", lists them.
 VIRTUOSO_DIFFERENCES = {
@@ -395,9 +397,10 @@ VIRTUOSO_DIFFERENCES = {
 def test_named_queries_answer_as_embedded(remote: Backend, reference: Backend) -> None:
     """Every question, with its required parameters and with all its examples, gives the
     same rows (labels included) as on the embedded store. The catalogue's LATERALs reach
-    Virtuoso rewritten by portable_sparql; VIRTUOSO_DIFFERENCES is what is left."""
+    Virtuoso rewritten by sparql.rewrite; VIRTUOSO_DIFFERENCES is what is left."""
     catalogue = requests.get(reference.server.url + "/api/queries", timeout=60)
-    assert len(catalogue.json()["queries"]) == 20
+    # the twenty questions and partner-candidates (issue 18): every file of the catalogue
+    assert len(catalogue.json()["queries"]) == len(load_catalogue()) == 21
     differ = {}
     for query in load_catalogue():
         examples = {
@@ -694,7 +697,7 @@ def test_a_deadline_ends_reads_sooner_than_the_configured_timeout() -> None:
         assert time.monotonic() - started < 5  # the deadline, not the 30 s of the settings
         with store.deadline(0.0), pytest.raises(RemoteTimeout):  # none left: no request
             store.query("ASK {}")
-        assert store._read_timeout() == 30  # the block is over: the settings' timeout again
+        assert store.transport.read_timeout() == 30  # the block is over: the settings' timeout
 
 
 class _RecordingEngine(BaseHTTPRequestHandler):
@@ -726,10 +729,10 @@ class _RecordingEngine(BaseHTTPRequestHandler):
         pass
 
 
-def test_queries_carry_the_sessions_headers_and_follow_redirects() -> None:
-    """Queries go through the session's urllib3 pool directly (``RemoteStore._pooled``):
-    they still send the credentials and the session's headers, and a redirect is still
-    followed (by ``requests``), so the engine cannot tell the two ways apart."""
+def test_requests_carry_the_credentials_and_follow_redirects() -> None:
+    """Every request to the engine goes through one HTTP client (urllib3's pool): it sends
+    the credentials and names relmark, and a redirect is followed (a 307 keeps the POST and
+    its body), so a query reaches the engine wherever its URL points."""
     engine = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingEngine)
     engine.seen = []  # type: ignore[attr-defined]
     threading.Thread(target=engine.serve_forever, daemon=True).start()
@@ -744,14 +747,47 @@ def test_queries_carry_the_sessions_headers_and_follow_redirects() -> None:
         assert body == b"query=ASK+%7B+%3Fs+%3Fp+%3Fo+%7D"  # a form: no direct POST here
         assert headers["Authorization"] == "Basic " + base64.b64encode(b"ana:s3cret").decode()
         assert headers["Content-Type"] == "application/x-www-form-urlencoded"
-        assert headers["User-Agent"].startswith("python-requests/")
+        assert headers["User-Agent"] == "relmark"
         moved = RemoteStore(RemoteConfig(f"{url}/moved", engine="generic"))
         engine.seen.clear()  # type: ignore[attr-defined]
         assert bool(moved.query("ASK {}")) is True
-        paths = [path for path, _, _ in engine.seen]  # type: ignore[attr-defined]
-        # the first redirect is met twice (then requests follows it), the rest once
-        assert paths[:3] == ["/moved", "/moved", "/query"], paths
-        assert paths[3:] == ["/moved", "/query"] * ((len(paths) - 3) // 2), paths
+        seen = engine.seen  # type: ignore[attr-defined]
+        assert [path for path, _, _ in seen] == ["/moved", "/query"] * (len(seen) // 2), seen
+        assert seen[-1][2] == b"query=ASK+%7B%7D"  # the body went on with the redirect
+    finally:
+        engine.shutdown()
+        engine.server_close()
+
+
+class _BusyEngine(BaseHTTPRequestHandler):
+    """A stand-in engine that answers every request 503 with Retry-After, counting them."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.seen += 1  # type: ignore[attr-defined]
+        self.send_response(503)
+        self.send_header("Retry-After", "1")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_engine_503_is_its_answer_not_a_retry() -> None:
+    """A 503 (with Retry-After) is the engine saying it is unavailable: relmark asks once
+    and reports that (503 to its own client), rather than retrying or calling the engine
+    unreachable."""
+    engine = ThreadingHTTPServer(("127.0.0.1", 0), _BusyEngine)
+    engine.seen = 0  # type: ignore[attr-defined]
+    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    try:
+        store = RemoteStore(
+            RemoteConfig(f"http://127.0.0.1:{engine.server_port}/q", engine="generic")
+        )
+        with pytest.raises(RemoteUnavailable, match=r"is unavailable \(503\)"):
+            store.query("ASK {}")
+        assert engine.seen == 1  # type: ignore[attr-defined]
     finally:
         engine.shutdown()
         engine.server_close()

@@ -35,6 +35,7 @@ from relmark.reasoning.rules.materialise import write_as_made
 from relmark.reasoning.rules.provenance import PROV, RDF
 from relmark.stores.base import data_graph
 from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.system_graphs import sync_file_graph
 from relmark.vocab import (
     CONFIG_FILE,
     CONFIG_GRAPH,
@@ -62,8 +63,8 @@ PREFIXES = f"PREFIX rm: <{RM}>\nPREFIX demo: <{DEMO}>\nPREFIX prov: <{PROV}>\n"
 def open_demo_store(path: Path) -> EmbeddedStore:
     """A store laid out as relmark lays it out: ontology, config, one graph per demo file."""
     store = EmbeddedStore(path)
-    store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths())
-    store.sync_file_graph(CONFIG_GRAPH, [ONTOLOGY_DIR / CONFIG_FILE])
+    sync_file_graph(store, ONTOLOGY_GRAPH, ontology_paths())
+    sync_file_graph(store, CONFIG_GRAPH, [ONTOLOGY_DIR / CONFIG_FILE])
     store.bulk_replace_graphs(
         {
             data_graph("demo-" + p.stem): [(ox.RdfFormat.TURTLE, p.read_bytes(), p.name)]
@@ -164,10 +165,71 @@ def test_every_rule_file_has_its_header(path: Path):
     for text in (rule.label, rule.label_it, rule.why, rule.why_it):
         assert text.strip()
     assert rule.why.endswith(".") and rule.why_it.endswith(".")
-    # A source tag, or a bibliographic reference ("Fournier, S. (1998) ...") where a rule has
-    # been checked against its literature (issue 18: sources users can look up).
-    assert re.search(r"\[(S\d|W\d+|D)\]|[A-Z][a-z]+, [A-Z]\.", rule.source)
     assert rule.conclusions and rule.premises
+    problems = source_problems(rule.source, rule.references)
+    assert problems == []
+
+
+def bibliographic_references() -> set[str]:
+    """The IRIs of references.ttl's dcterms:BibliographicResource nodes."""
+    typed = ox.NamedNode("http://purl.org/dc/terms/BibliographicResource")
+    quads = ox.parse(path=ONTOLOGY_DIR / "references.ttl", format=ox.RdfFormat.TURTLE)
+    return {q.subject.value for q in quads if q.object == typed}
+
+
+def source_problems(source: str, references: tuple[str, ...]) -> list[str]:
+    """What is wrong with a ``# source:`` header: it must cite works of references.ttl by
+    their ``ref:`` names, which the pages show as citations; a tag or a file name pointing
+    outside the repository ("[W6]", "domain.md §4", "seeds/…") is what users cannot look up."""
+    problems = []
+    if not references:
+        problems.append(f"cites no ref: work: {source!r}")
+    problems += [f"{iri} is not in references.ttl" for iri in references if iri not in KNOWN_REFS]
+    if re.search(r"\[(S|W)?\d*\]|\[D\]|domain\.md|seeds/|\.\./", source):
+        problems.append(f"points outside the repository: {source!r}")
+    return problems
+
+
+KNOWN_REFS = bibliographic_references()
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "[W6] [D] domain.md §4",
+        "[S1] seeds/001_c98b776dde5cf932.txt",
+        "ref:fournier-1998, ref:no-such-work",
+        "Fournier, S. (1998) Consumers and their brands",
+    ],
+)
+def test_a_source_pointing_outside_the_repository_fails_the_header_check(
+    tmp_path: Path, source: str
+):
+    text = HEADER.format(name="cited").replace("ref:relmark-modelling-choice", source)
+    path = write_rule(tmp_path, "cited", text + BODY + "WHERE { ?x a rm:CustomerRelationship . }")
+    rule = parse_rule(path)
+    assert source_problems(rule.source, rule.references)
+
+
+def test_a_source_mixing_references_with_other_text_is_refused_at_its_line(tmp_path: Path):
+    text = HEADER.format(name="cited").replace(
+        "ref:relmark-modelling-choice", "ref:fournier-1998 Table 1, [D] domain.md §6"
+    )
+    path = write_rule(tmp_path, "cited", text + BODY + "WHERE { ?x a rm:CustomerRelationship . }")
+    with pytest.raises(RuleError, match=r"# source:") as caught:
+        parse_rule(path)
+    assert caught.value.line == 5
+
+
+def test_a_source_citing_references_passes_and_keeps_their_order(tmp_path: Path):
+    text = HEADER.format(name="cited").replace(
+        "ref:relmark-modelling-choice", "ref:fournier-1998, ref:bitner-1995"
+    )
+    path = write_rule(tmp_path, "cited", text + BODY + "WHERE { ?x a rm:CustomerRelationship . }")
+    rule = parse_rule(path)
+    refs = "https://w3id.org/relmark/references#"
+    assert rule.references == (refs + "fournier-1998", refs + "bitner-1995")
+    assert source_problems(rule.source, rule.references) == []
 
 
 def test_rules_are_loaded_sorted_and_deterministically(rules: list[Rule]):
@@ -181,12 +243,15 @@ def test_rules_read_their_thresholds_from_the_config(rules: list[Rule]):
     for rule in rules:
         body = rule.sparql.split("CONSTRUCT", 1)[1]
         for number in re.findall(r"(?<![\w?$])(\d+(?:\.\d+)?)(?![\w])", body):
-            assert number == "0", f"{rule.name} hard-codes {number}"
+            # 12 only as months in a year (ladder-loyal-customer counts calendar months):
+            # a unit of the calendar, not a cut-off
+            allowed = {"0", "12"} if rule.name == "ladder-loyal-customer" else {"0"}
+            assert number in allowed, f"{rule.name} hard-codes {number}"
 
 
 HEADER = (
     "# rule: {name}\n# label: A label\n# label@it: Un'etichetta\n"
-    "# why: Because.\n# source: [D] domain.md §4\n"
+    "# why: Because.\n# source: ref:relmark-modelling-choice\n"
 )
 BODY = "PREFIX rm: <https://w3id.org/relmark/ontology#>\nCONSTRUCT { ?x a rm:Client . }\n"
 
@@ -314,11 +379,22 @@ def test_every_firm_s_relationships_have_at_most_one_stage(store: EmbeddedStore)
     assert {n for _, n in counted} == {"1"}
 
 
-def test_loyal_customers_are_clients_or_higher(store: EmbeddedStore):
-    loyal = column(store, "SELECT ?rel WHERE { ?rel a rm:LoyalCustomer ; rm:focalParty ?f }")
-    bank_loyal = {rel for rel, stage, _ in demo_q.Q3.expected if STAGES.index(stage[3:]) >= 2}
-    assert bank_loyal <= loyal
-    assert not {rel for rel, stage, _ in demo_q.Q3.expected if rel not in bank_loyal} & loyal
+def test_loyal_customers_are_supporters_or_higher_buying_over_a_long_period(
+    store: EmbeddedStore,
+):
+    """Changed in issue 18: loyalty is a favourable attitude (supporter or higher) and
+    purchases over a long period (Dick & Basu 1994), no longer "client rung or higher".
+    The two clients (Stefano Bruni, Alessia Conti) are spuriously loyal and drop out, and so
+    do the supporter and the advocate whose purchases span under 12 months (Fabio Greco
+    10 months, Laura Colombo 9)."""
+    loyal = column(
+        store,
+        "SELECT ?rel WHERE { ?rel a rm:LoyalCustomer ; rm:focalParty demo:banca-lariana }",
+    )
+    assert loyal == demo_q.BANK_LOYAL
+    clients = {rel for rel, stage, _ in demo_q.Q3.expected if stage == "rm:Client"}
+    assert clients and not clients & loyal
+    assert not {"demo:cr-fabio-greco", "demo:cr-laura-colombo"} & loyal
 
 
 def test_clients_without_referral(store: EmbeddedStore):
@@ -521,21 +597,24 @@ RULE_CASES: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]] = {
         ("demo:cr-elisa-mariani", "a", "rm:Supporter"),
         ("demo:cr-giovanni-sala", "a", "rm:Supporter"),
     ),
+    # Near-miss changed in issue 18: a referrer who has never bought from the bank (was
+    # cr-franco-bassi, who made no referral at all).
     "ladder-advocate": (
         ("demo:cr-laura-colombo", "a", "rm:Advocate"),
-        ("demo:cr-franco-bassi", "a", "rm:Advocate"),
+        ("demo:cr-avv-silvia-rota", "a", "rm:Advocate"),
     ),
+    # Near-miss changed in issue 18: a joint pilot with a customer who has bought once (was
+    # cr-bruno-cattaneo, whose high trust and commitment no longer make a partner: the
+    # ladder-partner-trust-commitment rule is gone).
     "ladder-partner-joint-initiative": (
         ("demo:cr-costruzioni-lario", "a", "rm:Partner"),
-        ("demo:cr-bruno-cattaneo", "a", "rm:Partner"),
+        ("demo:cr-helix", "a", "rm:Partner"),
     ),
-    "ladder-partner-trust-commitment": (
-        ("demo:cr-bruno-cattaneo", "a", "rm:Partner"),
-        ("demo:cr-elisa-mariani", "a", "rm:Partner"),
-    ),
+    # Changed in issue 18: the positive case was cr-stefano-bruni, a dissatisfied client,
+    # now the near-miss (spurious loyalty); a satisfied customer buying for years is loyal.
     "ladder-loyal-customer": (
+        ("demo:cr-elisa-mariani", "a", "rm:LoyalCustomer"),
         ("demo:cr-stefano-bruni", "a", "rm:LoyalCustomer"),
-        ("demo:cr-irene-mauri", "a", "rm:LoyalCustomer"),
     ),
     "promise-kept": (
         ("demo:promise-mutuo-48h-mauri", "a", "rm:KeptPromise"),
@@ -805,6 +884,37 @@ def test_an_explanation_follows_inferred_premises(store: EmbeddedStore):
     }
     assert len(teams) == 3  # the sub-select's counted facts are premises too
     assert "account-key" in explanation_text(tree)
+    # each rule's # source: is shown as the citations of the works it names
+    kotler = "Kotler, P. and Armstrong, G. (2018). Principles of Marketing"
+    assert tree["sources"][0]["text"].startswith(kotler)
+    assert tree["source"].startswith(kotler)
+    assert f"  source: {kotler}" in explanation_text(tree)
+
+
+def test_a_rule_cites_its_references_in_the_provenance_and_links_their_doi(
+    store: EmbeddedStore, rules: list[Rule]
+):
+    rule = rule_named(rules, "fournier-enmity")
+    fournier = "https://w3id.org/relmark/references#fournier-1998"
+    assert rule.references == (fournier,)
+    recorded = store.query(
+        f"SELECT ?source WHERE {{ GRAPH <{PROVENANCE_GRAPH}> {{ <{rule.iri}> "
+        "<http://purl.org/dc/terms/source> ?source } }"
+    )
+    assert [row["source"] for row in recorded] == [ox.NamedNode(fournier)]
+    enemy = next(
+        iter(
+            store.query(
+                f"SELECT ?s WHERE {{ GRAPH <{INFERRED_GRAPH}> {{ ?s a <{RM}Enmity> }} }} LIMIT 1"
+            )
+        )
+    )["s"]
+    tree = explain(store, enemy.value, RM + "Enmity")
+    assert tree["rule"] == "fournier-enmity"
+    (source,) = tree["sources"]
+    assert source["reference"] == fournier
+    assert source["iri"] == "https://doi.org/10.1086/209515"
+    assert source["text"].startswith("Fournier, S. (1998). Consumers and Their Brands")
 
 
 def test_explanations_in_italian(store: EmbeddedStore, rules: list[Rule]):

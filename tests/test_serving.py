@@ -40,8 +40,6 @@ from conftest import (
 
 from relmark.loading import ShapesCheck, ValidationFailed
 from relmark.server.supervisor import (
-    KEEP_SNAPSHOTS,
-    SnapshotPublisher,
     StoreWriter,
     WriteCounter,
     encode_write,
@@ -50,8 +48,10 @@ from relmark.server.supervisor import (
 from relmark.settings import Settings
 from relmark.stores import open_store
 from relmark.stores.base import StoreError
-from relmark.stores.embedded import EmbeddedStore, SnapshotReplica
-from relmark.stores.memory_copy import MemoryCopy
+from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.memory_copy import MemoryCopyCache
+from relmark.stores.snapshots import KEEP_SNAPSHOTS, SnapshotPublisher, SnapshotReplica
+from relmark.stores.system_graphs import sync_file_graph
 from relmark.vocab import DEMO, ONTOLOGY_DIR, ONTOLOGY_GRAPH, RM, demo_paths, ontology_paths
 
 XSD_INTEGER = "http://www.w3.org/2001/XMLSchema#integer"
@@ -275,7 +275,7 @@ def test_a_memory_copy_holds_exactly_its_version_and_respects_the_budget(tmp_pat
     )
     store.backup(tmp_path / "1")
     one = ox.Store.read_only(str(tmp_path / "1"))
-    copies = MemoryCopy(max_quads=1_000_000)
+    copies = MemoryCopyCache(max_quads=1_000_000)
     copies.want(1, one)
     assert wait_for(lambda: copies.get(1) is not None, 30)
     assert set(copies.get(1).quads_for_pattern(None, None, None, None)) == set(
@@ -295,11 +295,11 @@ def test_a_memory_copy_holds_exactly_its_version_and_respects_the_budget(tmp_pat
     assert copies.get(1) is None  # dropped at once: never two copies in memory
     assert wait_for(lambda: copies.get(2) is not None, 30)
     assert note in copies.get(2)
-    small = MemoryCopy(max_quads=10)  # the store is larger: it stays on disk
+    small = MemoryCopyCache(max_quads=10)  # the store is larger: it stays on disk
     small.want(1, one)
     assert wait_for(lambda: not small.building, 30)
     assert small.get(1) is None and small.version is None
-    off = MemoryCopy(max_quads=0)
+    off = MemoryCopyCache(max_quads=0)
     off.want(1, one)
     assert not off.building and off.get(1) is None
     store.close()
@@ -470,9 +470,9 @@ def test_writes_reach_the_writer_and_come_back_as_snapshots(channel: Channel) ->
     assert replica.generation == unchanged  # nothing written, nothing published
     assert graph.value not in other.graph_names()
 
-    assert replica.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths()) is True
+    assert sync_file_graph(replica, ONTOLOGY_GRAPH, ontology_paths()) is True
     synced = replica.generation
-    assert replica.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths()) is False
+    assert sync_file_graph(replica, ONTOLOGY_GRAPH, ontology_paths()) is False
     assert replica.generation == synced
     assert other.graph_size(ONTOLOGY_GRAPH) > 100
 

@@ -60,7 +60,8 @@ demo:annaAtBank a rm:CustomerRelationship ;
     rm:startDate "2021-02-01"^^xsd:date ; rm:endDate "2021-02-01"^^xsd:date ;
     rm:trustLevel 0.8 ; rm:commitmentLevel 1.0 ; rm:satisfactionLevel 0.0 ;
     rm:lifetimeValue 12500.00 ; rm:gummessonType rm:R1 ; rm:bondType rm:ActorBond ;
-    rm:counterpartyKind rm:UltimateCustomerExchange .
+    rm:counterpartyKind rm:UltimateCustomerExchange ;
+    rm:trustor demo:anna ; rm:trustee demo:bank ; rm:measuredOn "2021-06-30"^^xsd:date .
 demo:annaLovesSoap a rm:BestFriendship ;
     rm:focalParty demo:acme ; rm:counterparty demo:anna ; rm:withBrand demo:soap ;
     rm:isVoluntary true ; rm:isPublic true ; rm:isSymmetric true ; rm:valence -1.0 ;
@@ -129,6 +130,25 @@ BAD_RECORDS = [
         {(DEMO.rel, RM.trustLevel)},
         ["decimal number", "0.75"],
         id="score-written-as-an-integer",
+    ),
+    # issue 18: whose view the scores are, of whom, and when (all optional)
+    pytest.param(
+        RELATIONSHIP + 'rm:measuredOn "last spring" .',
+        {(DEMO.rel, RM.measuredOn)},
+        ["scores were measured", "YYYY-MM-DD"],
+        id="scores-measured-on-a-word",
+    ),
+    pytest.param(
+        RELATIONSHIP + 'rm:trustor "Anna" .',
+        {(DEMO.rel, RM.trustor)},
+        ["trustor", "stakeholder"],
+        id="trustor-written-as-text",
+    ),
+    pytest.param(
+        RELATIONSHIP + "rm:trustee demo:anna , demo:bank .",
+        {(DEMO.rel, RM.trustee)},
+        ["trustee", "at most one"],
+        id="two-trustees",
     ),
     pytest.param(
         RELATIONSHIP + "rm:lifetimeValue -100.00 .",
@@ -496,6 +516,12 @@ def test_bad_record_is_rejected_at_the_right_node_and_property(
             {(DEMO.rel, RM.focalParty)},
             ["same party"],
             id="firm-in-relationship-with-itself",
+        ),
+        pytest.param(
+            RELATIONSHIP + "rm:trustor demo:anna ; rm:trustee demo:anna .",
+            {(DEMO.rel, RM.trustor)},
+            ["trustor and the trustee", "one party's view"],
+            id="trustor-is-the-trustee",
         ),
     ],
 )

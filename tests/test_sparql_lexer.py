@@ -52,6 +52,14 @@ def test_comment_hides_braces_but_not_the_next_line() -> None:
     assert "WHERE" in code
 
 
+def test_blanked_fills_terms_and_leaves_comments_white_space() -> None:
+    sparql = _parses("SELECT * WHERE { ?s ?p '''a\nb''' } # done\n")
+    filled = lexer.blanked(sparql, fill="_")
+    assert filled.split() == ["SELECT", "*", "WHERE", "{", "?s", "?p", "____", "____", "}"]
+    kept = lexer.blanked(sparql, keep=frozenset({"string"}))
+    assert "'''a\nb'''" in kept and "done" not in kept
+
+
 def test_hash_inside_an_iri_or_string_is_not_a_comment() -> None:
     sparql = _parses('SELECT * WHERE { <http://e/#a> ?p "#b" . ?s ?q ?o }')
     code = lexer.masked(sparql)

@@ -30,15 +30,9 @@ from rdflib.plugins.stores.sparqlstore import SPARQLStore, SPARQLUpdateStore
 from SPARQLWrapper import CSV, JSON, JSONLD, N3, POST, RDFXML, TSV, TURTLE, XML, SPARQLWrapper
 
 from relmark.settings import Settings
-from relmark.sparql.text import (
-    code_only,
-    dataset_of,
-    iris_in,
-    is_single_lookup,
-    masked,
-    may_write_any_graph,
-    query_form,
-)
+from relmark.sparql.guard import iris_of
+from relmark.sparql.inspect import dataset_of, is_single_lookup, may_write_any_graph
+from relmark.sparql.lexer import code_only, masked, query_form
 from relmark.vocab import DEMO, RM
 from relmark.web import close_app, create_app
 
@@ -787,7 +781,7 @@ def test_healthz(relmark_server: RelmarkServer) -> None:
     assert body["graphs"] >= 6
 
 
-# --- reading SPARQL text (relmark.sparql_text) ----------------------------------------------
+# --- reading SPARQL text (relmark.sparql.lexer, .inspect) ----------------------------------
 def test_dataset_of_reads_from_clauses_not_strings_or_comments() -> None:
     query = """PREFIX d: <urn:relmark:data:>
     # FROM <urn:in-a-comment>
@@ -817,10 +811,10 @@ def test_only_bounded_single_lookups_skip_the_timeout_hand_off(query: str, looku
     assert is_single_lookup(query) is lookup
 
 
-def test_iris_in_expands_prefixed_names() -> None:
+def test_iris_of_expands_prefixed_names() -> None:
     update = """PREFIX : <http://example.org/> PREFIX r: <urn:relmark:>
     INSERT DATA { GRAPH :g { :a :b "<urn:relmark:ontology>" } } ; DROP GRAPH r:shapes"""
-    iris = iris_in(update)
+    iris = iris_of(update)
     assert {"http://example.org/g", "http://example.org/a", "urn:relmark:shapes"} <= iris
     assert "urn:relmark:ontology" not in iris  # only inside a string
 

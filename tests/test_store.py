@@ -12,6 +12,7 @@ import pytest
 
 from relmark.stores.base import StoreError, StoreLocked, data_graph
 from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.system_graphs import sync_file_graph
 from relmark.vocab import DATA_GRAPH_PREFIX, ONTOLOGY_DIR, ONTOLOGY_GRAPH, ontology_paths
 
 
@@ -28,15 +29,15 @@ def test_system_graph_is_synced_once_and_again_when_its_file_changes(tmp_path: P
     ontology = tmp_path / "ontology"
     shutil.copytree(ONTOLOGY_DIR, ontology)
     with EmbeddedStore(tmp_path / "store") as store:
-        assert store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths(ontology)) is True
+        assert sync_file_graph(store, ONTOLOGY_GRAPH, ontology_paths(ontology)) is True
         size = store.graph_size(ONTOLOGY_GRAPH)
         assert size > 2000
-        assert store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths(ontology)) is False
+        assert sync_file_graph(store, ONTOLOGY_GRAPH, ontology_paths(ontology)) is False
     with EmbeddedStore(tmp_path / "store") as store:  # the hash survives a restart
-        assert store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths(ontology)) is False
+        assert sync_file_graph(store, ONTOLOGY_GRAPH, ontology_paths(ontology)) is False
         rm = ontology / "rm.ttl"
         rm.write_text(rm.read_text() + "\n<urn:x> <urn:y> <urn:z> .\n", encoding="utf-8")
-        assert store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths(ontology)) is True
+        assert sync_file_graph(store, ONTOLOGY_GRAPH, ontology_paths(ontology)) is True
         assert store.graph_size(ONTOLOGY_GRAPH) == size + 1  # replaced, not duplicated
 
 

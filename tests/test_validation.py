@@ -1,4 +1,4 @@
-"""SHACL validation compiled to SPARQL (relmark.validation), checked against real pySHACL.
+"""SHACL validation compiled to SPARQL (relmark.shacl), checked against real pySHACL.
 
 The validator must find exactly the (focus node, path, constraint component) results pySHACL
 finds: for every kind of bad record shapes.ttl rejects, for the demo data, and for the SHACL
@@ -23,8 +23,7 @@ from pyshacl import validate as pyshacl_validate
 from rdflib.namespace import SH
 
 from relmark import vocab
-from relmark.shacl.validation import (
-    ONTOLOGY_GRAPH,
+from relmark.shacl import (
     Shapes,
     ShapesError,
     UnsupportedShapeError,
@@ -32,6 +31,7 @@ from relmark.shacl.validation import (
     validate,
     validation_store,
 )
+from relmark.vocab import ONTOLOGY_GRAPH
 
 SHAPES_PATH = vocab.ONTOLOGY_DIR / vocab.SHAPES_FILE
 RM = vocab.RM

@@ -35,7 +35,7 @@ from test_graph_store import post, put
 from relmark import vocab
 from relmark.loading import ShapesCheck, ValidationFailed, load_sources, read_source
 from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
-from relmark.shacl.validation import Change, Shapes, validate_change, validation_store
+from relmark.shacl import Change, Shapes, validate_change, validation_store
 from relmark.stores.embedded import EmbeddedStore, StoreChange
 
 RM = vocab.RM

@@ -19,7 +19,8 @@ from relmark.vocab import DEMO, RM, demo_paths
 
 RELMARK = Path(sys.executable).with_name("relmark")
 
-SUPPORTER = DEMO + "cr-elisa-mariani"  # NEAR-MISS Q4 and Partner (commitment 0.78 < 0.8)
+SUPPORTER = DEMO + "cr-elisa-mariani"  # NEAR-MISS Q4; no joint initiative, so not a Partner
+REFERRER = DEMO + "cr-avv-silvia-rota"  # a referral but no purchase: not an Advocate
 PURCHASER = DEMO + "cr-irene-mauri"  # NEAR-MISS Q10 (at risk) and one purchase only
 ADVOCATE = DEMO + "cr-laura-colombo"
 ONE_TEAM = DEMO + "nordwind-energy"  # NEAR-MISS Q20: a key account with one team
@@ -64,42 +65,52 @@ def test_a_supporter_is_one_referral_away_from_advocate(relmark_server: RelmarkS
     missing = advocate["unmet"][0]
     assert (missing["kind"], missing["have"], missing["needed"]) == ("group", 0, 1)
     assert answer["nearest"] == ("one referral more would make this customer relationship advocate")
+    # Changed in issue 18: the advocate rule asks for the repeat purchases of the rungs
+    # below (met here), and no longer excludes high trust and commitment (the partner route
+    # by scores is gone), so neither the high threshold nor the scores appear.
+    purchases = "pur-elisa-mariani-2, pur-elisa-mariani-3, pur-elisa-mariani-4"
     assert texts(advocate["met"]) == [
-        "high threshold = 0.8 (rm:HighThreshold)",
         "is a customer relationship (rm:CustomerRelationship)",
         "focal party Banca Lariana",
         "counterparty Elisa Mariani",
+        f"purchase (rm:Purchase) pur-elisa-mariani-1, {purchases} with buyer Elisa Mariani, "
+        "seller Banca Lariana",
+        f"purchase (rm:Purchase) {purchases} with buyer Elisa Mariani, seller Banca Lariana",
         "none: joint initiative (rm:JointInitiative) with participant Elisa Mariani, "
         "joint with Banca Lariana",
-        "none: trust level 0.85 is at or above the threshold 0.8 (rm:HighThreshold) and "
-        "commitment level 0.78 is below the threshold 0.8 (rm:HighThreshold)",
     ]
 
 
-def test_a_supporter_misses_partner_by_its_commitment(relmark_server: RelmarkServer):
+def test_a_referrer_who_never_bought_is_two_purchases_away_from_advocate(
+    relmark_server: RelmarkServer,
+):
+    """Issue 18: a referral alone no longer makes an advocate; the answer names the
+    purchases the rule needs and the referral it already has."""
+    answer = why_not(relmark_server, REFERRER, RM + "Advocate")
+    assert answer["holds"] is False
+    advocate = candidate(answer, "ladder-advocate")
+    missing = advocate["unmet"][0]
+    assert (missing["kind"], missing["have"], missing["needed"]) == ("group", 0, 2)
+    assert texts(advocate["met"])[3] == (
+        "referral (rm:Referral) ref-rota-gatti with referrer Silvia Rota (lawyer), "
+        "referred to Banca Lariana"
+    )
+
+
+def test_a_supporter_misses_partner_by_its_joint_initiative(relmark_server: RelmarkServer):
+    """Changed in issue 18: ladder-partner-trust-commitment is gone (trust and commitment
+    are one party's view of the other, not working together), so the only candidate is the
+    joint-initiative rule, whose purchases Elisa has."""
     answer = why_not(relmark_server, SUPPORTER, RM + "Partner")
     assert answer["holds"] is False
-    by_trust = candidate(answer, "ladder-partner-trust-commitment")
-    assert texts(by_trust["unmet"]) == [
-        "commitment level 0.78 is below the threshold 0.8 (rm:HighThreshold)"
-    ]
-    unmet = by_trust["unmet"][0]
-    assert unmet["threshold"] == "rm:HighThreshold"
-    assert unmet["values"] == {"commitment": "0.78", "high": "0.8"}
-    assert "trust level 0.85 is at or above the threshold 0.8 (rm:HighThreshold)" in texts(
-        by_trust["met"]
-    )
+    assert [c["rule"] for c in answer["candidates"]] == ["ladder-partner-joint-initiative"]
     joint = candidate(answer, "ladder-partner-joint-initiative")
     assert texts(joint["unmet"]) == [
         "one joint initiative more would make this customer relationship partner "
         "(no joint initiative (rm:JointInitiative) with joint with Banca Lariana, "
         "participant Elisa Mariani)"
     ]
-    # the nearest candidate misses one condition; both do here, so the rule name decides
-    assert [c["rule"] for c in answer["candidates"]] == [
-        "ladder-partner-joint-initiative",
-        "ladder-partner-trust-commitment",
-    ]
+    assert not any("trust level" in text for text in texts(joint["met"]))
 
 
 def test_one_purchase_is_a_second_purchase_away_from_client(relmark_server: RelmarkServer):
@@ -182,11 +193,13 @@ def test_one_shoe_brand_needs_another_elsewhere_for_compartments(relmark_server:
 def test_in_italian(relmark_server: RelmarkServer):
     answer = why_not(relmark_server, SUPPORTER, RM + "Partner", lang="it")
     assert answer["lang"] == "it"
-    by_trust = candidate(answer, "ladder-partner-trust-commitment")
-    assert by_trust["label"] == "Scala della fedeltà: partner (fiducia e impegno alti)"
-    assert texts(by_trust["unmet"]) == [
-        "livello di impegno 0.78 è inferiore alla soglia 0.8 (rm:HighThreshold)"
-    ]
+    # Changed in issue 18: the partner candidate is the joint-initiative rule (the rule by
+    # trust and commitment is gone).
+    joint = candidate(answer, "ladder-partner-joint-initiative")
+    assert joint["label"] == "Scala della fedeltà: partner (iniziativa congiunta)"
+    assert answer["nearest"] == (
+        "con 1 iniziativa congiunta in più (relazione con il cliente) sarebbe partner"
+    )
     headers = {"Accept-Language": "it-IT,it;q=0.9"}
     response = requests.get(
         relmark_server.url + "/api/explain",
@@ -302,7 +315,6 @@ def test_cli_why_not_json_in_italian(loaded_store: Path):
     )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    by_trust = candidate(answer, "ladder-partner-trust-commitment")
-    assert texts(by_trust["unmet"]) == [
-        "livello di impegno 0.78 è inferiore alla soglia 0.8 (rm:HighThreshold)"
-    ]
+    # Changed in issue 18: the joint-initiative rule is the only partner rule left.
+    joint = candidate(answer, "ladder-partner-joint-initiative")
+    assert texts(joint["unmet"])[0].startswith("con 1 iniziativa congiunta in più")

@@ -19,13 +19,11 @@ from typing import IO
 
 import pyoxigraph as ox
 
-from relmark import rdf_input
+from relmark import rdf_input, shacl
 from relmark.formats import Kind, formats_of
 from relmark.history.forget import check_not_erased, erased_digests
 from relmark.history.record import Cause, refresh_and_record
-from relmark.shacl import validation
 from relmark.stores.base import Store, StoreError, data_graph
-from relmark.stores.embedded import EmbeddedStore
 from relmark.vocab import ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
 
 #: Names accepted by ``--format`` (and file extensions pyoxigraph does not know), mapped to
@@ -48,7 +46,7 @@ class LoadError(Exception):
 class ValidationFailed(Exception):
     """The data does not conform to the shapes; nothing was written."""
 
-    def __init__(self, report: validation.ValidationReport) -> None:
+    def __init__(self, report: shacl.ValidationReport) -> None:
         super().__init__(f"{len(report.results)} SHACL result(s): the data does not conform")
         self.report = report
 
@@ -163,7 +161,7 @@ class LoadSummary:
 
 
 def load_sources(
-    store: EmbeddedStore,
+    store: Store,
     sources: list[Source],
     *,
     graph: str | None = None,
@@ -217,17 +215,17 @@ def _parsed(source: Source) -> Iterator[ox.Quad]:
 
 def validate_sources(
     store: Store | None, plan: dict[str, list[Source]], *, ontology_dir: Path | None = None
-) -> validation.ValidationReport:
+) -> shacl.ValidationReport:
     """Check sources against the shapes in the context of ``store``, as it would be after
     the load: each planned graph replaced by its sources (``store`` None: the sources alone).
 
     The sources are parsed straight into pyoxigraph's memory (not a list of Python quads),
     which keeps a 1M-triple load's peak memory near a bare bulk load's; the write then
-    parses the bytes again, in Rust. See ``validation.validate_change`` for what is read
+    parses the bytes again, in Rust. See ``shacl.validate_change`` for what is read
     from the store.
     """
     directory = ontology_dir or ONTOLOGY_DIR
-    data = validation.validation_store([], None, ontology_paths(directory))
+    data = shacl.validation_store([], None, ontology_paths(directory))
     for graph, group in plan.items():
         for source in group:
             check_safe(source)
@@ -236,8 +234,8 @@ def validate_sources(
             except SyntaxError as error:
                 error.filename = source.name
                 raise _located(error) from error
-    change = validation.Change(data, replaced=frozenset(plan) if store is not None else frozenset())
-    return validation.validate_change(change, compiled_shapes(directory / SHAPES_FILE), store)
+    change = shacl.Change(data, replaced=frozenset(plan) if store is not None else frozenset())
+    return shacl.validate_change(change, compiled_shapes(directory / SHAPES_FILE), store)
 
 
 def _located(error: SyntaxError) -> LoadError:
@@ -245,19 +243,19 @@ def _located(error: SyntaxError) -> LoadError:
     return LoadError(f"{where}: {error.msg}", where=where)
 
 
-def compiled_shapes(path: Path) -> validation.Shapes:
+def compiled_shapes(path: Path) -> shacl.Shapes:
     """The shapes compiled to SPARQL once per file version (compiling takes a while)."""
     return _compiled_shapes(path, path.stat().st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=4)
-def _compiled_shapes(path: Path, _version: int) -> validation.Shapes:
-    return validation.Shapes.from_file(path)
+def _compiled_shapes(path: Path, _version: int) -> shacl.Shapes:
+    return shacl.Shapes.from_file(path)
 
 
 def validate_quads(
     store: Store | None, quads: list[ox.Quad], *, ontology_dir: Path | None = None
-) -> validation.ValidationReport:
+) -> shacl.ValidationReport:
     """Check ``quads`` as an addition to ``store`` (None: the quads alone)."""
     return validate_write(store, quads, ontology_dir=ontology_dir)
 
@@ -269,7 +267,7 @@ def validate_write(
     *,
     replaced: Iterable[str] = (),
     ontology_dir: Path | None = None,
-) -> validation.ValidationReport:
+) -> shacl.ValidationReport:
     """Check a write against the shapes, the store as it would be after it.
 
     ``added`` quads join the store, ``removed`` ones and every quad of the ``replaced``
@@ -278,12 +276,12 @@ def validate_write(
     directory = ontology_dir or ONTOLOGY_DIR
     shapes = compiled_shapes(directory / SHAPES_FILE)
     if store is None:
-        return validation.validate(
-            validation.validation_store(added, None, ontology_paths(directory)), shapes
+        return shacl.validate(
+            shacl.validation_store(added, None, ontology_paths(directory)), shapes
         )
-    data = validation.validation_store(added, None, ontology_paths(directory), hierarchy_only=True)
-    change = validation.Change(data, list(removed), frozenset(replaced))
-    return validation.validate_change(change, shapes, store)
+    data = shacl.validation_store(added, None, ontology_paths(directory), hierarchy_only=True)
+    change = shacl.Change(data, list(removed), frozenset(replaced))
+    return shacl.validate_change(change, shapes, store)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ A file is a SPARQL SELECT whose header comment says what it answers and which pa
 takes (DESIGN §6; STYLE: "saved queries are files with metadata")::
 
     # title: Referral market: ...
-    # title@it: Mercato delle referenze: ...
+    # title@it: Mercato delle segnalazioni: ...
     # description: What a marketer learns from it.
     # description@it: ...
     # question: 1
@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from relmark.stores.base import Store, Term
+from relmark.stores.base import Remote, Store, Term
 from relmark.vocab import DEMO, QUERIES_DIR, RM
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -218,7 +218,9 @@ def parse_query_file(path: Path) -> NamedQuery:
             description[lang] = value
         elif key == "question":
             if not value.isdigit():
-                raise CatalogueError(f"{where}: 'question' is the number in domain.md §10")
+                raise CatalogueError(
+                    f"{where}: 'question' is the competency question's number (1 to 20)"
+                )
             question = int(value)
         elif key == "param" and lang == "en":
             param = _PARAM.match(value)
@@ -446,7 +448,7 @@ def _verify_classes(
     if not checks:
         return
     keys = _check_keys(checks)
-    cache = getattr(store, "check_cache", None)  # a remote store's (relmark.lookup_cache)
+    cache = store.check_cache if isinstance(store, Remote) else None
     verdicts: dict[str, bool] = {}
     token = 0
     if cache is not None:
@@ -481,9 +483,8 @@ def _check_keys(checks: Sequence[tuple[Parameter, ox.NamedNode]]) -> list[str]:
 
 def _checked_lately(store: Store, checks: Sequence[tuple[Parameter, ox.NamedNode]]) -> bool:
     """Whether a remote store kept the verdicts of all of ``checks``."""
-    cache = getattr(store, "check_cache", None)
     keys = _check_keys(checks)
-    return cache is not None and len(cache.known(keys)[0]) == len(keys)
+    return isinstance(store, Remote) and len(store.check_cache.known(keys)[0]) == len(keys)
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -538,7 +539,7 @@ def answer(
     bindings = bind_parameters(query, params)
     check: Future[None] | None = None
     checks = class_checks(query, bindings)
-    if checks and getattr(store, "remote", False) and not _checked_lately(store, checks):
+    if checks and isinstance(store, Remote) and not _checked_lately(store, checks):
         check = _CHECKS.submit(_verify_classes, store, checks, params)
     else:  # microseconds on the embedded store; no query when the verdicts were kept
         _verify_classes(store, checks, params)
@@ -581,7 +582,7 @@ def labels(store: Store, iris: Iterable[str], lang: str = "en") -> dict[str, str
     store has not given labels of lately (``stores.remote.lookup_cache``). (The ontology gives every
     SKOS concept an rdfs:label equal to its skos:prefLabel, so one property is enough.)"""
     wanted = sorted(set(iris))
-    cache = getattr(store, "label_cache", None)  # a remote store's (relmark.lookup_cache)
+    cache = store.label_cache if isinstance(store, Remote) else None
     found: dict[str, dict[str, str]] = {}
     token = 0
     if cache is not None:

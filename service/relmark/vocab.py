@@ -64,3 +64,6 @@ SYSTEM_GRAPHS = frozenset(
         HISTORY_GRAPH,
     }
 )
+
+#: The works the ontology and the rules cite (ontology/references.ttl, prefix ``ref:``).
+REFERENCES = "https://w3id.org/relmark/references#"

@@ -8,6 +8,7 @@ line with the rules' is explained where the oracle starts, below.
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 import types
@@ -24,7 +25,8 @@ CHECK = "https://w3id.org/relmark/owl-check#"
 RDF_TYPE = rdflib.RDF.type
 
 #: The rm: classes classify_with_owl models, i.e. every class a rule concludes, in the
-#: order of domain.md (§1–2 markets and roles, accounts, §4 ladder, §5, §6, §7).
+#: order of rm.ttl (markets and roles, accounts, the ladder, promises, Fournier forms,
+#: commitment and trust).
 EXPRESSIBLE: tuple[str, ...] = tuple(
     RM + name
     for name in (
@@ -104,6 +106,8 @@ LADDER_RUNS: tuple[tuple[str, ...], ...] = (
     ("Prospect", "Advocate", "Partner"),
     ("Purchaser",),
     ("Client", "Supporter"),
+    # after the stages it reads; its closures and date facets stay out of the last run
+    ("LoyalCustomer",),
 )
 
 
@@ -115,9 +119,9 @@ def classify_with_owl(
     Thresholds are read from ``config``. Returns, for each class of ``classes`` (default:
     all of EXPRESSIBLE), the IRIs of its members: those HermiT puts in the class's OWL
     definition plus those ``graph`` asserts in it. The ladder stages are reasoned first,
-    in LADDER_RUNS, each run in a fresh owlready2 world; the other classes in one last
-    run, which reads the stages found before (as rm:LoyalCustomer's rule reads the stage
-    types the other rules inferred).
+    in LADDER_RUNS, each run in a fresh owlready2 world (rm:LoyalCustomer last among them:
+    it reads the stages found before, as its rule reads the stage types the other rules
+    inferred); the other classes in one last run.
     """
     wanted = [_local(iri) for iri in (EXPRESSIBLE if classes is None else classes)]
     unknown = [name for name in wanted if RM + name not in EXPRESSIBLE]
@@ -689,7 +693,12 @@ def _global_account(o: _Oracle) -> owlready2.ThingClass:
 
 class _Ladder:
     """What the ladder rules ask of a customer relationship, per firm, with the world closed
-    where they negate or count: its purchases, referrals, joint initiatives and scores."""
+    where they negate or count: its purchases, referrals, joint initiatives and satisfaction.
+
+    Every rung above the purchaser asks for two purchases (advocates and partners are
+    customers who climbed the ladder), and trust and commitment make no rung: a partner
+    needs a joint initiative (see ladder-partner-joint-initiative.rq).
+    """
 
     def __init__(self, o: _Oracle) -> None:
         self.o = o
@@ -703,21 +712,19 @@ class _Ladder:
         o.close(o.subjects("buyer"), o.rm("seller"))
         o.close(o.subjects("referrer"), o.rm("referredTo"))
         o.close(o.subjects_of_family(o.rm("participant")), o.rm("jointWith"))
-        for name in ("trustLevel", "commitmentLevel", "satisfactionLevel"):
-            o.close_data(relationships, name)
+        o.close_data(relationships, "satisfactionLevel")
         o.unique_names(o.subjects("buyer"))
         for firm in o.objects("seller") + o.objects("referredTo") + o.objects("jointWith"):
             o.named(firm)
         self.firms = o.firms("focalParty")
 
-    def high(self) -> object:
-        """The partner rung's condition: trust and commitment both at θ_high or above."""
-        return self.o.at_least("trustLevel", "HighThreshold") & self.o.at_least(
-            "commitmentLevel", "HighThreshold"
-        )
-
     def purchase_from(self, firm: owlready2.Thing) -> object:
         return self.o.rm("Purchase") & self.o.rm("seller").some(self.o.named(firm))
+
+    def repeat_buyer(self, firm: owlready2.Thing) -> object:
+        """Two purchases from the firm or more: the client rung's purchases, which every
+        rung above it asks for too."""
+        return self.buys.min(2, self.purchase_from(firm))
 
     def referred(self, firm: owlready2.Thing) -> object:
         referral = self.o.rm("Referral") & self.o.rm("referredTo").some(self.o.named(firm))
@@ -727,16 +734,14 @@ class _Ladder:
         initiative = self.o.rm("JointInitiative") & self.o.rm("jointWith").some(self.o.named(firm))
         return self.takes_part.some(initiative)
 
-    def stage(self, customer: Callable[[owlready2.Thing], object], *, above: bool) -> object:
-        """A customer relationship with some firm whose customer meets ``customer(firm)``;
-        ``above`` excludes the partner rung's trust-and-commitment condition."""
+    def stage(self, customer: Callable[[owlready2.Thing], object]) -> object:
+        """A customer relationship with some firm whose customer meets ``customer(firm)``."""
         per_firm = [
             self.o.rm("focalParty").some(self.o.named(firm))
             & self.o.rm("counterparty").some(customer(firm))
             for firm in self.firms
         ]
-        stage = self.o.rm("CustomerRelationship") & _any(per_firm)
-        return stage & owlready2.Not(self.high()) if above else stage
+        return self.o.rm("CustomerRelationship") & _any(per_firm)
 
     def not_higher(self, firm: owlready2.Thing, *, referral: bool = True) -> object:
         """No joint initiative with the firm (partner), nor referral for it (advocate)."""
@@ -759,9 +764,7 @@ def _prospect(o: _Oracle) -> owlready2.ThingClass:
             lambda firm: (
                 o.rm("inSegment").some(o.rm("targetedBy").some(o.named(firm)))
                 & owlready2.Not(ladder.buys.some(ladder.purchase_from(firm)))
-                & ladder.not_higher(firm)
-            ),
-            above=True,
+            )
         ),
     )
 
@@ -771,22 +774,14 @@ def _purchaser(o: _Oracle) -> owlready2.ThingClass:
     ladder = _ladder(o)
     return o.defined(
         "Purchaser",
-        ladder.stage(
-            lambda firm: (
-                ladder.buys.exactly(1, ladder.purchase_from(firm)) & ladder.not_higher(firm)
-            ),
-            above=True,
-        ),
+        ladder.stage(lambda firm: ladder.buys.exactly(1, ladder.purchase_from(firm))),
     )
 
 
 def _repeat_buyer(o: _Oracle, satisfaction: object) -> object:
     ladder = _ladder(o)
     return (
-        ladder.stage(
-            lambda firm: ladder.buys.min(2, ladder.purchase_from(firm)) & ladder.not_higher(firm),
-            above=True,
-        )
+        ladder.stage(lambda firm: ladder.repeat_buyer(firm) & ladder.not_higher(firm))
         & satisfaction
     )
 
@@ -811,37 +806,103 @@ def _advocate(o: _Oracle) -> owlready2.ThingClass:
     return o.defined(
         "Advocate",
         ladder.stage(
-            lambda firm: ladder.referred(firm) & ladder.not_higher(firm, referral=False),
-            above=True,
+            lambda firm: (
+                ladder.repeat_buyer(firm)
+                & ladder.referred(firm)
+                & ladder.not_higher(firm, referral=False)
+            )
         ),
     )
 
 
 @_models("Partner")
 def _partner(o: _Oracle) -> owlready2.ThingClass:
-    """ladder-partner-joint-initiative and ladder-partner-trust-commitment."""
+    """ladder-partner-joint-initiative: repeat purchases and a joint initiative."""
     ladder = _ladder(o)
-    joint = ladder.stage(ladder.joint, above=False)
-    return o.defined("Partner", joint | (o.rm("CustomerRelationship") & ladder.high()))
+    return o.defined(
+        "Partner", ladder.stage(lambda firm: ladder.repeat_buyer(firm) & ladder.joint(firm))
+    )
 
 
 @_models("LoyalCustomer")
 def _loyal_customer(o: _Oracle) -> owlready2.ThingClass:
-    """ladder-loyal-customer: a stage whose rm:stageRank is at least the client's."""
+    """ladder-loyal-customer: a stage whose rm:stageRank is at least the supporter's, and a
+    first and a later dated purchase from the firm rm:LoyaltyPeriodMonths full months apart.
+
+    OWL has no date arithmetic, so the period is grounded on the purchase dates the data
+    asserts: one disjunct per date d of a purchase from the firm, "a purchase on or before
+    d and one on or after d plus the period" (``_period_end``). With d the first purchase's
+    date this is the rule's condition; and any d that satisfies it gives a first purchase
+    no later than d, whose own period ends no later than d's. Dates are xsd:dateTime at
+    midnight here (``owl2_datatypes``), compared with xsd:dateTime facets.
+    """
+    ladder = _ladder(o)
+    months = int(Decimal(o.theta("LoyaltyPeriodMonths")))
+    date = o.rm("interactionDate")
+
+    def dated(firm: owlready2.Thing, **bound: str) -> object:
+        # the bound as xsd:dateTime text: owlready2 stores a facet's value as given, and
+        # str() of a datetime (a space, not "T") is not xsd:dateTime to HermiT
+        facet = owlready2.ConstrainedDatatype(datetime.datetime, **bound)
+        return ladder.buys.some(ladder.purchase_from(firm) & date.some(facet))
+
+    def long_buyer(firm: owlready2.Thing) -> object:
+        days = sorted(_purchase_dates(o.graph, firm.iri))
+        return _any(
+            [
+                dated(firm, max_inclusive=_midnight(day))
+                & dated(firm, min_inclusive=_midnight(_period_end(day, months)))
+                for day in days
+            ]
+        )
+
     members = [o.build(name) | o.rm(name) for name in _loyal_stages(o.graph)]
-    return o.defined("LoyalCustomer", o.rm("CustomerRelationship") & _any(members))
+    return o.defined("LoyalCustomer", ladder.stage(long_buyer) & _any(members))
+
+
+def _purchase_dates(graph: rdflib.Graph, firm: str) -> set[datetime.date]:
+    """The dates of the purchases the data asserts with ``firm`` as seller."""
+    days = set()
+    seller, when = rdflib.URIRef(RM + "seller"), rdflib.URIRef(RM + "interactionDate")
+    for purchase in graph.subjects(seller, rdflib.URIRef(firm)):
+        for value in graph.objects(purchase, when):
+            python = value.toPython() if isinstance(value, rdflib.Literal) else None
+            if isinstance(python, datetime.datetime):
+                days.add(python.date())
+            elif isinstance(python, datetime.date):
+                days.add(python)
+    return days
+
+
+def _period_end(day: datetime.date, months: int) -> datetime.date:
+    """The first date at least ``months`` full calendar months after ``day``, as the rule
+    counts them: the same day ``months`` months on, or the 1st of the month after that
+    when the month is too short for the day (31 January + 1 month: 1 March)."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    try:
+        return datetime.date(year, month + 1, day.day)
+    except ValueError:
+        year, month = divmod(index + 1, 12)
+        return datetime.date(year, month + 1, 1)
+
+
+def _midnight(day: datetime.date) -> str:
+    """The start of ``day`` as xsd:dateTime text, as ``owl2_datatypes`` writes the data."""
+    return f"{day.isoformat()}T00:00:00"
 
 
 def _loyal_stages(graph: rdflib.Graph) -> list[str]:
-    """The stages (local names) whose rm:stageRank is at least rm:Client's."""
+    """The stages (local names) whose rm:stageRank is at least rm:Supporter's: the rungs
+    with a favourable attitude (a client's repeat buying alone is spurious loyalty)."""
     ranks = {
         str(stage).removeprefix(RM): Decimal(str(rank))
         for stage, rank in graph.subject_objects(rdflib.URIRef(RM + "stageRank"))
         if str(stage).startswith(RM)
     }
-    if "Client" not in ranks:
-        raise OwlCheckError("the ontology gives rm:Client no rm:stageRank")
-    return [name for name, rank in sorted(ranks.items()) if rank >= ranks["Client"]]
+    if "Supporter" not in ranks:
+        raise OwlCheckError("the ontology gives rm:Supporter no rm:stageRank")
+    return [name for name, rank in sorted(ranks.items()) if rank >= ranks["Supporter"]]
 
 
 # --- §5 promises (rules promise-*) ----------------------------------------------------------

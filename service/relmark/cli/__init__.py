@@ -1,4 +1,4 @@
-"""The ``relmark`` command line: serve, load, validate, query, dump, restore, infer, check.
+"""The ``relmark`` command line: serve, load, import, validate, query, dump, restore, infer, check.
 
 Exit codes: 0 success, 1 a store or runtime error, 2 invalid input (parse error, SHACL
 violation, bad query). Errors go to stderr as one readable message naming what and where.
@@ -33,6 +33,7 @@ COMMANDS = {
     "infer": "relmark.cli.reason:infer",
     "check": "relmark.cli.reason:check",
     "token": "relmark.cli.tokens:token",
+    "import": "relmark.cli.importing:import_command",
     "forget": "relmark.cli.history:forget_command",
     "history": "relmark.cli.history:history_command",
 }

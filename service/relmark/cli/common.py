@@ -21,7 +21,6 @@ from relmark.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from relmark.settings import Settings
 from relmark.stores import open_store
 from relmark.stores.base import Store, StoreError
-from relmark.stores.embedded import EmbeddedStore
 from relmark.stores.read_view import open_for_reading
 
 err = Console(stderr=True, soft_wrap=True)
@@ -50,7 +49,7 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-def open_or_fail(settings: Settings) -> EmbeddedStore:
+def open_or_fail(settings: Settings) -> Store:
     try:
         return open_store(settings.store)
     except StoreError as error:

@@ -228,7 +228,7 @@ def validate(
 
 def _validated(
     store: Store | None, plan: dict[str, list[loading.Source]], settings: Settings
-) -> loading.validation.ValidationReport:
+) -> loading.shacl.ValidationReport:
     """The files checked against ``store`` as after loading them (None: alone)."""
     try:
         return loading.validate_sources(store, plan, ontology_dir=settings.ontology_dir)

@@ -32,7 +32,7 @@ import pyoxigraph as ox
 from relmark.history import terms
 from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
 from relmark.reasoning.rules.materialise import InferredChange, RunSummary
-from relmark.stores.base import Changes, Store
+from relmark.stores.base import Changes, Optimizable, Store
 from relmark.vocab import HISTORY_GRAPH, INFERRED_GRAPH
 
 WRITE_PREFIX = "urn:relmark:write:"
@@ -125,11 +125,10 @@ def record(
         lines.append(_event_lines(change, write, stamp))
     body = "\n".join(lines)
     store.update(f"INSERT DATA {{ GRAPH <{HISTORY_GRAPH}> {{ {body} }} }}", system=True)
-    compact = getattr(store, "optimize", None)
-    if len(changes) >= COMPACT_AFTER and compact is not None:
+    if len(changes) >= COMPACT_AFTER and isinstance(store, Optimizable):
         # one large insert (a first run's memberships) leaves files behind that make every
         # later read of the store several times slower until it is compacted
-        compact()
+        store.optimize()
     return len(changes)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import pyoxigraph as ox
 
+from relmark.citations import cited
 from relmark.reasoning.rules.inputs import NOT_RULE_INPUT
 from relmark.reasoning.rules.model import RULE_IRI_PREFIX
 from relmark.reasoning.rules.provenance import DCTERMS, PROV, RDF, RDFS, VARIABLE_IRI_PREFIX
@@ -150,6 +151,8 @@ def explanation_text(tree: Mapping, indent: str = "") -> str:
         f"{indent}{triple}   [inferred by {tree['rule']}: {tree['label']}]",
         f"{indent}  why: {tree['why']}",
     ]
+    if tree.get("source"):
+        lines.append(f"{indent}  source: {tree['source']}")
     for threshold in tree["thresholds"]:
         value = threshold["value"]["value"]
         lines.append(f"{indent}  threshold: {threshold['label']} = {value}")
@@ -325,9 +328,13 @@ def _rule_meta(store: Store, rule: ox.NamedNode, lang: str) -> dict:
         }} }}"""
     )
     values: dict[tuple[str, str], str] = {}
+    sources: list[ox.Term] = []
     for solution in store.query(query, substitutions={"rule": rule}):
-        literal = solution["value"]
-        values[(solution["p"].value, literal.language or "")] = literal.value
+        value = solution["value"]
+        if solution["p"].value == DCTERMS + "source":
+            sources.append(value)
+        elif isinstance(value, ox.Literal):
+            values[(solution["p"].value, value.language or "")] = value.value
 
     def pick(predicate: str) -> str:
         for wanted in (lang, "en", ""):
@@ -335,13 +342,15 @@ def _rule_meta(store: Store, rule: ox.NamedNode, lang: str) -> dict:
                 return values[(predicate, wanted)]
         return ""
 
+    shown = cited(store, sources)
     name = rule.value
     return {
         "rule": name[len(RULE_IRI_PREFIX) :] if name.startswith(RULE_IRI_PREFIX) else name,
         "rule_iri": name,
         "label": pick(RDFS + "label"),
         "why": pick(RDFS + "comment"),
-        "source": pick(DCTERMS + "source"),
+        "source": "; ".join(item["text"] for item in shown),
+        "sources": shown,
     }
 
 

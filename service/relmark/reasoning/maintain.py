@@ -22,19 +22,24 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from relmark.reasoning.incremental import update_inferences
+from relmark.reasoning.remote_rules import materialise as materialise_remote
 from relmark.reasoning.rules import Rule, RunSummary, load_rules, materialise
-from relmark.stores.base import CONTENT_HASH, Changes, Store
+from relmark.stores.base import (
+    CONTENT_HASH,
+    Changes,
+    EvaluatesRemotely,
+    Optimizable,
+    Store,
+    TracksChanges,
+)
+from relmark.stores.system_graphs import sync_system_graphs
 from relmark.vocab import (
-    CONFIG_FILE,
     CONFIG_GRAPH,
     INFERRED_GRAPH,
     META_GRAPH,
     ONTOLOGY_DIR,
     ONTOLOGY_GRAPH,
-    SHAPES_FILE,
-    SHAPES_GRAPH,
     SYSTEM_GRAPHS,
-    ontology_paths,
 )
 
 #: An incremental update costs about 30 times more per changed quad than a full run per
@@ -45,15 +50,6 @@ INCREMENTAL_FLOOR = 200
 _RULES_CACHE: dict[str, tuple[str, list[Rule]]] = {}
 _RULES_SEEN: dict[str, tuple] = {}
 _CACHE_LOCK = threading.Lock()
-
-
-def sync_system_graphs(store: Store, ontology_dir: Path | None = None) -> bool:
-    """Reload the ontology, shapes and config graphs whose files changed."""
-    directory = ontology_dir or ONTOLOGY_DIR
-    changed = store.sync_file_graph(ONTOLOGY_GRAPH, ontology_paths(directory))
-    changed |= store.sync_file_graph(SHAPES_GRAPH, [directory / SHAPES_FILE])
-    changed |= store.sync_file_graph(CONFIG_GRAPH, [directory / CONFIG_FILE])
-    return changed
 
 
 def rules_for(ontology_dir: Path | None = None) -> tuple[str, list[Rule]]:
@@ -121,9 +117,9 @@ def refresh_inferences(
     if not store.has_graph(ONTOLOGY_GRAPH):
         return None
     rules_hash, rules = rules_for(ontology_dir)
-    as_of = store.data_writes() if hasattr(store, "data_writes") else 0
-    take = getattr(store, "take_changes", None)
-    tracked = take() if take is not None else None
+    as_of, tracked = 0, None
+    if isinstance(store, TracksChanges):
+        as_of, tracked = store.data_writes(), store.take_changes()
     changes = None if full else changes if changes is not None else tracked
     wanted = _fingerprint(store, rules_hash)
     if changes is not None and _stored_fingerprint(store) == wanted:
@@ -135,17 +131,14 @@ def refresh_inferences(
             summary = update_inferences(store, rules, changes)
             _current(store, as_of)
             return summary
-    if getattr(store, "remote", False):  # a SPARQL server: the rules run there as updates
-        from relmark.reasoning.remote_rules import materialise as materialise_remote
-
-        summary = materialise_remote(store, rules)  # type: ignore[arg-type]
+    if isinstance(store, EvaluatesRemotely):  # a SPARQL server: the rules run there
+        summary = materialise_remote(store, rules)
     else:
         summary = materialise(store, rules)
-        compact = getattr(store, "optimize", None)
-        if summary.written and compact is not None:
+        if summary.written and isinstance(store, Optimizable):
             # the run bulk-rewrote two graphs and left files behind that make every later
             # read several times slower until the store is compacted
-            compact()
+            store.optimize()
     if _stored_fingerprint(store) != wanted:
         key = f"<{INFERRED_GRAPH}> <{CONTENT_HASH.value}>"
         store.update(
@@ -158,9 +151,8 @@ def refresh_inferences(
 
 
 def _current(store: Store, as_of: int) -> None:
-    mark = getattr(store, "inferences_current", None)
-    if mark is not None:
-        mark(as_of)
+    if isinstance(store, TracksChanges):
+        store.inferences_current(as_of)
 
 
 def ensure_inferences(store: Store, ontology_dir: Path | None = None) -> RunSummary | None:
@@ -170,8 +162,8 @@ def ensure_inferences(store: Store, ontology_dir: Path | None = None) -> RunSumm
     """
     sync_system_graphs(store, ontology_dir)
     rules_hash, _ = rules_for(ontology_dir)
-    stale = getattr(store, "inferences_stale", lambda: False)()
-    if stale:  # a data write whose refresh never finished (the process died in between)
+    # a data write whose refresh never finished (the process died in between)?
+    if isinstance(store, TracksChanges) and store.inferences_stale():
         return refresh_inferences(store, ontology_dir, full=True)
     current = _stored_fingerprint(store) == _fingerprint(store, rules_hash)
     if current and store.has_graph(INFERRED_GRAPH):

@@ -119,8 +119,9 @@ def check_consistency(graph: rdflib.Graph, reasoner: str = "hermit") -> Consiste
 #   Joins without negation ("the same consumer", "the same product category", "a
 #   different brand", "the purchase the referral led to") are DL-safe SWRL rules.
 # * "Highest stage wins" on the loyalty ladder is not an ordering the rules compute: each
-#   ladder rule excludes the conditions of the rungs above it, and the OWL definitions
-#   carry the same exclusions, so no ranking is needed on either side.
+#   ladder rule excludes the conditions of the rungs above it (or, for the prospect and the
+#   purchaser, has too few purchases for them), and the OWL definitions carry the same
+#   exclusions, so no ranking is needed on either side.
 # * Types. A rule's "?x a rm:C" reads asserted types only; OWL also reads the types that
 #   domains, ranges and subclass axioms entail. On the demo data this changes no answer,
 #   though it is visible: rm:targetedBy has range rm:FocalFirm, so for OWL the competitor

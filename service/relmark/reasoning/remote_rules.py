@@ -41,15 +41,14 @@ from relmark.reasoning.rules.evaluate import Query
 from relmark.reasoning.rules.inputs import NOT_RULE_INPUT, stored_lines
 from relmark.reasoning.rules.materialise import ONE_RUN_AT_A_TIME, RunSummary, full_run_delta
 from relmark.reasoning.rules.model import Rule
-from relmark.stores.base import StoreError
-from relmark.stores.remote.store import CHUNK_TRIPLES, STAGING_PREFIX, RemoteStore
+from relmark.stores.base import STAGING_PREFIX, EvaluatesRemotely, StoreError
 from relmark.vocab import INFERRED_GRAPH, PROVENANCE_GRAPH
 
 #: Premises looked up per query when finding the graphs that hold them.
 LOCATE_BATCH = 200
 
 
-def _query_on(store: RemoteStore, graphs: list[str]) -> Query:
+def _query_on(store: EvaluatesRemotely, graphs: list[str]) -> Query:
     """The ``Query`` that ``rules.evaluate`` runs on: the engine, over exactly ``graphs``.
 
     (In the embedded engine it is the in-memory workspace's union of the rule inputs and
@@ -65,7 +64,7 @@ def _query_on(store: RemoteStore, graphs: list[str]) -> Query:
     return query
 
 
-def materialise(store: RemoteStore, rules: list[Rule]) -> RunSummary:
+def materialise(store: EvaluatesRemotely, rules: list[Rule]) -> RunSummary:
     """Infer everything the rules allow on the remote store, with provenance."""
     with ONE_RUN_AT_A_TIME:
         started = time.perf_counter()
@@ -84,10 +83,7 @@ def materialise(store: RemoteStore, rules: list[Rule]) -> RunSummary:
                 return {triple for triple, graphs in found.items() if graphs}
 
             def add(new: set[ox.Triple]) -> None:
-                lines = [f"{t} ." for t in new]
-                for start in range(0, len(lines), CHUNK_TRIPLES):
-                    body = "\n".join(lines[start : start + CHUNK_TRIPLES]) + "\n"
-                    store._post_graph(staging, body.encode("utf-8"))
+                store.post_lines(staging, (f"{t} ." for t in new))
 
             query = _query_on(store, [*read, staging])
             rounds, inferred, derivations = engine.fixpoint(rules, query, asserted, add)
@@ -98,7 +94,7 @@ def materialise(store: RemoteStore, rules: list[Rule]) -> RunSummary:
             old_inferred = {_triple(q) for q in store.triples(INFERRED_GRAPH)}
             written = _write(store, staging, provenance_graph, inferred, provenance, old_inferred)
         finally:
-            store._drop_staging([staging, default_copy, provenance_graph, facts])
+            store.drop_staging([staging, default_copy, provenance_graph, facts])
         summary = RunSummary.of_run(
             rules, rounds, inferred, derivations, provenance, written, started
         )
@@ -106,13 +102,13 @@ def materialise(store: RemoteStore, rules: list[Rule]) -> RunSummary:
         return summary
 
 
-def _inputs(store: RemoteStore, default_copy: str) -> list[str]:
+def _inputs(store: EvaluatesRemotely, default_copy: str) -> list[str]:
     """The rule input graphs; an engine's own default graph is copied to a named one first.
 
     (``USING`` and ``default-graph-uri`` can only name graphs by IRI.)
     """
     graphs = [g for g in store.graph_names() if g not in NOT_RULE_INPUT]
-    default = store._graph_iri(None)
+    default = store.engine_graph(None)
     if default is None:
         if store.query("ASK { ?s ?p ?o }", default_graph=[None]):
             store.update(f"ADD SILENT DEFAULT TO <{default_copy}>", system=True)
@@ -122,7 +118,7 @@ def _inputs(store: RemoteStore, default_copy: str) -> list[str]:
     return graphs
 
 
-def _distinct_inputs(store: RemoteStore, inputs: list[str], facts: str) -> list[str]:
+def _distinct_inputs(store: EvaluatesRemotely, inputs: list[str], facts: str) -> list[str]:
     """The graphs the rules read: ``inputs``, or, when two of them state a fact in common,
     one staging graph holding each of their facts once.
 
@@ -151,10 +147,10 @@ _COUNT_FACTS = (
 
 
 def _locate(
-    store: RemoteStore, premises: Iterable[ox.Triple], inputs: list[str], default_copy: str
+    store: EvaluatesRemotely, premises: Iterable[ox.Triple], inputs: list[str], default_copy: str
 ) -> dict[ox.Triple, list[str | None]]:
     """For each premise, the input graphs holding it (None = the default graph)."""
-    default = store._graph_iri(None) or default_copy
+    default = store.engine_graph(None) or default_copy
     wanted = set(premises)
     found: dict[ox.Triple, set[str | None]] = {}
     keys = sorted({(t.subject, t.predicate) for t in wanted}, key=str)
@@ -177,7 +173,7 @@ def _locate(
 
 
 def _write(
-    store: RemoteStore,
+    store: EvaluatesRemotely,
     staging: str,
     provenance_graph: str,
     inferred: set[ox.Triple],
@@ -235,12 +231,12 @@ def _write(
                 operations.append(f"ADD SILENT <{plus}> TO <{target}>")
         store.update(" ;\n".join(operations), system=True)
     finally:
-        store._drop_staging(parts)
+        store.drop_staging(parts)
     return len(new_inferred), len(gone_inferred), True
 
 
 def _first_write(
-    store: RemoteStore, staging: str, inferred: set[ox.Triple], provenance: set[str]
+    store: EvaluatesRemotely, staging: str, inferred: set[ox.Triple], provenance: set[str]
 ) -> None:
     """The first run's graphs: provenance posted straight into its empty graph, then the
     inferred triples moved into place in one update.
@@ -261,12 +257,9 @@ def _first_write(
         raise
 
 
-def _post_lines(store: RemoteStore, graph: str, lines: Iterable[str]) -> None:
-    """N-Triples lines to a staging graph, in requests of ``CHUNK_TRIPLES`` lines."""
-    ordered = sorted(lines)
-    for start in range(0, len(ordered), CHUNK_TRIPLES):
-        chunk = ordered[start : start + CHUNK_TRIPLES]
-        store._post_graph(graph, ("\n".join(chunk) + "\n").encode("utf-8"))
+def _post_lines(store: EvaluatesRemotely, graph: str, lines: Iterable[str]) -> None:
+    """N-Triples lines to a staging graph, in a stable order."""
+    store.post_lines(graph, sorted(lines))
 
 
 def _triple(quad: ox.Quad) -> ox.Triple:

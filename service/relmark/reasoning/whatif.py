@@ -6,8 +6,8 @@ RocksDB copy: milliseconds, little disk), the rules are brought up to date there
 ``refresh_inferences`` exactly as after a real write, the resources are classified on the
 copy, and the copy is deleted whatever happens. The live store is only read.
 
-On a serving worker the store is a ``SnapshotReplica`` (read-only snapshots published by
-the writer process); its current snapshot directory is copied the same way. Served over
+On a serving worker the store reads snapshots published by the writer process
+(``ReadsSnapshots``); its current snapshot directory is copied the same way. Served over
 HTTP, the work runs in a helper process of its own (see below why), which bounds it:
 ``RELMARK_WHATIF_TIMEOUT`` (the helper is killed past it), ``RELMARK_WORKER_MEMORY``
 (its watchdog), and the caller limits the record to ``RELMARK_WHATIF_MAX_TRIPLES``.
@@ -19,7 +19,6 @@ import multiprocessing
 import multiprocessing.process
 import os
 import pickle
-import shutil
 import signal
 import tempfile
 import threading
@@ -39,16 +38,14 @@ from relmark.memory_bound import (
 )
 from relmark.reasoning import maintain
 from relmark.reasoning.explain import classify
-from relmark.stores.base import Changes, Store, StoreError
-from relmark.stores.embedded import EmbeddedStore, SnapshotReplica
+from relmark.stores import copy_snapshot, open_store
+from relmark.stores.base import Changes, CopyTo, OnDisk, ReadsSnapshots, Store, StoreError
+from relmark.stores.system_graphs import sync_system_graphs
 from relmark.vocab import ONTOLOGY_GRAPH
 
 #: The graph the hypothetical record goes into on the scratch copy.
 WHAT_IF_GRAPH = "urn:relmark:what-if"
 
-#: RocksDB never changes these files once written, so a copy may share them (hard links).
-_IMMUTABLE_SUFFIXES = (".sst", ".blob")
-_COPY_ATTEMPTS = 5
 #: A replica's what-if without a timeout given still gets this one.
 HELPER_DEFAULT_TIMEOUT = 120.0
 
@@ -57,66 +54,28 @@ class WhatIfUnsupported(StoreError):
     """The store cannot be copied for a what-if (e.g. a remote SPARQL back end)."""
 
 
-def _link_copy(source: Path, target: Path) -> None:
-    """A RocksDB directory copied as a checkpoint is: immutable files linked, others copied."""
-    target.mkdir(parents=True)
-    for entry in source.iterdir():
-        destination = target / entry.name
-        if entry.is_dir():
-            shutil.copytree(entry, destination)
-        elif entry.name.endswith(_IMMUTABLE_SUFFIXES):
-            try:
-                os.link(entry, destination)
-            except OSError:  # another file system: copy instead
-                shutil.copy2(entry, destination)
-        else:
-            shutil.copy2(entry, destination)
-
-
 def scratch_copy(store: Store, target: Path) -> None:
     """Copy ``store`` into the new directory ``target``, consistently, without writing it."""
-    if isinstance(store, EmbeddedStore):
-        store.backup(target)
-        return
-    copy_to = getattr(store, "copy_to", None)
-    if copy_to is not None:  # a remote store: its data, read into a local one
-        copy_to(target)
+    if isinstance(store, CopyTo):  # (a remote store's: its data, read into a local one)
+        store.copy_to(target)
         return
     raise WhatIfUnsupported(
         f"what-if needs a local store to copy; {type(store).__name__} cannot be copied"
     )
 
 
-def copy_snapshot(snapshot: Path, target: Path) -> None:
-    """Copy a replica's snapshot; if the writer pruned it meanwhile, copy the newest one."""
-    failure: OSError | None = None
-    for _attempt in range(_COPY_ATTEMPTS):
-        try:
-            _link_copy(snapshot, target)
-            return
-        except OSError as error:
-            failure = error
-            shutil.rmtree(target, ignore_errors=True)
-            generations = [p for p in snapshot.parent.iterdir() if p.name.isdigit()]
-            if generations:
-                snapshot = max(generations, key=lambda p: int(p.name))
-    raise StoreError(f"cannot copy the snapshot {snapshot} for a what-if: {failure}")
-
-
 def _scratch_parent(store: Store) -> Path | None:
     """Where scratch copies go: next to the store, so hard links work (same file system)."""
-    path = getattr(store, "path", None)
-    return Path(path).parent if path is not None else None
+    return store.path.parent if isinstance(store, OnDisk) else None
 
 
 def _scratch_prefix(store: Store) -> str:
-    """``.<store name>.what-if-``: the name start-up cleaning looks for (store.py)."""
-    path = getattr(store, "path", None)
-    return f".{Path(path).name}.what-if-" if path is not None else ".relmark-what-if-"
+    """``.<store name>.what-if-``: the name start-up cleaning looks for (stores.embedded)."""
+    return f".{store.path.name}.what-if-" if isinstance(store, OnDisk) else ".relmark-what-if-"
 
 
 @contextmanager
-def scratch_store(store: Store) -> Iterator[EmbeddedStore]:
+def scratch_store(store: Store) -> Iterator[Store]:
     """A writable copy of ``store`` for the duration of the block, always deleted after."""
     parent = _scratch_parent(store)
     if parent is not None:
@@ -124,7 +83,7 @@ def scratch_store(store: Store) -> Iterator[EmbeddedStore]:
     with tempfile.TemporaryDirectory(prefix=_scratch_prefix(store), dir=parent) as directory:
         path = Path(directory) / "store"
         scratch_copy(store, path)
-        scratch = EmbeddedStore(path)
+        scratch = open_store(path)
         try:
             yield scratch
         finally:
@@ -140,7 +99,7 @@ def record_subjects(quads: list[ox.Quad]) -> list[str]:
     return list(seen)
 
 
-def _refresh(scratch: EmbeddedStore, ontology_dir: Path | None, quads: list[ox.Quad]) -> None:
+def _refresh(scratch: Store, ontology_dir: Path | None, quads: list[ox.Quad]) -> None:
     """The inferences of the copy brought up to date: incrementally, from the record alone."""
     maintain.refresh_inferences(scratch, ontology_dir, changes=Changes(added=quads, removed=[]))
 
@@ -169,7 +128,7 @@ def what_if(
     record = [ox.Quad(q.subject, q.predicate, q.object, target) for q in quads]
     wanted = iris if iris is not None else record_subjects(record)
     before = {iri: _class_set(store, iri, lang) for iri in wanted}
-    if timeout is not None or isinstance(store, SnapshotReplica):
+    if timeout is not None or isinstance(store, ReadsSnapshots):
         seconds = HELPER_DEFAULT_TIMEOUT if timeout is None else timeout
         after = _in_helper(store, record, wanted, ontology_dir, lang, seconds, memory_bound)
     else:
@@ -190,7 +149,7 @@ def what_if(
 
 
 def classify_with_record(
-    scratch: EmbeddedStore,
+    scratch: Store,
     record: list[ox.Quad],
     iris: list[str],
     ontology_dir: Path | None,
@@ -198,7 +157,7 @@ def classify_with_record(
 ) -> list[list[dict]]:
     """Add the record to the scratch copy, bring its inferences up to date, classify."""
     if not scratch.has_graph(ONTOLOGY_GRAPH):  # a store the CLI loaded but never served
-        maintain.sync_system_graphs(scratch, ontology_dir)
+        sync_system_graphs(scratch, ontology_dir)
     scratch.add_quads(record)
     _refresh(scratch, ontology_dir, record)
     return [classify(scratch, iri, lang) for iri in iris]
@@ -415,9 +374,8 @@ def _in_helper(
     # its copy behind, and this block removes it all the same
     with tempfile.TemporaryDirectory(prefix=_scratch_prefix(store), dir=parent) as directory:
         path = Path(directory) / "store"
-        if isinstance(store, SnapshotReplica):
-            store.query("ASK {}")  # moves the replica to the newest generation first
-            snapshot = store._snapshots / str(store.generation)  # no public path (store.py)
+        if isinstance(store, ReadsSnapshots):
+            snapshot = store.current_snapshot()
             args = (str(snapshot), str(path), payload, iris, ontology_dir, lang)
             return runner.call("snapshot", args, timeout)  # type: ignore[return-value]
         scratch_copy(store, path)
@@ -442,7 +400,7 @@ def classify_copy(
     path: str, payload: bytes, iris: list[str], ontology_dir: Path | None, lang: str
 ) -> list[list[dict]]:
     """In the helper: open a scratch copy, add the record (N-Quads), classify."""
-    scratch = EmbeddedStore(Path(path))
+    scratch = open_store(Path(path))
     try:
         record = list(ox.parse(payload, format=ox.RdfFormat.N_QUADS))
         return classify_with_record(scratch, record, iris, ontology_dir, lang)

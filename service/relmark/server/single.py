@@ -11,9 +11,10 @@ import sys
 from dataclasses import replace
 from types import FrameType
 
-from relmark.server.supervisor import SnapshotThread, serve_workers
+from relmark.server.supervisor import serve_workers
 from relmark.settings import Settings
-from relmark.stores.embedded import EmbeddedStore
+from relmark.stores import SnapshotThread
+from relmark.stores.base import Checkpoints, Optimizable
 from relmark.web import create_app
 from relmark.web.extensions import close_app, get_store
 
@@ -45,8 +46,9 @@ def serve(
     snapshots = None
     with app.app_context():
         store = get_store()
-        if isinstance(store, EmbeddedStore):
+        if isinstance(store, Optimizable):
             store.optimize()  # once, before serving: reads are faster on compacted files
+        if isinstance(store, Checkpoints):
             snapshots = SnapshotThread(store)  # for `relmark query` &c. while served
             snapshots.start()
 

@@ -5,7 +5,7 @@ query, so the only way to stop a runaway one is to end the process evaluating it
 
 How (gunicorn's pre-fork model, with a single writer):
 
-- The **supervisor** opens the ``EmbeddedStore`` read-write (the only process that ever
+- The **supervisor** opens the embedded store read-write (the only process that ever
   writes it), syncs the system graphs, publishes snapshot generation 1, binds the
   listening socket and forks the workers. It answers writes over a Unix socket
   (``multiprocessing.connection``, random authkey, one thread per worker connection),
@@ -55,8 +55,6 @@ import tempfile
 import threading
 import time
 import traceback
-import types
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +66,7 @@ import waitress
 
 from relmark import loading
 from relmark.execution import QUERY_WORKERS
-from relmark.history.record import Cause, refresh_and_record
+from relmark.history.record import Cause, ensure_and_record, refresh_and_record
 from relmark.memory_bound import (
     MEMORY_EXCEEDED,
     Watchdog,
@@ -79,11 +77,8 @@ from relmark.memory_bound import (
 from relmark.reasoning.whatif import stop_fresh_process
 from relmark.settings import Settings
 from relmark.sparql import guard as sparql_guard
-from relmark.stores import open_store
-from relmark.stores.base import Store, StoreError
-from relmark.stores.embedded import EmbeddedStore, SnapshotReplica
-from relmark.stores.memory_copy import MemoryCopy
-from relmark.stores.remote.store import RemoteReplica, remote_config
+from relmark.stores import SnapshotPublisher, open_replica, open_store
+from relmark.stores.base import Checkpoints, HasDeadline, Optimizable, Store, StoreError
 from relmark.vocab import SHAPES_FILE
 from relmark.web import create_app
 from relmark.web.errors import ApiError, retiring_error
@@ -92,11 +87,8 @@ from relmark.web.extensions import (
     query_refusal,
     set_query_timeout_hook,
     set_serving_details,
-    sync_system_graphs,
 )
 
-#: Snapshot generations kept on disk (older ones are deleted as new ones appear).
-KEEP_SNAPSHOTS = 4
 #: Exit code of a worker that retired after a query timeout.
 RETIRED = 3
 #: Seconds a retiring worker gives the requests it is still answering.
@@ -118,21 +110,18 @@ RESERVED_THREADS = 4
 MAX_BACKOFF = 30.0
 LISTEN_BACKLOG = 1024
 
-#: The store methods a worker may ask the supervisor to run.
-WRITES = frozenset(
-    {
-        "update",
-        "update_validated",
-        "add_quads",
-        "replace_graph",
-        "bulk_replace_graphs",
-        "drop_graph",
-        "sync_file_graph",
-        "restore",
-    }
-)
+#: The store methods a worker may ask the supervisor to run, each as the writer calls it.
+WRITES: dict[str, Callable[..., object]] = {
+    "update": lambda store, sparql: store.update(sparql),
+    "update_validated": lambda store, *args: store.update_validated(*args),
+    "add_quads": lambda store, quads: store.add_quads(quads),
+    "replace_graph": lambda store, graph, triples: store.replace_graph(graph, triples),
+    "bulk_replace_graphs": lambda store, writes: store.bulk_replace_graphs(writes),
+    "drop_graph": lambda store, graph: store.drop_graph(graph),
+    "restore": lambda store, source, fmt: store.restore(source, fmt),
+}
 #: Writes that return False when they changed nothing (no new snapshot then).
-MAYBE_UNCHANGED = frozenset({"drop_graph", "sync_file_graph"})
+MAYBE_UNCHANGED = frozenset({"drop_graph"})
 
 
 def log(message: str) -> None:
@@ -177,9 +166,6 @@ def encode_write(method: str, args: tuple) -> tuple:
                 for graph, parts in args[0].items()
             },
         )
-    if method == "sync_file_graph":
-        graph, paths = args
-        return graph, [str(p) for p in paths]
     if method == "restore":
         source, fmt = args
         return _bytes_of(source), fmt.media_type
@@ -208,8 +194,6 @@ def decode_write(store: Store, method: str, args: tuple) -> tuple:
                 for graph, parts in args[0].items()
             },
         )
-    if method == "sync_file_graph":
-        return args[0], [Path(p) for p in args[1]]
     if method == "restore":
         return args[0], ox.RdfFormat.from_media_type(args[1])
     return args
@@ -300,102 +284,6 @@ class WriteClient:
 
 
 # --- the supervisor --------------------------------------------------------------------------
-class SnapshotPublisher:
-    """Snapshot generations of the live store in ``<store>.snapshots/<generation>``."""
-
-    def __init__(self, store: EmbeddedStore, generation: Any) -> None:
-        self.store = store
-        self.directory = store.path.with_name(store.path.name + ".snapshots")
-        self.generation = generation  # a shared multiprocessing RawValue("q")
-        self._kept: deque[int] = deque()
-
-    def start(self) -> None:
-        """Remove a crashed run's snapshots, then publish generation 1."""
-        if self.directory.exists():
-            log(f"removing stale snapshots in {self.directory}")
-            shutil.rmtree(self.directory)
-        self.directory.mkdir()
-        self.generation.value = 0
-        self.publish()
-
-    def publish(self) -> int:
-        """Back up the store as the next generation, then announce it; prune old ones."""
-        generation = self.generation.value + 1
-        self.store.backup(self.directory / str(generation))
-        self.generation.value = generation
-        self._kept.append(generation)
-        while len(self._kept) > KEEP_SNAPSHOTS:
-            shutil.rmtree(self.directory / str(self._kept.popleft()), ignore_errors=True)
-        return generation
-
-    def after_failure(self) -> None:
-        """Nothing to publish: a failed write left the embedded store as it was (one
-        transaction, or a journaled bulk load put back)."""
-
-    def remove(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-class SnapshotThread:
-    """One-process ``relmark serve``: publishes a snapshot when the command line asks.
-
-    ``relmark query``, ``dump`` and co. read the newest snapshot while the store is served
-    (``relmark.stores.read_view``). Here nothing else needs snapshots, and each one flushes
-    RocksDB's memtables into new small files (work for compaction, on the CPU the queries
-    use), so one is taken only on request: the command drops a ``wanted-*`` file in the
-    snapshots directory and waits until it is gone; by then a snapshot holds every write
-    answered before the request. (``ON_REQUEST`` there tells commands to ask.)
-    """
-
-    #: The file that says "ask for a snapshot"; requests are files named ``wanted-*``.
-    ON_REQUEST = "on-request"
-    #: Seconds between looks for requests.
-    POLL = 0.05
-    #: Longest wait for the inferences to catch up with a write in flight.
-    SETTLE = 1.0
-
-    def __init__(self, store: EmbeddedStore) -> None:
-        self._publisher = SnapshotPublisher(store, types.SimpleNamespace(value=0))
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="relmark-snapshots", daemon=True)
-        self._published_at = -1  # the store's write count when the last snapshot was taken
-
-    def start(self) -> None:
-        self._published_at = self._publisher.store.wait_for_writes(-1, 0)
-        self._publisher.start()
-        (self._publisher.directory / self.ON_REQUEST).touch()
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop publishing and remove the snapshots (before the store is closed)."""
-        self._stopping.set()
-        self._thread.join(timeout=self.SETTLE + 5)
-        self._publisher.remove()
-
-    def _run(self) -> None:
-        directory = self._publisher.directory
-        while not self._stopping.wait(self.POLL):
-            try:
-                requests = list(directory.glob("wanted-*"))
-                if requests:
-                    self._publish_if_written()
-                for request in requests:
-                    request.unlink(missing_ok=True)
-            except Exception as error:  # never end the server for a missed snapshot
-                log(f"cannot publish a snapshot: {error}")
-
-    def _publish_if_written(self) -> None:
-        store = self._publisher.store
-        if store.wait_for_writes(-1, 0) == self._published_at:
-            return  # the newest snapshot is the store as it is
-        deadline = time.monotonic() + self.SETTLE
-        while store.inferences_stale() and time.monotonic() < deadline:
-            if self._stopping.wait(0.01):
-                return
-        self._published_at = store.wait_for_writes(-1, 0)
-        self._publisher.publish()
-
-
 class WriteCounter:
     """``SnapshotPublisher`` for a remote store: the engine holds the data, so publishing
     a write is moving the shared generation number."""
@@ -445,7 +333,7 @@ class StoreWriter:
                 if self._closed:
                     raise StoreError("the server is shutting down; nothing was written")
                 try:
-                    result = getattr(self.store, method)(*decode_write(self.store, method, args))
+                    result = WRITES[method](self.store, *decode_write(self.store, method, args))
                     if method in MAYBE_UNCHANGED and not result:
                         return ("ok", result, self.publisher.generation.value)
                     # inferences before the snapshot: readers never see data without them
@@ -519,18 +407,21 @@ class Supervisor:
         """Serve until SIGTERM/SIGINT; raises ``StoreError`` if the store cannot be opened."""
         store: Store = open_store(self.settings.store, self.settings)
         generation = self._context.RawValue("q", 0)
-        local = isinstance(store, EmbeddedStore)
-        if local:  # (the open removed them: RocksDB's lock says no other process uses them)
-            for stale in store.removed_scratch:
+        # snapshots to publish: not on a remote store, where the engine holds the data
+        local = store if isinstance(store, Checkpoints) else None
+        if local is not None:  # (the open removed them: RocksDB's lock says none is in use)
+            for stale in local.removed_scratch:
                 log(f"removed {stale}, left by a crash")
-        publisher = SnapshotPublisher(store, generation) if local else WriteCounter(generation)
+        publisher: SnapshotPublisher | WriteCounter = (
+            SnapshotPublisher(local, generation) if local else WriteCounter(generation)
+        )
         self._writer = StoreWriter(store, publisher, self.settings.ontology_dir)
         address, private = _writer_address()
         self._listener: multiprocessing.connection.Listener | None = None
         http: socket.socket | None = None
         try:
-            sync_system_graphs(store, self.settings)
-            if local:
+            ensure_and_record(store, self.settings.ontology_dir)
+            if isinstance(store, Optimizable):
                 store.optimize()
             # compiled once here, inherited by every forked worker
             loading.compiled_shapes(self.settings.ontology_dir / SHAPES_FILE)
@@ -546,8 +437,8 @@ class Supervisor:
                 listener=http,
                 threads=self.threads,
                 workers=self.workers,
-                store_path=store.path if local else None,
-                snapshots=publisher.directory if local else None,
+                store_path=local.path if local else None,
+                snapshots=publisher.directory if isinstance(publisher, SnapshotPublisher) else None,
                 generation=generation,
                 writer_address=address,
                 authkey=authkey,
@@ -908,13 +799,15 @@ def _run_worker(plan: WorkerPlan, ready: Any = None) -> None:
     def generation() -> int:
         return plan.generation.value
 
-    replica: SnapshotReplica | RemoteReplica
-    if plan.store_path is None or plan.snapshots is None:
-        config = remote_config(str(plan.settings.store), plan.settings)
-        replica = RemoteReplica(config, generation, writer)
-    else:
-        memory = MemoryCopy(copy_budget(plan.settings, plan.workers), log)
-        replica = SnapshotReplica(plan.store_path, plan.snapshots, generation, writer, memory)
+    replica = open_replica(
+        plan.store_path or plan.settings.store,
+        generation,
+        writer,
+        settings=plan.settings,
+        snapshots=plan.snapshots,
+        memory_quads=copy_budget(plan.settings, plan.workers),
+        log=log,
+    )
     bound = worker_memory_bound(plan.settings, plan.workers)
     # (resolved, so the what-if helper gets the same bound)
     app = create_app(dataclasses.replace(plan.settings, worker_memory=bound), store=replica)
@@ -923,7 +816,7 @@ def _run_worker(plan: WorkerPlan, ready: Any = None) -> None:
     threads = max(plan.threads, QUERY_WORKERS + RESERVED_THREADS)
     server = waitress.create_server(app, sockets=[plan.listener], threads=threads, ident="relmark")
     retirement = Retirement(server, writer, plan.supervisor_pid, query_refusal(app), plan.serving)
-    if isinstance(replica, SnapshotReplica):  # (the engine ends a remote query at its timeout)
+    if not isinstance(replica, HasDeadline):  # (a remote engine ends a query at its timeout)
         set_query_timeout_hook(app, retirement.after_timeout)
         lower_query_priority(app)
     set_serving_details(
@@ -931,7 +824,7 @@ def _run_worker(plan: WorkerPlan, ready: Any = None) -> None:
         lambda: {
             "workers": plan.workers,
             "generation": replica.generation,
-            "reads": getattr(replica, "reads_from", "remote"),
+            "reads": replica.reads_from,
         },
     )
     signal.signal(signal.SIGTERM, retirement.on_sigterm)

@@ -5,7 +5,7 @@ overflow the thread's stack and kill the process (SIGSEGV, no exception to catch
 nested ``[ ]``/``( )`` take super-linear time (depth 100: ~2 s, depth 200: over 10 s).
 pyoxigraph 0.5 also evaluates ``SERVICE`` and ``LOAD`` by fetching the URL, and offers
 no hook to turn that off (``Store.query``/``update`` take no service handler). So the
-text is read here, the way ``sparql_text`` reads it (strings, comments and IRIs blanked,
+text is read here with ``relmark.sparql.lexer`` (strings, comments and IRIs blanked,
 positions kept), and refused with a ``SparqlRefused`` naming the limit or setting when:
 
 - it is longer than ``max_bytes`` or nests ``{ ( [`` deeper than ``max_depth``;
@@ -31,8 +31,7 @@ from dataclasses import dataclass
 import pyoxigraph as ox
 
 from relmark.settings import Settings
-from relmark.sparql.text import IRI_BODY, TOKENS, unescape_iri
-from relmark.sparql.text import PNAME_TOKEN as _PNAME_TOKEN
+from relmark.sparql.lexer import IRI_BODY, PNAME_TOKEN, hidden, keyword, unescape_iri
 
 #: The deepest nesting any setting may allow: pyoxigraph 0.5.13 dies of a stack overflow
 #: between 2,000 and 2,500 nested ``{`` on an 8 MB thread stack (measured); this keeps
@@ -51,8 +50,7 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _OPERAND_END = re.compile(r"[\w)\]\"'>:%.\-]")
 #: Inside an IRI-looking token, what would make the two readings disagree.
 _DIVERGING = re.compile(r"['#()\[\]]")
-_KEYWORD = r"(?<![\w?$:-])(?:{})(?![\w:-])"
-_FETCHING = re.compile(_KEYWORD.format("SERVICE|LOAD"), re.IGNORECASE)
+_FETCHING = keyword("SERVICE", "LOAD")
 _SILENT = re.compile(r"\s*SILENT(?![\w:-])", re.IGNORECASE)
 _ENDPOINT = re.compile(
     rf"\s*(?:<(?P<iri>{IRI_BODY})>|(?P<var>[?$]\w+)|(?P<pname>(?:[A-Za-z][\w.-]*)?:[\w.:%-]*))"
@@ -178,7 +176,7 @@ def _lexed(sparql: str) -> str:
     out: list[str] = []
     pos = 0
     operand_before = False
-    for match in TOKENS.finditer(sparql):
+    for match in hidden(sparql):
         gap = sparql[pos : match.start()]
         out.append(gap)
         code = gap.rstrip()
@@ -209,7 +207,7 @@ def _lexed(sparql: str) -> str:
 def _keywords_view(lexed: str) -> str:
     """``lexed`` with IRIs and prefixed names blanked too: what is left is keywords,
     variables, numbers and punctuation."""
-    return _PNAME_TOKEN.sub(_blank, _IRIREF.sub(_blank, lexed))
+    return PNAME_TOKEN.sub(_blank, _IRIREF.sub(_blank, lexed))
 
 
 def _nesting(view: str) -> tuple[int, int]:
@@ -299,10 +297,10 @@ def _check_endpoints(
         return
     prologue = _Prologue(lexed, base_iri)
     allowed = tuple(a for a in allow if a)
-    for keyword in found:
-        name = keyword[0].upper()
-        where = _line_column(lexed, keyword.start())
-        position = keyword.end()
+    for fetching in found:
+        name = fetching[0].upper()
+        where = _line_column(lexed, fetching.start())
+        position = fetching.end()
         silent = _SILENT.match(view, position)
         if silent:
             position = silent.end()
@@ -315,7 +313,7 @@ def _check_endpoints(
                 "fetched, so the endpoint must be an IRI",
                 where=where,
             )
-        base, prefixes = prologue.at(keyword.start())
+        base, prefixes = prologue.at(fetching.start())
         if term["pname"] is not None:
             iri = _expand(sparql[term.start("pname") : term.end("pname")], prefixes)
             if iri is None:
@@ -352,7 +350,7 @@ def iris_of(sparql: str, base_iri: str | None = None) -> set[str]:
         iris.add(iri)
         iris.add(resolve(iri, prologue.at(match.start())[0]))
     blanked = _IRIREF.sub(lambda m: " " * len(m[0]), lexed)
-    for match in _PNAME_TOKEN.finditer(blanked):
+    for match in PNAME_TOKEN.finditer(blanked):
         pname = sparql[match.start() : match.end()].rstrip(".")
         base, prefixes = prologue.at(match.start())
         expanded = _expand(pname, prefixes)

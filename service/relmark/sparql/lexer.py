@@ -161,11 +161,19 @@ def _blank(text: str, fill: str = " ") -> str:
 
 
 def blanked(sparql: str, *, keep: frozenset[str] = frozenset(), fill: str = " ") -> str:
-    """The text with its hiding tokens (those whose kind is not in ``keep``) replaced by
-    ``fill``, newlines and positions kept."""
+    """The text with its hiding tokens (those whose kind is not in ``keep``) blanked,
+    newlines and positions kept.
+
+    Comments always become spaces, as SPARQL reads a comment as white space; IRIs, strings
+    and escapes become ``fill``, so a caller that must tell "nothing here" from "a term
+    here" (a rule's parser) can blank them with ``"_"``.
+    """
 
     def replace(match: re.Match[str]) -> str:
-        return match[0] if match.lastgroup in keep else _blank(match[0], fill)
+        kind = match.lastgroup
+        if kind in keep:
+            return match[0]
+        return _blank(match[0], " " if kind == "comment" else fill)
 
     return _HIDDEN.sub(replace, sparql)
 

@@ -1,18 +1,32 @@
-"""The store seam: the protocol every back end implements, and what writes report.
+"""The store seam: what every back end answers, what only some can do, and what writes report.
 
-Every back end (the embedded pyoxigraph store, a remote SPARQL 1.1 server) answers this
-protocol; the rest of relmark is written against it and never imports a concrete store.
+Every back end (the embedded pyoxigraph store, a remote SPARQL 1.1 server, and the
+replicas serving workers read through) answers ``Store``; the rest of relmark is written
+against it and never imports a concrete store (``relmark.stores.open_store`` picks one).
+What only some back ends can do is a named capability below, a ``Protocol`` asked for with
+``isinstance(store, Capability)``: the type says what a caller relies on, and a checker
+sees it, where probing for a method by name would not.
+
+The errors a back end's server raises (``RemoteError`` and its kinds) are here too, as kinds
+of ``relmark.errors``' categories, which the HTTP layer maps to statuses without knowing
+which back end raised them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import IO, Protocol
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
 
 import pyoxigraph as ox
 
+from relmark.errors import BackendFailed, BackendUnavailable, QueryTimeout
 from relmark.vocab import DATA_GRAPH_PREFIX, SYSTEM_GRAPHS
+
+if TYPE_CHECKING:
+    from relmark.stores.remote.lookup_cache import LookupCache
 
 #: Where the content hash of each file-backed graph is kept (what a re-sync compares).
 CONTENT_HASH = ox.NamedNode("urn:relmark:meta:contentHash")
@@ -22,6 +36,9 @@ QueryResult = ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples
 #: One part of a bulk write: ``(RdfFormat or "quads", bytes, file or quads, label)``.
 BulkPart = tuple[ox.RdfFormat | str, bytes | IO[bytes] | list[ox.Quad], str]
 
+
+#: Graphs a store stages writes in (a remote load, a remote rule run); no store lists them.
+STAGING_PREFIX = "urn:relmark:staging:"
 
 #: Above this many changed quads a write reports its changes as unknown: recomputing every
 #: inference is then cheaper than diffing the graphs.
@@ -84,6 +101,32 @@ class StoreLocked(StoreError):
     """Another process (usually a running ``relmark serve``) holds the store open."""
 
 
+class RemoteError(StoreError, BackendFailed):
+    """The server behind the store refused or failed a request; ``backend`` names it."""
+
+    def __init__(self, message: str, backend: str) -> None:
+        super().__init__(message)
+        self.backend = backend
+
+    def __reduce__(self) -> tuple:  # pickled from a serving worker's writer: same error there
+        return type(self), (str(self), self.backend)
+
+
+class RemoteUnavailable(RemoteError, BackendUnavailable):
+    """The server behind the store cannot be reached (down, refusing, or too slow)."""
+
+
+class RemoteTimeout(RemoteUnavailable, QueryTimeout):
+    """A read the server did not answer within RELMARK_QUERY_TIMEOUT: our query timeout."""
+
+    def __init__(self, message: str, backend: str, seconds: float) -> None:
+        super().__init__(message, backend)
+        self.seconds = seconds
+
+    def __reduce__(self) -> tuple:
+        return type(self), (str(self), self.backend, self.seconds)
+
+
 def data_graph(name: str) -> str:
     """The graph IRI for a load source: a bare name goes under ``urn:relmark:data:``."""
     if not name:
@@ -105,8 +148,14 @@ def is_system_graph(graph: ox.NamedNode | ox.DefaultGraph) -> bool:
     return isinstance(graph, ox.NamedNode) and graph.value in SYSTEM_GRAPHS
 
 
+#: Accepts or refuses a write's change: ``check(added, removed)`` raises to refuse.
+ChangeCheck = Callable[[list[ox.Quad], list[ox.Quad]], None]
+#: ``quads_for_pattern(subject, predicate, object, graph)``, None matching anything.
+PatternLookup = Callable[..., Iterable[ox.Quad]]
+
+
 class Store(Protocol):
-    """What the rest of relmark needs from a store; one implementation per back end."""
+    """What every back end answers; what only some do is a capability below."""
 
     def query(
         self,
@@ -118,6 +167,10 @@ class Store(Protocol):
     ) -> QueryResult: ...
 
     def update(self, sparql: str, *, system: bool = False) -> None: ...
+
+    def update_validated(
+        self, sparql: str, check: ChangeCheck, graphs: Iterable[str] | None = None
+    ) -> None: ...
 
     def add_quads(self, quads: Iterable[ox.Quad]) -> None: ...
 
@@ -142,3 +195,169 @@ class Store(Protocol):
     def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None: ...
 
     def close(self) -> None: ...
+
+
+# --- capabilities: what only some back ends can do ---------------------------------------------
+
+#: ``isinstance`` answers, per capability and class of store (see ``_Capability``).
+_ANSWERS: dict[tuple[type, type], bool] = {}
+
+
+class _Capability(type(Protocol)):  # type: ignore[misc]
+    """The metaclass of the capabilities: ``isinstance(store, Capability)`` is worked out
+    once per class of store, then looked up.
+
+    A back end's capabilities are its class's (each of its instances sets the same
+    attributes in ``__init__``), while typing's own check, on Python 3.11, collects the
+    protocol's members again on every call and asks the instance for each, costing more
+    than the work it decides on paths that run per request (``queries.answer``).
+    """
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        key = (cls, type(instance))
+        answer = _ANSWERS.get(key)
+        if answer is None:
+            answer = _ANSWERS[key] = super().__instancecheck__(instance)
+        return answer
+
+
+@runtime_checkable
+class TracksChanges(Protocol, metaclass=_Capability):
+    """Records what its data writes changed, so inferences follow them incrementally, and
+    whether a data write still awaits its inference refresh (repaired at start-up).
+
+    The stores that apply writes (embedded, remote) do; a serving worker's replica does not:
+    its writes are applied, and the inferences refreshed, by the writer process.
+    """
+
+    def take_changes(self) -> Changes | None: ...
+
+    def data_writes(self) -> int: ...
+
+    def inferences_current(self, as_of: int) -> None: ...
+
+    def inferences_stale(self) -> bool: ...
+
+
+@runtime_checkable
+class Optimizable(Protocol, metaclass=_Capability):
+    """Can compact its files after bulk rewrites (RocksDB: one sorted run per index)."""
+
+    def optimize(self) -> None: ...
+
+
+@runtime_checkable
+class GraphBytes(Protocol, metaclass=_Capability):
+    """Serialises one graph as N-Triples itself (in Rust), without a Python object per quad."""
+
+    def graph_bytes(self, graph: str | None) -> bytes: ...
+
+
+@runtime_checkable
+class PatternReads(Protocol, metaclass=_Capability):
+    """Answers quad patterns directly, in process (what validation's view reads)."""
+
+    def quads_for_pattern(
+        self,
+        subject: Term | None,
+        predicate: ox.NamedNode | None,
+        obj: Term | None,
+        graph_name: ox.NamedNode | ox.DefaultGraph | None = None,
+    ) -> list[ox.Quad]: ...
+
+    def pattern_reader(self) -> AbstractContextManager[PatternLookup]: ...
+
+
+@runtime_checkable
+class OnDisk(Protocol, metaclass=_Capability):
+    """Lives in a directory: scratch copies go beside it (hard links need one file system)."""
+
+    path: Path
+
+
+@runtime_checkable
+class CopyTo(Protocol, metaclass=_Capability):
+    """Can write a private, writable embedded copy of itself into a new directory."""
+
+    def copy_to(self, target: Path) -> None: ...
+
+
+@runtime_checkable
+class Checkpoints(Protocol, metaclass=_Capability):
+    """Takes consistent on-disk copies of itself that are never written again (the
+    snapshots serving workers and command-line readers open), and counts its writes."""
+
+    path: Path
+    #: Scratch copies a crashed process left beside the store, removed when it was opened.
+    removed_scratch: list[Path]
+
+    def backup(self, target: Path | str) -> None: ...
+
+    def wait_for_writes(self, seen: int, timeout: float) -> int: ...
+
+    def inferences_stale(self) -> bool: ...
+
+
+@runtime_checkable
+class ForwardsWrites(Protocol, metaclass=_Capability):
+    """A serving worker's store: writes go to the one writer process, which applies them
+    and refreshes the inferences; a write returns once this process can read it."""
+
+    @property
+    def generation(self) -> int: ...
+
+    @property
+    def reads_from(self) -> str: ...
+
+
+@runtime_checkable
+class ReadsSnapshots(Protocol, metaclass=_Capability):
+    """Reads a published snapshot of the embedded store (a directory never written again)."""
+
+    def current_snapshot(self) -> Path: ...
+
+
+@runtime_checkable
+class HasDeadline(Protocol, metaclass=_Capability):
+    """Can end its own reads at a per-thread deadline (a remote store: an HTTP timeout), so
+    a request's query timeout needs no other thread."""
+
+    def deadline(self, seconds: float) -> AbstractContextManager[None]: ...
+
+
+@runtime_checkable
+class Remote(Protocol, metaclass=_Capability):
+    """A store on a SPARQL server: each query is a round trip, so look-ups are kept
+    (``label_cache``, ``check_cache``) and work that can overlap is overlapped."""
+
+    location: str
+    label_cache: LookupCache[dict[str, str]]
+    check_cache: LookupCache[bool]
+
+    @property
+    def backend(self) -> str: ...
+
+    def describe(self) -> dict[str, str]: ...
+
+    def ping(self) -> float: ...
+
+    def forget_graphs(self) -> None: ...
+
+
+@runtime_checkable
+class EvaluatesRemotely(Store, Protocol, metaclass=_Capability):
+    """A remote store the rule engine runs on as the server's own queries and updates:
+    staging graphs it posts N-Triples to and drops, and where the engine keeps relmark's
+    default graph."""
+
+    def forget_graphs(self) -> None: ...
+
+    def engine_graph(self, graph: str | None) -> str | None: ...
+
+    def post_lines(self, graph: str, lines: Iterable[str]) -> None: ...
+
+    def drop_staging(self, graphs: Iterable[str]) -> None: ...
+
+
+class Replica(Store, ForwardsWrites, Protocol):
+    """What a serving worker reads through and writes through (``stores.open_replica``)."""

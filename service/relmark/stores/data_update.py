@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pyoxigraph as ox
 
-from relmark.sparql.text import masked
+from relmark.sparql.lexer import UnbalancedBrackets, closing, masked
 
 #: An operation's start: its own prologue, then INSERT DATA or DELETE DATA and its brace.
 _DATA_OPERATION = re.compile(
@@ -43,8 +43,9 @@ def data_operations(sparql: str) -> list[tuple[str, str]] | None:
         found = _DATA_OPERATION.match(code, start)
         if found is None:
             return None
-        close = _closing_brace(code, found.end() - 1)
-        if close is None:
+        try:
+            close = closing(code, found.end() - 1)
+        except UnbalancedBrackets:
             return None
         rest = code[close + 1 :]
         end = close + 1 + len(rest) - len(rest.lstrip())
@@ -73,18 +74,6 @@ def _blank_except(text: str, kept: list[tuple[int, int]]) -> str:
 
 
 _NOT_NEWLINE = re.compile(r"[^\n]")
-
-
-def _closing_brace(code: str, opening: int) -> int | None:
-    depth = 0
-    for position in range(opening, len(code)):
-        if code[position] == "{":
-            depth += 1
-        elif code[position] == "}":
-            depth -= 1
-            if depth == 0:
-                return position
-    return None
 
 
 def data_change(

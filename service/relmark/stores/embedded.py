@@ -1,8 +1,8 @@
-"""The store: named-graph layout, the `Store` protocol and its embedded pyoxigraph back end.
+"""The embedded back end: pyoxigraph on RocksDB in one directory.
 
-Nothing outside this module talks to pyoxigraph's ``Store`` directly. The protocol is kept
-small enough that a remote SPARQL 1.1 back end (query + update + Graph Store Protocol) can
-implement it later.
+Outside ``relmark.stores`` nothing talks to pyoxigraph's ``Store`` on disk directly; the
+rest of relmark reaches this one through the ``Store`` protocol and its capabilities
+(``relmark.stores.base``).
 
 Atomicity, the one promise every write keeps: a rejected or crashed write leaves the store
 as it was. Small writes use pyoxigraph's transactions (``extend``, ``update``). Bulk loads
@@ -14,7 +14,6 @@ and if the process dies before the journal is removed, the next open puts the ba
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -24,13 +23,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO
 
 import pyoxigraph as ox
 
 from relmark.stores.base import (
     CHANGE_LIMIT,
-    CONTENT_HASH,
     BulkPart,
     ChangeRecord,
     Changes,
@@ -43,15 +41,12 @@ from relmark.stores.base import (
 )
 from relmark.stores.data_update import data_change, data_operations
 from relmark.vocab import (
-    META_GRAPH,
     SYSTEM_GRAPHS,
 )
 
-if TYPE_CHECKING:
-    from relmark.stores.memory_copy import MemoryCopy
 
-
-def _node(graph: str | None) -> ox.NamedNode | ox.DefaultGraph:
+def graph_node(graph: str | None) -> ox.NamedNode | ox.DefaultGraph:
+    """The graph named ``graph`` (None: the default graph)."""
     return ox.DefaultGraph() if graph is None else ox.NamedNode(graph)
 
 
@@ -62,7 +57,7 @@ def count_quads(db: ox.Store) -> int:
     return named + int(next(iter(result))["n"].value)
 
 
-def _query_options(
+def query_options(
     default_graph: list[str] | None,
     named_graphs: list[str] | None,
     substitutions: Mapping[str, Term] | None,
@@ -70,7 +65,7 @@ def _query_options(
     """pyoxigraph's query options: the union of all graphs as default unless graphs are named."""
     options: dict = {}
     if default_graph is not None:
-        options["default_graph"] = [_node(g) for g in default_graph]
+        options["default_graph"] = [graph_node(g) for g in default_graph]
     elif named_graphs is None:
         options["use_default_graph_as_union"] = True
     if named_graphs is not None:
@@ -171,7 +166,7 @@ class EmbeddedStore:
         substitutions: Mapping[str, Term] | None = None,
     ) -> QueryResult:
         """Run a SPARQL query; the default graph is the union of all graphs unless named."""
-        options = _query_options(default_graph, named_graphs, substitutions)
+        options = query_options(default_graph, named_graphs, substitutions)
         with self._lock.read():
             return self._db.query(sparql, **options)
 
@@ -186,7 +181,7 @@ class EmbeddedStore:
     def triples(self, graph: str | None) -> Iterator[ox.Quad]:
         """The quads of one graph (``None`` = the store's own default graph)."""
         with self._lock.read():
-            yield from self._db.quads_for_pattern(None, None, None, _node(graph))
+            yield from self._db.quads_for_pattern(None, None, None, graph_node(graph))
 
     def count(self) -> int:
         """Number of quads in the store (cached between writes: /healthz calls it often)."""
@@ -207,7 +202,7 @@ class EmbeddedStore:
         Python object per quad: 10× faster for the rule engine's workspace)."""
         output = io.BytesIO()
         with self._lock.read():
-            self._db.dump(output, format=ox.RdfFormat.N_TRIPLES, from_graph=_node(graph))
+            self._db.dump(output, format=ox.RdfFormat.N_TRIPLES, from_graph=graph_node(graph))
         return output.getvalue()
 
     def optimize(self) -> None:
@@ -228,6 +223,10 @@ class EmbeddedStore:
         """
         with self._lock.read():
             self._db.backup(str(target))
+
+    def copy_to(self, target: Path) -> None:
+        """A private, writable copy of the store in ``target`` (a what-if's scratch store)."""
+        self.backup(target)
 
     # --- what the writes changed ---------------------------------------------------------
     def _data_write(self) -> None:
@@ -482,37 +481,6 @@ class EmbeddedStore:
             self._journal.unlink()
             shutil.rmtree(self._backup_dir, ignore_errors=True)
 
-    # --- the ontology, shapes and config graphs --------------------------------------
-    def sync_file_graph(self, graph: str, paths: list[Path]) -> bool:
-        """(Re)load a system graph from Turtle files when their content changed.
-
-        Returns True when the graph was (re)loaded. The content hash lives in the meta
-        graph, so the check survives restarts and never duplicates triples.
-        """
-        digest = hashlib.sha256()
-        for path in paths:
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        wanted = ox.Literal(digest.hexdigest())
-        with self._lock.read():
-            stored = list(
-                self._db.quads_for_pattern(
-                    ox.NamedNode(graph), CONTENT_HASH, None, ox.NamedNode(META_GRAPH)
-                )
-            )
-        if [q.object for q in stored] == [wanted]:
-            return False
-        triples: list[ox.Triple] = []
-        for path in paths:
-            triples.extend(ox.parse(path=str(path), format=ox.RdfFormat.TURTLE))
-        self.replace_graph(graph, triples)
-        hash_iri = CONTENT_HASH.value
-        self.update(
-            f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> ?h }} }} ;"
-            f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> {wanted} }} }}",
-            system=True,
-        )
-        return True
-
 
 #: The function a computed change's update reads its terms from (blank nodes included).
 _CHANGE_TERM = ox.NamedNode("urn:relmark:change:term")
@@ -633,14 +601,14 @@ class _Diff:
 
 def _lines(db: ox.Store, graph: str | None) -> set[bytes]:
     output = io.BytesIO()
-    db.dump(output, format=ox.RdfFormat.N_TRIPLES, from_graph=_node(graph))
+    db.dump(output, format=ox.RdfFormat.N_TRIPLES, from_graph=graph_node(graph))
     return set(output.getvalue().splitlines())
 
 
 def _parsed(lines: set[bytes], graph: str | None) -> list[ox.Quad]:
     if not lines:
         return []
-    target = _node(graph)
+    target = graph_node(graph)
     text = b"\n".join(sorted(lines)) + b"\n"
     return [
         ox.Quad(t.subject, t.predicate, t.object, target)
@@ -694,204 +662,6 @@ class _ReadWriteLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
-
-
-class WriteForwarder(Protocol):
-    """Applies a write in the process that owns the store: ``(result, generation)``.
-
-    ``generation`` is the first snapshot generation that contains the write.
-    """
-
-    def __call__(self, method: str, *args: object) -> tuple[object, int]: ...
-
-
-class ForwardedWrites:
-    """A serving worker's store writes: each one is sent to the one process that applies
-    writes (``relmark.server.supervisor``), and returns once readers here can see it.
-
-    Why one writer: it refreshes the inferences after each write from the quads that write
-    changed, and two processes doing that at once would race. The class that mixes this
-    in reads from its own copy (``SnapshotReplica``) or from the engine
-    (``RemoteReplica``) and says, in ``_forward``, how it catches up with a write.
-    """
-
-    #: The writes are applied (and the inferences refreshed) elsewhere: not after a view.
-    forwards_writes = True
-
-    def _forward(self, method: str, *args: object) -> object:
-        raise NotImplementedError
-
-    def update(self, sparql: str, *, system: bool = False) -> None:
-        self._forward("update", sparql)
-
-    def update_validated(
-        self,
-        sparql: str,
-        check: Callable[[list[ox.Quad], list[ox.Quad]], None],
-        graphs: Iterable[str] | None = None,
-    ) -> None:
-        """As ``EmbeddedStore.update_validated``; ``check`` must be one the writer can rebuild."""
-        self._forward("update_validated", sparql, check, None if graphs is None else list(graphs))
-
-    def add_quads(self, quads: Iterable[ox.Quad]) -> None:
-        self._forward("add_quads", list(quads))
-
-    def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
-        self._forward("replace_graph", graph, list(triples))
-
-    def bulk_replace_graphs(self, writes: Mapping[str, list[BulkPart]]) -> None:
-        self._forward("bulk_replace_graphs", dict(writes))
-
-    def drop_graph(self, graph: str) -> bool:
-        return bool(self._forward("drop_graph", graph))
-
-    def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None:
-        self._forward("restore", source, fmt)
-
-    def sync_file_graph(self, graph: str, paths: list[Path]) -> bool:
-        return bool(self._forward("sync_file_graph", graph, paths))
-
-
-class SnapshotReplica(ForwardedWrites):
-    """The store of a serving worker process: reads a snapshot, forwards writes.
-
-    One process (``server.supervisor``) owns the read-write ``EmbeddedStore``. After each write
-    it publishes the store as snapshot generation ``g`` (a backup in ``<snapshots>/<g>``,
-    never written again, so a read-only open is safe) and then moves the shared generation
-    number. Reads here go to a read-only store on the newest snapshot, reopened
-    (milliseconds) when that number moved; a write returns only once its snapshot is open
-    here, so the request that wrote reads its write, and so does any later request on any
-    worker.
-    """
-
-    #: Attempts at opening the newest snapshot (the writer may prune one as it is opened).
-    OPEN_ATTEMPTS = 5
-
-    def __init__(
-        self,
-        path: Path | str,
-        snapshots: Path | str,
-        generation: Callable[[], int],
-        writer: WriteForwarder,
-        memory: MemoryCopy | None = None,
-    ) -> None:
-        self.path = Path(path).resolve()  # the live store, as /healthz names it
-        self._snapshots = Path(snapshots)
-        self._shared_generation = generation
-        self._writer = writer
-        self._reopen = threading.Lock()
-        self._db: ox.Store | None = None
-        self._generation = 0
-        self._count: tuple[int, int] | None = None  # (generation, quads)
-        self._memory = memory
-        self._advance(generation())
-
-    @property
-    def generation(self) -> int:
-        """The snapshot generation reads see now."""
-        return self._generation
-
-    def _current(self) -> ox.Store:
-        """The newest snapshot's store (one integer compare when nothing moved)."""
-        if self._shared_generation() != self._generation:
-            self._advance(0)
-        if self._db is None:
-            raise StoreError("the store is closed")
-        return self._db
-
-    def _advance(self, at_least: int) -> None:
-        """Open the newest snapshot, which must be ``at_least`` that generation."""
-        with self._reopen:
-            failure: OSError | None = None
-            for _attempt in range(self.OPEN_ATTEMPTS):
-                wanted = max(at_least, self._shared_generation())
-                if wanted <= self._generation:
-                    return
-                try:
-                    db = ox.Store.read_only(str(self._snapshots / str(wanted)))
-                except OSError as error:  # pruned as we opened it: a newer one exists
-                    failure = error
-                    continue
-                self._db = db  # before the number, so a reader never pairs new number, old db
-                self._generation = wanted
-                if self._memory is not None:
-                    self._memory.want(wanted, db)
-                return
-            raise StoreError(f"cannot open snapshot {wanted} in {self._snapshots}: {failure}")
-
-    def _reader(self) -> ox.Store:
-        """What reads use: the in-memory copy of the current snapshot once it is built."""
-        db = self._current()
-        copy = None if self._memory is None else self._memory.get(self._generation)
-        return db if copy is None else copy
-
-    @property
-    def reads_from(self) -> str:
-        """Where reads go now: ``memory`` or ``disk`` (for /healthz)."""
-        memory = self._memory
-        return "memory" if memory is not None and memory.get(self._generation) else "disk"
-
-    def close(self) -> None:
-        self._db = None
-
-    # --- reads: the current snapshot ----------------------------------------------------
-    def query(
-        self,
-        sparql: str,
-        *,
-        default_graph: list[str] | None = None,
-        named_graphs: list[str] | None = None,
-        substitutions: Mapping[str, Term] | None = None,
-    ) -> QueryResult:
-        options = _query_options(default_graph, named_graphs, substitutions)
-        return self._reader().query(sparql, **options)
-
-    def quads_for_pattern(
-        self,
-        subject: Term | None,
-        predicate: ox.NamedNode | None,
-        obj: Term | None,
-        graph_name: ox.NamedNode | ox.DefaultGraph | None = None,
-    ) -> list[ox.Quad]:
-        """The quads matching a pattern in the current snapshot (validation's view)."""
-        return list(self._reader().quads_for_pattern(subject, predicate, obj, graph_name))
-
-    @contextlib.contextmanager
-    def pattern_reader(self) -> Iterator[Callable[..., Iterable[ox.Quad]]]:
-        """The current snapshot's ``quads_for_pattern``, for many lookups in a row."""
-        yield self._reader().quads_for_pattern
-
-    def graph_names(self) -> list[str]:
-        db = self._reader()
-        return sorted(g.value for g in db.named_graphs() if isinstance(g, ox.NamedNode))
-
-    def has_graph(self, graph: str) -> bool:
-        return self._reader().contains_named_graph(ox.NamedNode(graph))
-
-    def triples(self, graph: str | None) -> Iterator[ox.Quad]:
-        yield from self._reader().quads_for_pattern(None, None, None, _node(graph))
-
-    def graph_size(self, graph: str) -> int:
-        result = self.query(f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
-        return int(next(iter(result))["n"].value)
-
-    def count(self) -> int:
-        """Number of quads (counted once per generation)."""
-        db, generation = self._current(), self._generation
-        if self._count is None or self._count[0] != generation:
-            self._count = (generation, count_quads(db))
-        return self._count[1]
-
-    def dump(self, output: IO[bytes], fmt: ox.RdfFormat) -> None:
-        if not fmt.supports_datasets:
-            raise StoreError(f"{fmt.name} cannot hold named graphs; dump as N-Quads or TriG")
-        self._reader().dump(output, format=fmt)
-
-    # --- writes: forwarded to the writer process (ForwardedWrites) ----------------------
-    def _forward(self, method: str, *args: object) -> object:
-        result, generation = self._writer(method, *args)
-        self._advance(generation)
-        return result
 
 
 #: Scratch directories made next to a store (a validated update's, a what-if's).

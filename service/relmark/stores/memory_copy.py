@@ -1,4 +1,8 @@
-"""An in-memory copy of a serving worker's snapshot, so reads skip RocksDB.
+"""A cache of a serving worker's snapshot in memory, so reads skip RocksDB.
+
+A cache, not a store: it answers no part of the store protocol and holds nothing the disk
+does not. ``SnapshotReplica`` asks it for the generation it must read and falls back to the
+snapshot on disk whenever it holds another (or none).
 
 Why: pyoxigraph answers the same query four to five times faster from its in-memory
 store than from RocksDB on disk (100k benchmark data with inferences and provenance:
@@ -32,7 +36,7 @@ import pyoxigraph as ox
 from relmark.stores.embedded import count_quads
 
 
-class MemoryCopy:
+class MemoryCopyCache:
     """The newest in-memory copy of a versioned on-disk store, rebuilt in the background."""
 
     def __init__(self, max_quads: int, log: Callable[[str], None] | None = None) -> None:

@@ -6,7 +6,7 @@ What the server does offer: every ``relmark serve`` publishes read-only snapshot
 store in ``<store>.snapshots/<generation>`` (RocksDB checkpoints: each one the store at
 one instant, between two writes, never written again). ``--workers N`` publishes one
 after each write, before the write is answered; one process publishes one when a command
-asks for it (``relmark.server.supervisor.SnapshotThread``). Either way the snapshot a command reads
+asks for it (``relmark.stores.snapshots.SnapshotThread``). Either way the snapshot a command reads
 holds every write the server answered before the command started.
 
 So ``relmark query | classify | explain | dump`` open the store itself when they can, and
@@ -30,10 +30,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from relmark.reasoning.whatif import _link_copy  # immutable files linked, others copied
 from relmark.stores import open_store
 from relmark.stores.base import Store, StoreError, StoreLocked
 from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.snapshots import (
+    KEEP_SNAPSHOTS,
+    ON_REQUEST,
+    link_copy,
+    newest_snapshot,
+    snapshots_of,
+)
 
 #: Attempts at copying the newest snapshot (the server may prune one while it is copied).
 COPY_ATTEMPTS = 5
@@ -41,8 +47,6 @@ COPY_ATTEMPTS = 5
 READ_PREFIX = ".relmark-read-"
 #: Longest wait for a one-process server to take the snapshot asked for.
 REQUEST_WAIT = 10.0
-#: As ``relmark.server.supervisor.SnapshotThread.ON_REQUEST`` (not imported: that loads the server).
-ON_REQUEST = "on-request"
 
 
 @dataclass(frozen=True)
@@ -51,12 +55,6 @@ class ReadView:
 
     store: Store
     note: str | None
-
-
-def snapshots_of(path: Path | str) -> Path:
-    """Where a served store's snapshots are (``relmark.server.supervisor.SnapshotPublisher``)."""
-    path = Path(path).resolve()
-    return path.with_name(path.name + ".snapshots")
 
 
 def _ask_for_snapshot(directory: Path) -> None:
@@ -76,16 +74,6 @@ def _ask_for_snapshot(directory: Path) -> None:
     while request.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     request.unlink(missing_ok=True)  # not answered in time: read the newest there is
-
-
-def newest_snapshot(directory: Path) -> Path | None:
-    """The highest complete generation (RocksDB writes a checkpoint as ``<name>.tmp``
-    and renames it when done, so a directory named by a number is complete)."""
-    try:
-        generations = [p for p in directory.iterdir() if p.name.isdigit()]
-    except OSError:
-        return None
-    return max(generations, key=lambda p: int(p.name), default=None)
 
 
 @contextlib.contextmanager
@@ -134,7 +122,7 @@ def _snapshot_copy(directory: Path) -> Iterator[tuple[EmbeddedStore, int, dateti
             target = Path(scratch) / str(attempt)
             try:
                 taken = datetime.datetime.fromtimestamp(snapshot.stat().st_mtime)
-                _link_copy(snapshot, target)
+                link_copy(snapshot, target)
                 if not _complete(directory, int(snapshot.name), target):
                     raise StoreError(f"snapshot {snapshot.name} was pruned while copied")
                 copy = EmbeddedStore(target)
@@ -195,8 +183,6 @@ def _complete(directory: Path, generation: int, copy: Path) -> bool:
     .sst file would not open; one missing its write-ahead log would open without its last
     writes, silently: hence this check, rather than trusting the open.)
     """
-    from relmark.server.supervisor import KEEP_SNAPSHOTS
-
     newest = newest_snapshot(directory)
     if newest is None or int(newest.name) >= generation + KEEP_SNAPSHOTS:
         return False

@@ -15,8 +15,7 @@ from relmark.execution import QUERY_NICENESS, QUERY_WORKERS, QueryRunner
 from relmark.history.record import Cause, ensure_and_record, refresh_and_record
 from relmark.settings import Settings
 from relmark.stores import open_store
-from relmark.stores.base import Store
-from relmark.stores.embedded import EmbeddedStore
+from relmark.stores.base import ForwardsWrites, HasDeadline, Store
 
 STORE = "relmark.store"
 SETTINGS = "relmark.settings"
@@ -25,22 +24,17 @@ OWNS_STORE = "relmark.owns_store"
 SERVING = "relmark.serving_details"
 
 
-def init_app(app: Flask, settings: Settings, store: EmbeddedStore | None) -> None:
+def init_app(app: Flask, settings: Settings, store: Store | None) -> None:
     """Attach settings, store and query runner; bring system graphs and inferences up to date."""
     app.extensions[SETTINGS] = settings
     app.extensions[OWNS_STORE] = store is None
     if store is None:
         store = open_store(settings.store)
     app.extensions[STORE] = store
-    app.extensions[RUNNER] = QueryRunner(QUERY_WORKERS, deadline=getattr(store, "deadline", None))
-    if not getattr(store, "forwards_writes", False):  # a worker's: its writer did it
-        sync_system_graphs(store, settings)
-
-
-def sync_system_graphs(store: Store, settings: Settings) -> None:
-    """Reload the system graphs whose files changed, then the inferences if stale, so the
-    server starts on what ontology/ holds now."""
-    ensure_and_record(store, settings.ontology_dir)
+    deadline = store.deadline if isinstance(store, HasDeadline) else None
+    app.extensions[RUNNER] = QueryRunner(QUERY_WORKERS, deadline=deadline)
+    if not isinstance(store, ForwardsWrites):  # a worker's: its writer did it
+        ensure_and_record(store, settings.ontology_dir)
 
 
 def after_write() -> None:
@@ -52,7 +46,7 @@ def after_write() -> None:
     answering.
     """
     store = get_store()
-    if not getattr(store, "forwards_writes", False):
+    if not isinstance(store, ForwardsWrites):
         refresh_and_record(store, get_settings().ontology_dir, cause=request_cause())
 
 
@@ -88,7 +82,7 @@ def close_app(app: Flask) -> None:
     store.close()
 
 
-def get_store() -> EmbeddedStore:
+def get_store() -> Store:
     """The store of the current app: the one accessor views use."""
     return current_app.extensions[STORE]
 

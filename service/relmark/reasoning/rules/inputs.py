@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import pyoxigraph as ox
 
-from relmark.stores.base import Store
+from relmark.stores.base import GraphBytes, Store
 from relmark.vocab import (
     HISTORY_GRAPH,
     INFERRED_GRAPH,
@@ -47,7 +47,7 @@ def workspace(store: Store) -> ox.Store:
     at the end, for the provenance (``locate_facts``).
     """
     work = ox.Store()
-    export = getattr(store, "graph_bytes", None)
+    export = store.graph_bytes if isinstance(store, GraphBytes) else None
     stated = 0  # facts counted once per graph stating them
     for graph in rule_inputs(store):
         if export is None:
@@ -82,8 +82,7 @@ def distinct_workspace(store: Store, with_inferred: bool = False) -> ox.Store:
     own)."""
     work = workspace(store)
     if with_inferred:
-        export = getattr(store, "graph_bytes", None)
-        data = export(INFERRED_GRAPH) if export is not None else None
+        data = store.graph_bytes(INFERRED_GRAPH) if isinstance(store, GraphBytes) else None
         if data is None or b"_:" in data:
             work.bulk_extend(
                 ox.Quad(q.subject, q.predicate, q.object, INFERRED_NODE)
@@ -114,7 +113,7 @@ def locate_facts(store: Store, facts: Iterable[ox.Triple]) -> dict[ox.Triple, li
     found: dict[ox.Triple, list[str | None]] = {t: [] for t in wanted.values()}
     if not wanted:
         return found
-    export = getattr(store, "graph_bytes", None)
+    export = store.graph_bytes if isinstance(store, GraphBytes) else None
     for graph in rule_inputs(store):
         if export is None:
             for quad in store.triples(graph):
@@ -149,9 +148,8 @@ def _graphs_stating(store: Store, triple: ox.Triple) -> list[str | None]:
 
 def stored_lines(store: Store, graph: str) -> set[str]:
     """A stored graph as N-Triples lines (serialised in Rust where the store can)."""
-    export = getattr(store, "graph_bytes", None)
-    if export is not None:
-        return set(filter(None, export(graph).decode("utf-8").split("\n")))
+    if isinstance(store, GraphBytes):
+        return set(filter(None, store.graph_bytes(graph).decode("utf-8").split("\n")))
     return {f"{q.subject} {q.predicate} {q.object} ." for q in store.triples(graph)}
 
 

@@ -114,6 +114,9 @@ class Rule:
     guards: tuple[Guard, ...] = ()
     match_sparql: str = ""
     reach_sparql: str = ""
+    #: The works of references.ttl the ``# source:`` header cites (``ref:name, …``), as
+    #: IRIs; empty for a header that names none.
+    references: tuple[str, ...] = ()
 
     @property
     def iri(self) -> str:

@@ -28,7 +28,7 @@ from relmark.reasoning.rules.model import (
 )
 from relmark.reasoning.rules.provenance import VARIABLE_IRI_PREFIX
 from relmark.sparql import lexer
-from relmark.vocab import ONTOLOGY_DIR
+from relmark.vocab import ONTOLOGY_DIR, REFERENCES
 
 RULES_DIR = ONTOLOGY_DIR / "rules"
 
@@ -125,6 +125,7 @@ def parse_rule(path: Path | str, text: str | None = None) -> Rule:
         guards=guards,
         match_sparql=match_sparql,
         reach_sparql=f"{prologue}\nSELECT DISTINCT ?{focus} WHERE {{{VALUES_SLOT}{reach} }}",
+        references=_references(path, text, header["source"]),
     )
 
 
@@ -242,6 +243,34 @@ def _parse_header(path: Path, text: str) -> dict[str, str]:
             f"rule name {header['rule']!r} is not IRI-safe (letters, digits, '-', '_')", path, 1
         )
     return header
+
+
+_REFERENCE = re.compile(r"ref:([A-Za-z0-9][A-Za-z0-9_.-]*)")
+
+
+def _references(path: Path, text: str, source: str) -> tuple[str, ...]:
+    """The ``ref:`` works a ``# source:`` header cites, as IRIs of references.ttl.
+
+    A header citing references is a comma-separated list of ``ref:`` names and nothing
+    else, so every source a user sees resolves to a citation; a header naming none is
+    kept as written (its text is shown as it is).
+    """
+    if "ref:" not in source:
+        return ()
+    items = [item.strip() for item in source.split(",")]
+    wrong = [item for item in items if not _REFERENCE.fullmatch(item)]
+    if wrong:
+        line = next(
+            (n for n, t in enumerate(text.splitlines(), 1) if t.lstrip("# ").startswith("source")),
+            None,
+        )
+        raise RuleError(
+            f"# source: lists the works of references.ttl as 'ref:name, ref:name'; "
+            f"{wrong[0]!r} is not one",
+            path,
+            line,
+        )
+    return tuple(REFERENCES + _REFERENCE.fullmatch(item).group(1) for item in items)
 
 
 def _check_syntax(path: Path, text: str) -> None:

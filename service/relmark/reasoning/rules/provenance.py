@@ -106,8 +106,11 @@ def rule_lines(rule: Rule) -> list[str]:
         ox.Triple(node, RDFS_LABEL, ox.Literal(rule.label, language="en")),
         ox.Triple(node, RDFS_LABEL, ox.Literal(rule.label_it, language="it")),
         ox.Triple(node, RDFS_COMMENT, ox.Literal(rule.why, language="en")),
-        ox.Triple(node, DCTERMS_SOURCE, ox.Literal(rule.source)),
     ]
+    # The works cited, as the reference nodes the ontology graph describes; a header that
+    # names none is kept as its text.
+    sources = [ox.NamedNode(iri) for iri in rule.references] or [ox.Literal(rule.source)]
+    triples += [ox.Triple(node, DCTERMS_SOURCE, source) for source in sources]
     if rule.why_it:
         triples.append(ox.Triple(node, RDFS_COMMENT, ox.Literal(rule.why_it, language="it")))
     return [f"{t} ." for t in triples]

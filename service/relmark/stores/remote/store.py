@@ -1,246 +1,82 @@
 """The remote back end: the ``Store`` protocol over SPARQL 1.1 Protocol, Update and Graph Store.
 
 ``RELMARK_STORE=sparql+http://host:port/path`` puts relmark in front of an existing SPARQL
-engine. Only the three W3C protocols are spoken (a ``requests`` session with pooled
-connections; queries, the hot path, go through its urllib3 pool directly: ``_pooled``),
-so any engine works; what differs between engines is kept in one place,
-``Engine`` (detected from the ``Server`` header, or set with ``RELMARK_REMOTE_ENGINE``):
-
-- **Oxigraph server** has a real default graph and a ``union-default-graph`` parameter:
-  relmark's "default graph is the union of all graphs" maps onto it directly.
-- **Virtuoso** has no default graph of its own (``INSERT DATA`` without ``GRAPH`` fails,
-  and a query without a dataset sees every graph, its own system graphs included).
-  relmark's default graph is therefore the graph ``urn:relmark:default`` there, and the
-  union is passed explicitly as ``default-graph-uri``/``named-graph-uri`` lists of the
-  graphs relmark sees (Virtuoso's own ``virtrdf#``/``ldp#`` graphs are hidden). Virtuoso
-  also has no notion of an empty graph, so ``MOVE`` from an empty staging graph simply
-  empties the target (the standard says it is an error; we never rely on either).
-  Virtuoso 7.2 has no SPARQL 1.2 ``LATERAL`` (the named questions and label look-ups use
-  it): queries are sent rewritten by ``portable_sparql.without_lateral``. It answers
-  booleans as 0/1 (read back as false/true, ``_canonical_booleans``) and exact seconds
-  typed xsd:dayTimeDuration as numbers (read back as durations, ``_virtuoso_durations``);
-  a decimal parameter is bound computed, not as a constant (``Engine.computed_decimals``);
-  the rest of its deviations (COALESCE over an unbound value, ``<=`` on dates, joins on
-  computed values) are written around in the query texts themselves (see the README,
-  "Running on a SPARQL server").
-- **generic**: the standard only, union passed explicitly; whether it parses ``LATERAL``
-  is asked once (``supports_lateral``).
-
-Results come back as pyoxigraph objects (``parse_query_results`` for SELECT/ASK; a
-CONSTRUCT's triples are re-emitted from an in-memory store so they are a real
-``QueryTriples``), so the rest of relmark cannot tell the back ends apart.
+engine. Only the three W3C protocols are spoken (``transport``), so any engine works; what
+differs between engines is kept in one place, ``dialects.Engine`` (detected from the
+``Server`` header, or set with ``RELMARK_REMOTE_ENGINE``).
 
 Loads are all-or-nothing: parsed locally first, written into staging graphs through the
 Graph Store Protocol, then moved into place with one update request (``MOVE``), the
 staging graphs dropped whatever happens. The store records what relmark's own writes
 changed (``ChangeRecord``, as the embedded store does), so the inferences follow them
 incrementally; a mark in the meta graph says a data write still awaits its refresh.
-Reads are retried on connection errors (they are idempotent); writes never are. An
-unreachable engine raises ``RemoteUnavailable``, which the HTTP layer answers with 503
+An unreachable engine raises ``RemoteUnavailable``, which the HTTP layer answers with 503
 naming the back end.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
-import os
-import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pyoxigraph as ox
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
 
-from relmark.errors import BackendFailed, BackendUnavailable, QueryTimeout
-from relmark.settings import LOOKUP_TTL
-from relmark.sparql.portable import uses_lateral, without_lateral
-from relmark.sparql.text import (
-    QUERY_FORM,
-    code_only,
-    kept_for_short_texts,
-    masked,
-    may_write_any_graph,
-    query_form,
-)
+from relmark.sparql.inspect import may_write_any_graph
+from relmark.sparql.lexer import query_form
+from relmark.sparql.rewrite import Unportable, uses_lateral, without_lateral
 from relmark.stores.base import (
     CHANGE_LIMIT,
-    CONTENT_HASH,
+    STAGING_PREFIX,
     BulkPart,
     ChangeRecord,
     Changes,
     QueryResult,
+    RemoteError,
+    RemoteUnavailable,
     StoreError,
     Term,
     is_system_graph,
 )
-from relmark.stores.embedded import ForwardedWrites, WriteForwarder, update_block
+from relmark.stores.embedded import EmbeddedStore, update_block
+from relmark.stores.remote.dialects import (
+    BOOLEAN_TYPE,
+    EMULATED_DEFAULT_GRAPH,
+    ENGINES,
+    LATERAL_PROBE,
+    N_TRIPLES,
+    RESULTS_JSON,
+    RESULTS_TSV,
+    SPARQL_QUERY,
+    Engine,
+    bind_values,
+    canonical_booleans,
+    first_lines,
+    looks_like_syntax,
+    raise_local_syntax_error,
+    read_results,
+    silent_drops,
+    spelled_graphs,
+    without_from,
+)
 from relmark.stores.remote.lookup_cache import LookupCache
+from relmark.stores.remote.transport import RemoteConfig, Reply, Transport
 from relmark.vocab import INFERRED_GRAPH, META_GRAPH, SYSTEM_GRAPHS
 
-#: Where relmark keeps "its" default graph on an engine without one (Virtuoso).
-EMULATED_DEFAULT_GRAPH = "urn:relmark:default"
-#: Staging graphs of loads in progress; dropped when a load ends, however it ends.
-STAGING_PREFIX = "urn:relmark:staging:"
-#: Graphs an engine keeps for itself; relmark neither lists nor reads them.
-VIRTUOSO_SYSTEM_PREFIXES = (
-    "http://www.openlinksw.com/",
-    "http://www.w3.org/ns/ldp#",
-    "http://localuriqaserver/",
-)
 #: Triples per Graph Store request when staging a load (keeps request bodies moderate).
 CHUNK_TRIPLES = 100_000
-#: Read attempts on a connection error (reads only: a write is never sent twice).
-READ_ATTEMPTS = 3
-#: Writes (loads, MOVE, materialisation) may take much longer than a query.
-WRITE_TIMEOUT = 600.0
 #: How long the list of graphs is trusted between relmark's own writes.
 GRAPHS_TTL = 2.0
 #: In the meta graph while a data write has not been followed by its inference refresh.
 STALE_MARK = f"<{INFERRED_GRAPH}> <urn:relmark:meta:inferencesStale> true"
-
-XSD_DECIMAL = "http://www.w3.org/2001/XMLSchema#decimal"
-SPARQL_QUERY = "application/sparql-query"
 #: Dataset parameters up to this many characters go in the URL of a direct POST.
 DIRECT_POST_PARAMETERS = 2000
-RESULTS_JSON = "application/sparql-results+json"
-RESULTS_XML = "application/sparql-results+xml"
-RESULTS_TSV = "text/tab-separated-values"
-N_TRIPLES = "application/n-triples"
-
-
-@dataclass(frozen=True)
-class EngineAnswer:
-    """An engine's reply to a query, read whole: what ``_check`` and ``_results`` read of
-    a ``requests.Response``, for replies that came through the pool directly (``_pooled``)."""
-
-    status_code: int
-    headers: Mapping[str, str]  # urllib3's HTTPHeaderDict: case-insensitive
-    content: bytes
-
-    @property
-    def ok(self) -> bool:
-        return self.status_code < 400
-
-    @property
-    def text(self) -> str:
-        return self.content.decode("utf-8", "replace")
-
-
-#: A reply of the engine, whichever way it came.
-Reply = requests.Response | EngineAnswer
-
-
-class RemoteError(StoreError, BackendFailed):
-    """The remote engine refused or failed a request; ``backend`` names it."""
-
-    def __init__(self, message: str, backend: str) -> None:
-        super().__init__(message)
-        self.backend = backend
-
-    def __reduce__(self) -> tuple:  # pickled from a serving worker's writer: same error there
-        return type(self), (str(self), self.backend)
-
-
-class RemoteUnavailable(RemoteError, BackendUnavailable):
-    """The remote engine cannot be reached (down, refusing, or slower than our timeout)."""
-
-
-class RemoteTimeout(RemoteUnavailable, QueryTimeout):
-    """A read the engine did not answer within RELMARK_QUERY_TIMEOUT: our query timeout."""
-
-    def __init__(self, message: str, backend: str, seconds: float) -> None:
-        super().__init__(message, backend)
-        self.seconds = seconds
-
-    def __reduce__(self) -> tuple:
-        return type(self), (str(self), self.backend, self.seconds)
-
-
-@dataclass(frozen=True)
-class Engine:
-    """What an engine does differently from the standard (see the module docstring)."""
-
-    name: str
-    native_default_graph: bool
-    union_parameter: str | None
-    hidden_prefixes: tuple[str, ...] = ()
-    #: Whether ``GRAPH ?g {}`` lists graphs (cheap) or ``?s ?p ?o`` must be matched.
-    empty_graph_pattern: bool = True
-    #: Whether the engine parses SPARQL 1.2 ``LATERAL`` (None: ask it once, on first need);
-    #: without it queries are rewritten by ``portable_sparql.without_lateral``.
-    lateral: bool | None = None
-    #: Put before a DESCRIBE so the engine describes as pyoxigraph does (the resource's own
-    #: statements, blank nodes followed); DESCRIBE's answer is up to each engine.
-    describe_prologue: str = ""
-    #: Whether ``DROP``/``CLEAR GRAPH`` fail on a graph that has triples but was never
-    #: ``CREATE``d (Virtuoso): relmark sends them ``SILENT`` (see ``update``).
-    needs_silent_drop: bool = False
-    #: Whether an xsd:decimal must be bound as a computed value, not a constant (Virtuoso
-    #: 7.2 sorts a projected decimal constant into a (0,0)-precision column: SR128).
-    computed_decimals: bool = False
-    #: Whether queries go as the POST body (``application/sparql-query``, the dataset in
-    #: the URL) rather than a form: ~0.1 ms less per request; Virtuoso 7.2 stalls on it.
-    direct_post: bool = False
-    #: Whether SELECT answers are asked for as TSV (lossless, unlike CSV): half the bytes
-    #: of JSON, parsed in half the time (0.2 ms against 0.4 for 100 rows of 5 terms).
-    tsv_select: bool = False
-
-
-ENGINES = {
-    "oxigraph": Engine(
-        "oxigraph", True, "union-default-graph", lateral=True, direct_post=True, tsv_select=True
-    ),
-    "virtuoso": Engine(
-        "virtuoso",
-        False,
-        None,
-        VIRTUOSO_SYSTEM_PREFIXES,
-        False,
-        lateral=False,
-        # Virtuoso's own DESCRIBE adds every statement naming the resource as object
-        describe_prologue='define sql:describe-mode "CBD"\n',
-        needs_silent_drop=True,
-        computed_decimals=True,
-    ),
-    "generic": Engine("generic", True, None, (), False),
-}
-#: Asked once of a generic engine: does it parse LATERAL?
-LATERAL_PROBE = "SELECT ?y WHERE { VALUES ?x { 1 } LATERAL { BIND(?x AS ?y) } }"
-
-
-@dataclass(frozen=True)
-class RemoteConfig:
-    """Endpoints, credentials and timeouts of a remote store."""
-
-    query_url: str
-    update_url: str | None = None
-    gsp_url: str | None = None
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)  # never in logs or tracebacks
-    bearer: str | None = field(default=None, repr=False)
-    timeout: float = 30.0
-    engine: str | None = None
-    lookup_ttl: float = LOOKUP_TTL
-
-    @classmethod
-    def from_location(cls, location: str, **options: object) -> RemoteConfig:
-        """``sparql+http://host/path`` → query URL ``http://host/path`` (+ options)."""
-        if not location.startswith(("sparql+http://", "sparql+https://")):
-            raise StoreError(f"{location!r} is not a sparql+http(s):// location")
-        given = {k: v for k, v in options.items() if v is not None}
-        return cls(query_url=location[len("sparql+") :], **given)  # type: ignore[arg-type]
 
 
 def _sibling(url: str, path: str) -> str:
@@ -251,41 +87,20 @@ def _sibling(url: str, path: str) -> str:
 class RemoteStore:
     """relmark's store on a remote SPARQL 1.1 engine (query + update + Graph Store)."""
 
-    remote = True
-
-    def __init__(self, config: RemoteConfig) -> None:
+    def __init__(self, config: RemoteConfig, generation: Callable[[], int] | None = None) -> None:
+        """``generation`` counts writes applied elsewhere (a serving worker's: the writer
+        process's): when it moves, what this store kept from the engine is dropped."""
         self.config = config
-        # what /healthz and messages name (deliberately no ``path``: code that copies a
-        # local store's directory looks for one, and there is none here)
+        # what /healthz and messages name (a remote store has no ``path``: nothing of it
+        # is on this machine's disk)
         self.location = "sparql+" + config.query_url
-        self._session = requests.Session()
-        # the environment (proxies, CA bundle) is read once here, not on every request
-        # (requests re-reads it per request unless told not to: ~0.15 ms each)
-        self._session.trust_env = False
-        self._session.proxies.update(requests.utils.get_environ_proxies(config.query_url))
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle:
-            self._session.verify = bundle
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        if config.bearer:
-            self._session.headers["Authorization"] = f"Bearer {config.bearer}"
-        self._auth = (config.user, config.password or "") if config.user else None
-        self._pools: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}  # (_pool_for)
-        self._redirected: set[str] = set()  # query URLs left to requests (_pooled)
-        # what the session adds to every request, for the queries ``_pooled`` sends
-        self._pool_headers = dict(self._session.headers)
-        if config.user:
-            basic = f"{config.user}:{config.password or ''}"
-            self._pool_headers["Authorization"] = urllib3.util.make_headers(basic_auth=basic)[
-                "authorization"
-            ]
+        self.transport = Transport(config, lambda: self.backend)
         self._graphs: tuple[float, list[str]] | None = None
         self._count: tuple[float, int] | None = None
         self._write_lock = threading.Lock()
-        self._deadlines = threading.local()  # each request thread's (see ``deadline``)
+        self._engine_name: str | None = None  # (unknown while it is being detected)
         self.engine = self._detect(config.engine)
+        self._engine_name = self.engine.name
         self._lateral = self.engine.lateral
         self.update_url = config.update_url or self._default_update_url()
         self.gsp_url = config.gsp_url or self._default_gsp_url()
@@ -293,13 +108,12 @@ class RemoteStore:
         self._data_writes = 0
         self._marked: bool | None = None  # whether the meta graph holds STALE_MARK
         self._writes_sent = 0
-        # labels and class checks already looked up (relmark.lookup_cache)
-        self.label_cache: LookupCache[dict[str, str]] = LookupCache(
-            lambda: self._writes_sent, config.lookup_ttl
-        )
-        self.check_cache: LookupCache[bool] = LookupCache(
-            lambda: self._writes_sent, config.lookup_ttl
-        )
+        self._elsewhere = generation
+        self._seen = generation() if generation is not None else 0
+        writes = generation if generation is not None else (lambda: self._writes_sent)
+        # labels and class checks already looked up (lookup_cache)
+        self.label_cache: LookupCache[dict[str, str]] = LookupCache(writes, config.lookup_ttl)
+        self.check_cache: LookupCache[bool] = LookupCache(writes, config.lookup_ttl)
 
     # --- set-up -------------------------------------------------------------------------
     def _detect(self, wanted: str | None) -> Engine:
@@ -310,7 +124,7 @@ class RemoteStore:
             except KeyError:
                 known = ", ".join(sorted(ENGINES))
                 raise StoreError(f"unknown remote engine {wanted!r}; use one of {known}") from None
-        response = self._read("GET", self.config.query_url, params={"query": "ASK {}"})
+        response = self.transport.read("GET", self.config.query_url, params={"query": "ASK {}"})
         server = response.headers.get("Server", "").lower()
         for name in ("oxigraph", "virtuoso"):
             if name in server:
@@ -333,12 +147,15 @@ class RemoteStore:
 
     @property
     def backend(self) -> str:
-        engine = getattr(self, "engine", None)  # unknown while the engine is being detected
-        name = engine.name if engine else "SPARQL server"
-        return f"{name} at {self.config.query_url}"
+        """The engine and where it is, as error messages name it."""
+        return f"{self._engine_name or 'SPARQL server'} at {self.config.query_url}"
+
+    def describe(self) -> dict[str, str]:
+        """The engine and the query URL (what /healthz shows an admin)."""
+        return {"engine": self.engine.name, "query": self.config.query_url}
 
     def close(self) -> None:
-        self._session.close()
+        self.transport.close()
 
     def __enter__(self) -> RemoteStore:
         return self
@@ -347,143 +164,19 @@ class RemoteStore:
         self.close()
 
     # --- HTTP ---------------------------------------------------------------------------
-    def _send(
-        self, method: str, url: str, timeout: float, pooled: bool = False, **kwargs: object
-    ) -> Reply:
-        """One request; ``pooled`` (a POST with a ``bytes`` body) goes by ``_pooled``."""
-        try:
-            if pooled and url not in self._redirected:
-                response: Reply | None = self._pooled(url, timeout, **kwargs)  # type: ignore[arg-type]
-                if response is not None:
-                    return response
-            response = self._session.request(
-                method, url, auth=self._auth, timeout=(min(5.0, timeout), timeout), **kwargs
-            )
-        except requests.Timeout as error:
-            raise RemoteUnavailable(
-                f"the SPARQL server ({self.backend}) did not answer within {timeout:g} s",
-                self.backend,
-            ) from error
-        except requests.ConnectionError as error:
-            raise RemoteUnavailable(
-                f"cannot reach the SPARQL server ({self.backend}): {error}", self.backend
-            ) from error
-        return response
+    # --- HTTP ---------------------------------------------------------------------------
+    def deadline(self, seconds: float) -> contextlib.AbstractContextManager[None]:
+        """Reads on this thread, inside the block, end ``seconds`` from now at the latest
+        (``Transport.deadline``)."""
+        return self.transport.deadline(seconds)
 
-    @contextlib.contextmanager
-    def deadline(self, seconds: float) -> Iterator[None]:
-        """Reads on this thread, inside the block, end ``seconds`` from now at the latest.
+    def _read(self, method: str, url: str, **request: object) -> Reply:
+        return self.transport.read(method, url, **request)
 
-        How a request's query timeout is kept on a remote store without handing its work to
-        another thread (``QueryRunner``): every request to the engine gets what is left of
-        the time as its HTTP timeout, and a read begun with none left is a ``RemoteTimeout``.
-        """
-        outer = getattr(self._deadlines, "at", None)
-        self._deadlines.at = time.monotonic() + seconds
-        try:
-            yield
-        finally:
-            self._deadlines.at = outer
-
-    def _read_timeout(self) -> float:
-        """The configured timeout, or what is left of this thread's ``deadline``."""
-        at = getattr(self._deadlines, "at", None)
-        if at is None:
-            return self.config.timeout
-        left = min(self.config.timeout, at - time.monotonic())
-        if left <= 0:
-            raise RemoteTimeout(
-                f"the SPARQL server ({self.backend}) did not answer within the query timeout",
-                self.backend,
-                self.config.timeout,
-            )
-        return left
-
-    def _pooled(
-        self,
-        url: str,
-        timeout: float,
-        data: bytes,
-        headers: Mapping[str, str],
-        params: list[tuple[str, str]] | None = None,
-    ) -> EngineAnswer | None:
-        """A POST straight through the session's own urllib3 pool; None for a redirect
-        (left to ``requests``, which follows it, for this URL from then on).
-
-        Why: the query is relmark's hot path, and requests' machinery around each request
-        (preparing it, merging settings, hooks, cookies, wrapping the reply) cost 0.4 ms of
-        CPU per question, as much as the rest of relmark's work on a 100-row page
-        (measured against the 1M-triple Oxigraph server). The pool is the session's, so the
-        proxies, CA bundle, credentials and kept-alive connections are the same. urllib3's
-        errors are raised as the ``requests`` errors they stand for, so ``_send`` and
-        ``_read`` treat both ways alike.
-        """
-        pool, target = self._pool_for(url)
-        if params:
-            target += ("&" if "?" in target else "?") + urlencode(params)
-        try:
-            reply = pool.urlopen(
-                "POST",
-                target,
-                body=data,
-                headers={**self._pool_headers, **headers},
-                retries=False,
-                redirect=False,
-                assert_same_host=False,
-                preload_content=True,
-                timeout=urllib3.Timeout(connect=min(5.0, timeout), read=timeout),
-            )
-        except urllib3.exceptions.ReadTimeoutError as error:
-            raise requests.ReadTimeout(error) from error
-        except urllib3.exceptions.NewConnectionError as error:  # (a ConnectTimeoutError too)
-            raise requests.ConnectionError(error) from error
-        except urllib3.exceptions.ConnectTimeoutError as error:
-            raise requests.ConnectTimeout(error) from error
-        except urllib3.exceptions.HTTPError as error:  # reset, closed, TLS, proxy
-            raise requests.ConnectionError(error) from error
-        if 300 <= reply.status < 400:
-            self._redirected.add(url)  # from now on sent by requests, which follows it
-            return None
-        return EngineAnswer(reply.status, reply.headers, reply.data)
-
-    def _pool_for(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str]:
-        """The session's urllib3 pool for ``url``, and what to ask it for (the path, or the
-        whole URL through a proxy), as ``requests``' adapter would choose them. Kept per
-        URL (finding them costs 0.06 ms) while the pool is open: the session's pool manager
-        closes pools it no longer keeps."""
-        kept = self._pools.get(url)
-        if kept is not None and kept[0].pool is not None:
-            return kept
-        prepared = requests.Request("POST", url).prepare()
-        adapter = self._session.get_adapter(url)
-        pool = adapter.get_connection_with_tls_context(
-            prepared, self._session.verify, self._session.proxies, self._session.cert
-        )
-        self._pools[url] = pool, adapter.request_url(prepared, self._session.proxies)
-        return self._pools[url]
-
-    def _read(self, method: str, url: str, **kwargs: object) -> Reply:
-        """A read, retried on connection errors (never on timeouts: the query was slow)."""
-        for attempt in range(READ_ATTEMPTS):
-            try:
-                response = self._send(method, url, self._read_timeout(), **kwargs)
-            except RemoteUnavailable as error:
-                cause = error.__cause__
-                if isinstance(cause, requests.ReadTimeout):  # connected, then no answer
-                    raise RemoteTimeout(str(error), self.backend, self.config.timeout) from error
-                if isinstance(cause, requests.Timeout):  # could not even connect in time
-                    raise
-                if attempt + 1 == READ_ATTEMPTS:
-                    raise
-                time.sleep(0.1 * (attempt + 1))
-                continue
-            return response
-        raise AssertionError("unreachable")
-
-    def _write(self, method: str, url: str, **kwargs: object) -> requests.Response:
+    def _write(self, method: str, url: str, **request: object) -> Reply:
         """A write (never retried); the caller keeps the cached graph list true."""
         try:
-            return self._send(method, url, max(WRITE_TIMEOUT, self.config.timeout), **kwargs)
+            return self.transport.write(method, url, **request)
         finally:  # (also when it failed: it may have been done in part)
             self._count = None
             self._writes_sent += 1  # what the lookup caches kept may be out of date
@@ -499,10 +192,10 @@ class RemoteStore:
                 f"({response.status_code}): check RELMARK_REMOTE_USER/PASSWORD/BEARER",
                 self.backend,
             )
-        if response.status_code == 400 or _looks_like_syntax(body):
+        if response.status_code == 400 or looks_like_syntax(body):
             if what == "query" and text is not None:
-                _raise_local_syntax_error(text)
-            raise SyntaxError(f"the SPARQL server rejected the {what}: {_first_lines(body)}")
+                raise_local_syntax_error(text)
+            raise SyntaxError(f"the SPARQL server rejected the {what}: {first_lines(body)}")
         if response.status_code in (502, 503, 504):
             raise RemoteUnavailable(
                 f"the SPARQL server ({self.backend}) is unavailable ({response.status_code})",
@@ -510,13 +203,14 @@ class RemoteStore:
             )
         raise RemoteError(
             f"the SPARQL server ({self.backend}) failed the {what} "
-            f"({response.status_code}): {_first_lines(body)}",
+            f"({response.status_code}): {first_lines(body)}",
             self.backend,
         )
 
     # --- datasets -----------------------------------------------------------------------
-    def _graph_iri(self, graph: str | None) -> str | None:
-        """The remote graph standing for one of relmark's (None = the default graph)."""
+    def engine_graph(self, graph: str | None) -> str | None:
+        """The engine's graph standing for one of relmark's (None: the default graph, which
+        is the engine's own default graph, or ``EMULATED_DEFAULT_GRAPH`` on Virtuoso)."""
         if graph is None and not self.engine.native_default_graph:
             return EMULATED_DEFAULT_GRAPH
         return graph
@@ -547,7 +241,7 @@ class RemoteStore:
             return []  # the engine's own default graph, every graph named: no parameters
         params: list[tuple[str, str]] = []
         for graph in default_graph if default_graph is not None else [None]:
-            iri = self._graph_iri(graph)
+            iri = self.engine_graph(graph)
             if iri is not None:
                 params.append(("default-graph-uri", iri))
             elif default_graph != [None] and default_graph is not None:
@@ -559,7 +253,7 @@ class RemoteStore:
         if named_graphs is None and not self.engine.native_default_graph and sparql:
             # Virtuoso answers ASK { GRAPH <g> { … } } with true when <g> is not among
             # the named graphs: list every IRI the query spells out as well
-            spelled = _spelled_graphs(sparql)
+            spelled = spelled_graphs(sparql)
             names = sorted(set(names) | spelled)
         params += [("named-graph-uri", g) for g in names] or [("named-graph-uri", "urn:x:none")]
         return params
@@ -592,12 +286,12 @@ class RemoteStore:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             body, dataset = urlencode([("query", sparql), *dataset]).encode(), []
         response = self._read(
-            "POST", self.config.query_url, pooled=True, params=dataset, data=body, headers=headers
+            "POST", self.config.query_url, params=dataset, body=body, headers=headers
         )
         self._check(response, "query", sparql)
         if "X-SPARQL-MaxRows" in response.headers:  # Virtuoso cut the answer short
             raise self._truncated(response.headers["X-SPARQL-MaxRows"])
-        return _results(response, self.engine.name == "virtuoso")
+        return read_results(response, self.engine.name == "virtuoso")
 
     def _truncated(self, limit: str) -> RemoteError:
         """Virtuoso's answer stopped at ResultSetMaxRows (also sent for an answer of exactly
@@ -619,12 +313,15 @@ class RemoteStore:
     ) -> QueryResult:
         """Run a query on the engine; the answer as pyoxigraph results."""
         # read from the text as given, not as bound: a named question's text is read the
-        # same way on every run, and its reading is kept (relmark.sparql_text)
+        # same way on every run, and its reading is kept (relmark.sparql.lexer)
         form, lateral = query_form(sparql), uses_lateral(sparql)
         if substitutions:
             sparql = bind_values(sparql, substitutions, self.engine.computed_decimals)
         if lateral and not self.supports_lateral():
-            sparql = without_lateral(sparql)  # after bind_values: see portable_sparql
+            try:  # after bind_values: see sparql.rewrite
+                sparql = without_lateral(sparql)
+            except Unportable as error:  # reported like any store error (one line, 400/500)
+                raise StoreError(str(error)) from None
         dataset = self._dataset(default_graph, named_graphs, sparql)
         return self._ask_engine(sparql, dataset, form)
 
@@ -643,8 +340,17 @@ class RemoteStore:
     def _select(self, sparql: str, **options: object) -> list[ox.QuerySolution]:
         return list(self.query(sparql, **options))  # type: ignore[arg-type]
 
+    def _catch_up(self) -> None:
+        """Drop what was kept from the engine if writes were applied elsewhere since."""
+        if self._elsewhere is not None:
+            moved = self._elsewhere()
+            if moved != self._seen:
+                self._seen = moved  # first: a write ending during the next read is seen again
+                self.forget_graphs()
+
     def graph_names(self) -> list[str]:
         """The named graphs relmark sees (the engine's own and staging graphs hidden)."""
+        self._catch_up()
         now = time.monotonic()
         if self._graphs is not None and now - self._graphs[0] < GRAPHS_TTL:
             return list(self._graphs[1])
@@ -672,7 +378,7 @@ class RemoteStore:
     def triples(self, graph: str | None) -> Iterator[ox.Quad]:
         """The quads of one graph, fetched through the Graph Store Protocol."""
         target = ox.DefaultGraph() if graph is None else ox.NamedNode(graph)
-        iri = self._graph_iri(graph)
+        iri = self.engine_graph(graph)
         body = self._get_graph(iri)
         triples = list(ox.parse(body, format=ox.RdfFormat.N_TRIPLES))
         if self.engine.name == "virtuoso" and iri is not None:
@@ -689,8 +395,8 @@ class RemoteStore:
         if response.status_code == 404:
             return b""
         self._check(response, "graph read")
-        if self.engine.name == "virtuoso" and _BOOLEAN in response.content:
-            return _canonical_booleans(response.content, N_TRIPLES)
+        if self.engine.name == "virtuoso" and BOOLEAN_TYPE in response.content:
+            return canonical_booleans(response.content, N_TRIPLES)
         return response.content
 
     def graph_size(self, graph: str) -> int:
@@ -701,6 +407,7 @@ class RemoteStore:
 
     def count(self) -> int:
         """Number of quads relmark sees (cached briefly: /healthz calls it often)."""
+        self._catch_up()
         now = time.monotonic()
         if self._count is not None and now - self._count[0] < GRAPHS_TTL:
             return self._count[1]
@@ -721,7 +428,9 @@ class RemoteStore:
     def ping(self) -> float:
         """Seconds an ``ASK {}`` round trip takes; ``RemoteUnavailable`` when it fails."""
         started = time.perf_counter()
-        response = self._send("GET", self.config.query_url, 5.0, params={"query": "ASK {}"})
+        response = self.transport.send(
+            "GET", self.config.query_url, 5.0, params={"query": "ASK {}"}
+        )
         self._check(response, "health check")
         return time.perf_counter() - started
 
@@ -740,8 +449,6 @@ class RemoteStore:
         For work that needs a private writable copy (a what-if's scratch store). Costs a
         full read of the remote data: fine for the demo and tests, heavy at millions.
         """
-        from relmark.stores.embedded import EmbeddedStore
-
         buffer = io.BytesIO()
         self.dump(buffer, ox.RdfFormat.N_QUADS)
         copy = EmbeddedStore(target)
@@ -809,7 +516,7 @@ class RemoteStore:
         if self.engine.needs_silent_drop:
             # relmark's graphs exist once they hold a triple (checked on a scratch store by
             # update_validated); Virtuoso's only once CREATEd: a plain DROP would fail there
-            sparql = _silent_drops(sparql)
+            sparql = silent_drops(sparql)
         data = [("update", sparql)]
         if not self.engine.native_default_graph:
             # Virtuoso: default-graph-uri names the graph an update's GRAPH-less operations
@@ -817,11 +524,11 @@ class RemoteStore:
             # graph not listed in named-graph-uri from GRAPH <iri> patterns, so those are
             # listed: the graphs relmark sees and every IRI the update spells out.
             data.append(("default-graph-uri", EMULATED_DEFAULT_GRAPH))
-            spelled = _spelled_graphs(sparql)
+            spelled = spelled_graphs(sparql)
             for graph in sorted(set(self.graph_names()) | spelled):
                 data.append(("named-graph-uri", graph))
         try:
-            response = self._write("POST", self.update_url, data=data)
+            response = self._write("POST", self.update_url, form=data)
             self._check(response, "update", sparql)
         except BaseException:
             self._graphs = None  # (an engine without transactions may have done part of it)
@@ -841,7 +548,7 @@ class RemoteStore:
             self._graphs = None
             return
         names = set(self._graphs[1])
-        for graph in _spelled_graphs(sparql):
+        for graph in spelled_graphs(sparql):
             if self._visible(graph):
                 if self.has_graph(graph):
                     names.add(graph)
@@ -917,7 +624,7 @@ class RemoteStore:
             self._record.note(quads, ())
 
     def _quad_block(self, quads: Iterable[ox.Quad | ox.Triple]) -> str:
-        return update_block(quads, self._graph_iri)
+        return update_block(quads, self.engine_graph)
 
     def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
         """Replace a graph's content all or none (staged, then moved into place)."""
@@ -928,7 +635,7 @@ class RemoteStore:
         self.bulk_replace_graphs({graph: [(ox.RdfFormat.N_TRIPLES, data, graph)]})
 
     def bulk_replace_graphs(
-        self, writes: Mapping[str, list[BulkPart]], *, record: bool = True
+        self, writes: Mapping[str, Iterable[BulkPart]], *, record: bool = True
     ) -> None:
         """Replace several graphs, all or none: stage each, then one ``MOVE`` request.
 
@@ -937,7 +644,7 @@ class RemoteStore:
         ``record=False``: the caller declares the changes unknown itself, so the old
         graphs are not read to note them (``restore``).
         """
-        parsed = {graph: self._parsed(parts) for graph, parts in writes.items()}
+        parsed = {graph: self._parsed(list(parts)) for graph, parts in writes.items()}
         staged = {graph: chunks for graph, (chunks, _) in parsed.items()}
         data = [graph for graph in sorted(staged) if graph not in SYSTEM_GRAPHS]
         old = {graph: self._small_graph(graph) for graph in data} if record else {}
@@ -957,7 +664,7 @@ class RemoteStore:
                 self._data_write()
             self._send_update(" ;\n".join(operations))
         finally:
-            self._drop_staging(staging.values())
+            self.drop_staging(staging.values())
         for graph in data if record else ():
             triples = parsed[graph][1]
             node = ox.NamedNode(graph)
@@ -1004,7 +711,7 @@ class RemoteStore:
                 "POST",
                 self.gsp_url,
                 params={"graph": graph},
-                data=body,
+                body=body,
                 headers={"Content-Type": N_TRIPLES},
             )
             self._check(response, "graph write")
@@ -1014,7 +721,19 @@ class RemoteStore:
         if self._graphs is not None and self._visible(graph) and body.strip():
             self._graphs = (self._graphs[0], sorted({*self._graphs[1], graph}))
 
-    def _drop_staging(self, graphs: Iterable[str]) -> None:
+    def post_lines(self, graph: str, lines: Iterable[str]) -> None:
+        """N-Triples lines added to ``graph`` (a staging graph) through the Graph Store
+        Protocol, in requests of ``CHUNK_TRIPLES`` lines."""
+        batch: list[str] = []
+        for line in lines:
+            batch.append(line)
+            if len(batch) == CHUNK_TRIPLES:
+                self._post_graph(graph, ("\n".join(batch) + "\n").encode("utf-8"))
+                batch = []
+        if batch:
+            self._post_graph(graph, ("\n".join(batch) + "\n").encode("utf-8"))
+
+    def drop_staging(self, graphs: Iterable[str]) -> None:
         """Drop staging graphs (already moved ones are gone: SILENT)."""
         operations = [f"DROP SILENT GRAPH <{g}>" for g in graphs]
         if operations:
@@ -1044,7 +763,7 @@ class RemoteStore:
         old = [*self.graph_names(), None]
         writes: dict[str, list[BulkPart]] = {}
         for graph in set(old) | set(by_graph):
-            iri = self._graph_iri(graph)
+            iri = self.engine_graph(graph)
             if iri is None:  # the engine's own default graph: not a graph MOVE can name
                 continue
             triples = by_graph.get(graph, [])
@@ -1059,273 +778,6 @@ class RemoteStore:
             default = "DROP SILENT DEFAULT" + (f" ;\nINSERT DATA {{\n{block}}}" if block else "")
             self._send_update(default)  # (the meta graph is the dump's: no stale mark)
         self._record.unknown()
-
-    # --- the ontology, shapes and config graphs --------------------------------------
-    def sync_file_graph(self, graph: str, paths: list[Path]) -> bool:
-        """(Re)load a system graph from Turtle files when their content changed."""
-        digest = hashlib.sha256()
-        for path in paths:
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-        wanted = ox.Literal(digest.hexdigest())
-        rows = self._raw_query(
-            f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{CONTENT_HASH.value}> ?h }} }}"
-        )
-        if [r["h"] for r in rows] == [wanted]:
-            return False
-        triples: list[ox.Triple] = []
-        for path in paths:
-            triples.extend(ox.parse(path=str(path), format=ox.RdfFormat.TURTLE))
-        self.replace_graph(graph, triples)
-        hash_iri = CONTENT_HASH.value
-        self.update(
-            f"DELETE WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> ?h }} }} ;"
-            f"INSERT DATA {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> {wanted} }} }}",
-            system=True,
-        )
-        return True
-
-
-# --- results ---------------------------------------------------------------------------------
-
-
-def _results(response: Reply, virtuoso: bool = False) -> QueryResult:
-    """The engine's answer as pyoxigraph's objects, by the content type it sent."""
-    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    content = response.content
-    if virtuoso and _BOOLEAN in content:
-        content = _canonical_booleans(content, kind)
-    if virtuoso and b'"bnode"' in content and kind in (RESULTS_JSON, "application/json"):
-        content = _valid_blank_labels(content)
-    if virtuoso and _DURATION in content and kind in (RESULTS_JSON, "application/json"):
-        content = _virtuoso_durations(content)
-    if kind in (RESULTS_JSON, "application/json"):
-        return ox.parse_query_results(content, format=ox.QueryResultsFormat.JSON)
-    if kind in (RESULTS_XML, "application/xml"):
-        return ox.parse_query_results(content, format=ox.QueryResultsFormat.XML)
-    if kind == RESULTS_TSV:
-        return ox.parse_query_results(content, format=ox.QueryResultsFormat.TSV)
-    fmt = ox.RdfFormat.from_media_type(kind) if kind else None
-    if fmt is None:
-        raise StoreError(f"the SPARQL server answered with an unexpected type {kind!r}")
-    graph = ox.Store()
-    graph.bulk_extend(
-        ox.Quad(t.subject, t.predicate, t.object, ox.DefaultGraph())
-        for t in ox.parse(content, format=fmt)
-    )
-    return graph.query("CONSTRUCT WHERE { ?s ?p ?o }")
-
-
-_BOOLEAN = b"http://www.w3.org/2001/XMLSchema#boolean"
-_NT_BOOLEAN = re.compile(rb'"([01])"\^\^<http://www\.w3\.org/2001/XMLSchema#boolean>')
-
-
-def _canonical_booleans(content: bytes, kind: str) -> bytes:
-    """Virtuoso stores xsd:boolean as 0/1 and answers "0"^^xsd:boolean; use false/true.
-
-    Without this, a boolean fact would not equal the same fact read from the files (nor
-    the embedded store's), and explanations would lose track of where it is asserted.
-    """
-    words = {b"0": b"false", b"1": b"true"}
-    if kind in (RESULTS_JSON, "application/json"):
-        data = json.loads(content)
-        for row in data.get("results", {}).get("bindings", []):
-            for term in row.values():
-                if term.get("datatype") == _BOOLEAN.decode() and term.get("value") in ("0", "1"):
-                    term["value"] = words[term["value"].encode()].decode()
-        return json.dumps(data).encode()
-    if kind in (RESULTS_XML, "application/xml"):
-        return content  # relmark asks Virtuoso for JSON results only
-    return _NT_BOOLEAN.sub(lambda m: b'"' + words[m[1]] + b'"^^<' + _BOOLEAN + b">", content)
-
-
-def _valid_blank_labels(content: bytes) -> bytes:
-    """Virtuoso labels blank nodes ``nodeID://b10006`` in JSON results, which is not a
-    blank node label: the same node keeps one valid label (``nodeID___b10006``)."""
-    data = json.loads(content)
-    for row in data.get("results", {}).get("bindings", []):
-        for term in row.values():
-            if term.get("type") == "bnode":
-                term["value"] = re.sub(r"[^A-Za-z0-9_]", "_", term["value"])
-    return json.dumps(data).encode()
-
-
-_DURATION = b"http://www.w3.org/2001/XMLSchema#dayTimeDuration"
-#: An exact number of seconds: Virtuoso's lexical form of an xsd:dayTimeDuration it made
-#: from a number (``STRDT(STR(?seconds), xsd:dayTimeDuration)``). Its own durations come
-#: back rounded (``2.26195e+08``): those are left alone, they cannot be restored.
-_SECONDS = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-
-
-def _virtuoso_durations(content: bytes) -> bytes:
-    """Virtuoso 7.2 keeps no durations: ``date - date`` is an xsd:integer of seconds and a
-    literal typed xsd:dayTimeDuration is turned into a number (openlink/virtuoso-opensource
-    #843, #1147). A query that types exact seconds xsd:dayTimeDuration (as
-    queries/committed-partners-of-brand.rq does) gets the standard's canonical literal
-    (``"P2618D"``) back; a number is no xsd:dayTimeDuration lexical form, so no valid
-    duration is ever changed."""
-    data = json.loads(content)
-    for row in data.get("results", {}).get("bindings", []):
-        for term in row.values():
-            if term.get("datatype") == _DURATION.decode() and _SECONDS.fullmatch(term["value"]):
-                term["value"] = _day_time_duration(Decimal(term["value"]))
-    return json.dumps(data).encode()
-
-
-def _day_time_duration(seconds: Decimal) -> str:
-    """The canonical xsd:dayTimeDuration lexical form of a number of seconds."""
-    sign, rest = ("-" if seconds < 0 else ""), abs(seconds)
-    days, rest = divmod(rest, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, rest = divmod(rest, 60)
-    clock = "".join(f"{n}{unit}" for n, unit in ((int(hours), "H"), (int(minutes), "M")) if n)
-    clock += f"{rest.normalize():f}S" if rest else ""
-    if not days and not clock:
-        return "PT0S"
-    return f"{sign}P{f'{int(days)}D' if days else ''}{'T' + clock if clock else ''}"
-
-
-def _raise_local_syntax_error(sparql: str) -> None:
-    """Raise pyoxigraph's error for a query the engine called malformed, if pyoxigraph
-    agrees: its message says where (``at line:column``), which Virtuoso's does not. The
-    query is run on an empty in-memory store (never one with SERVICE: that would call out).
-    """
-    if re.search(r"\bSERVICE\b", masked(sparql), re.IGNORECASE):
-        return
-    try:
-        ox.Store().query(sparql)
-    except SyntaxError:
-        raise
-    except Exception:  # anything but a syntax error: the engine's word stands
-        return
-
-
-_SILENT = re.compile(r"(?<![\w:?$-])(DROP|CLEAR)(\s+)(?!SILENT\b)", re.IGNORECASE)
-
-
-def _silent_drops(sparql: str) -> str:
-    """``DROP``/``CLEAR`` operations made ``SILENT`` (outside strings, IRIs and comments)."""
-    code = masked(sparql)
-    parts, last = [], 0
-    for found in _SILENT.finditer(code):
-        parts.append(sparql[last : found.end(1)] + " SILENT")
-        last = found.end(1)
-    return "".join(parts) + sparql[last:]
-
-
-_FROM = re.compile(
-    r"(?<![\w:?$-])FROM\s+(?:NAMED\s+)?(?:<[^<>\s]*>|[A-Za-z_][\w.-]*:[\w.-]*|:[\w.-]*)",
-    re.IGNORECASE,
-)
-
-
-def without_from(sparql: str) -> str:
-    """The query without its ``FROM``/``FROM NAMED`` clauses (blanked, so positions stay)."""
-    code = code_only(sparql)
-    for found in reversed(list(_FROM.finditer(code))):
-        sparql = (
-            sparql[: found.start()] + " " * (found.end() - found.start()) + sparql[found.end() :]
-        )
-    return sparql
-
-
-_SYNTAX = re.compile(r"syntax|parse error|SP030|SP031|37000", re.IGNORECASE)
-
-
-def _looks_like_syntax(body: str) -> bool:
-    """Virtuoso answers a malformed query with 500 and an SQL state; others with 400."""
-    return bool(_SYNTAX.search(body[:500]))
-
-
-def _first_lines(text: str, lines: int = 3) -> str:
-    return " ".join(text.splitlines()[:lines])[:500]
-
-
-# --- binding substitutions -------------------------------------------------------------------
-
-#: An IRI where a graph's name goes (after GRAPH, INTO, TO, WITH, USING NAMED, MOVE …).
-_GRAPH_IRI = re.compile(
-    r"""\b(?:GRAPH|INTO|TO|WITH|USING|NAMED|MOVE|ADD|COPY|SILENT)\s+<([^<>"{}|^`\\\s]*)>""",
-    re.IGNORECASE,
-)
-
-
-def _spelled_graphs(sparql: str) -> set[str]:
-    """The graph IRIs a query or update spells out (only those: listing every IRI of a
-    query that names many terms as named graphs makes Virtuoso's reply unreadable)."""
-    return set(_GRAPH_IRI.findall(code_only(sparql)))
-
-
-_WHERE = re.compile(r"\bWHERE\b", re.IGNORECASE)
-
-
-def bind_values(
-    sparql: str, substitutions: Mapping[str, Term], computed_decimals: bool = False
-) -> str:
-    """The query with its variables bound by a ``VALUES`` block at the top of its WHERE.
-
-    Terms are written in their N-Triples form (pyoxigraph's ``str``), never pasted as raw
-    text, so a value cannot change the query's structure. A VALUES block at the start of
-    the outer group binds the variables before the rest is evaluated, as pyoxigraph's
-    ``substitutions`` do (a trailing VALUES would join only after any aggregation). With
-    ``computed_decimals`` an xsd:decimal is bound by ``BIND(value + 0.0 AS ?name)`` there
-    instead (the same value, computed: see ``Engine.computed_decimals``).
-    """
-    names = sorted(substitutions)
-    for name in names:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise StoreError(f"{name!r} is not a SPARQL variable name")
-        if isinstance(substitutions[name], ox.BlankNode):
-            raise StoreError("a blank node cannot be bound in a query sent to a SPARQL server")
-    computed = [n for n in names if computed_decimals and _is_decimal(substitutions[n])]
-    constant = [n for n in names if n not in computed]
-    variables = " ".join(f"?{n}" for n in constant)
-    row = " ".join(_term_text(substitutions[n]) for n in constant)
-    block = f" VALUES ({variables}) {{ ({row}) }} " if constant else " "
-    block += "".join(f"BIND({substitutions[n]} + 0.0 AS ?{n}) " for n in computed)
-    brace = _where_brace(sparql)
-    if brace is None:
-        return f"{sparql}\n{block.strip()}"
-    return sparql[: brace + 1] + block + sparql[brace + 1 :]
-
-
-@kept_for_short_texts
-def _where_brace(sparql: str) -> int | None:
-    """Where the query's WHERE group opens (None: it has no braces)."""
-    code = masked(sparql)
-    form = QUERY_FORM.search(code)
-    if form is None:
-        raise SyntaxError("not a SPARQL query (no SELECT, ASK, CONSTRUCT or DESCRIBE)")
-    start = form.end()
-    if form[1].upper() == "CONSTRUCT":
-        where = _WHERE.search(code, start)
-        start = where.end() if where else start
-    return _outer_brace(code, start)
-
-
-def _is_decimal(term: object) -> bool:
-    return isinstance(term, ox.Literal) and term.datatype.value == XSD_DECIMAL
-
-
-def _term_text(term: object) -> str:
-    """A term in SPARQL syntax: its N-Triples form (an RDF 1.2 triple term as ``<<( … )>>``)."""
-    if isinstance(term, ox.Triple):
-        return f"<<( {term} )>>"
-    if not isinstance(term, ox.NamedNode | ox.Literal):
-        raise StoreError(f"cannot bind {term!r} in a query sent to a SPARQL server")
-    return str(term)
-
-
-def _outer_brace(code: str, start: int) -> int | None:
-    depth = 0
-    for position in range(start, len(code)):
-        char = code[position]
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "{" and depth == 0:
-            return position
-    return None
 
 
 def remote_config(location: str, settings: object | None = None) -> RemoteConfig:
@@ -1350,59 +802,3 @@ def remote_config(location: str, settings: object | None = None) -> RemoteConfig
 def open_remote(location: str, settings: object | None = None) -> RemoteStore:
     """A ``RemoteStore`` for ``sparql+http(s)://…``, configured from ``settings``."""
     return RemoteStore(remote_config(location, settings))
-
-
-class RemoteReplica(ForwardedWrites, RemoteStore):
-    """A serving worker's remote store (``relmark serve --workers N``): reads go to the
-    engine, writes to the writer process.
-
-    The writer counts the writes it applied in shared memory (``generation``, moved before
-    it answers, and after a write that failed). What this process keeps from the engine
-    (the list of graphs, the quad count, labels, class checks) is dropped when that number
-    moved, so a request on any worker reads what every write answered before it wrote.
-    """
-
-    def __init__(
-        self, config: RemoteConfig, generation: Callable[[], int], writer: WriteForwarder
-    ) -> None:
-        self._shared_generation = generation
-        self._writer = writer
-        self._seen = generation()
-        super().__init__(config)
-        self.label_cache = LookupCache(generation, config.lookup_ttl)
-        self.check_cache = LookupCache(generation, config.lookup_ttl)
-
-    @property
-    def generation(self) -> int:
-        """The writes the writer process has applied (for /healthz)."""
-        return self._shared_generation()
-
-    def _catch_up(self) -> None:
-        moved = self._shared_generation()
-        if moved != self._seen:
-            self._seen = moved  # first: a write ending during the next read is seen again
-            self.forget_graphs()
-
-    def graph_names(self) -> list[str]:
-        self._catch_up()
-        return super().graph_names()
-
-    def count(self) -> int:
-        self._catch_up()
-        return super().count()
-
-    def _forward(self, method: str, *args: object) -> object:
-        return self._writer(method, *args)[0]  # applied on the engine when this returns
-
-
-__all__ = [
-    "EMULATED_DEFAULT_GRAPH",
-    "RemoteConfig",
-    "RemoteError",
-    "RemoteReplica",
-    "RemoteStore",
-    "RemoteUnavailable",
-    "bind_values",
-    "open_remote",
-    "remote_config",
-]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from relmark.stores.remote.store import RemoteError, RemoteStore
+from relmark.stores.base import OnDisk, Remote, RemoteError, Store
 from relmark.web.auth import current_principal
 from relmark.web.extensions import get_settings, get_store, serving_details
 
@@ -37,8 +37,8 @@ def _level() -> str:
 def healthz() -> Response:
     level = _level()
     store = get_store()
-    if getattr(store, "remote", False):
-        return _remote_health(store, level)
+    if isinstance(store, Remote):
+        return _remote_health(store, store, level)
     if level == "anonymous":
         return jsonify(status="ok")
     body: dict[str, object] = {
@@ -47,18 +47,19 @@ def healthz() -> Response:
         "graphs": len(store.graph_names()),
         **serving_details(),
     }
-    if level == "admin":
+    if level == "admin" and isinstance(store, OnDisk):
         body["store"] = str(store.path)
     return jsonify(body)
 
 
-def _remote_health(store: RemoteStore, level: str) -> Response:
-    """A remote store: whether its SPARQL server answers, and how fast (503 when not)."""
+def _remote_health(store: Store, server: Remote, level: str) -> Response:
+    """A remote store (``server``: the same store, as ``Remote``): whether its SPARQL
+    server answers, and how fast (503 when not)."""
     remote: dict[str, object] = {}
     if level == "admin":
-        remote.update(engine=store.engine.name, query=store.config.query_url)
+        remote.update(server.describe())
     try:
-        latency_ms = round(store.ping() * 1000, 1)
+        latency_ms = round(server.ping() * 1000, 1)
         counts = {"triples": store.count(), "graphs": len(store.graph_names())}
     except RemoteError as error:
         body: dict[str, object] = {"status": "unavailable"}
@@ -66,7 +67,7 @@ def _remote_health(store: RemoteStore, level: str) -> Response:
             body["remote"] = {**remote, "reachable": False}
             body["error"] = "the store's SPARQL server is unavailable"
         if level == "admin":
-            body.update(store=store.location, detail=str(error), where=error.backend)
+            body.update(store=server.location, detail=str(error), where=error.backend)
         response = jsonify(body)
         response.status_code = 503
         return response
@@ -78,5 +79,5 @@ def _remote_health(store: RemoteStore, level: str) -> Response:
         "remote": {**remote, "reachable": True, "latency_ms": latency_ms},
     }
     if level == "admin":
-        body["store"] = store.location
+        body["store"] = server.location
     return jsonify(**body, **serving_details())

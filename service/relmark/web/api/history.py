@@ -30,7 +30,7 @@ from relmark.history.read import (
 )
 from relmark.history.terms import GDPR_ART_17
 from relmark.reasoning.explain import UnknownResource, check_resource
-from relmark.stores.base import Store
+from relmark.stores.base import ForwardsWrites, Store
 from relmark.vocab import RM
 from relmark.web.auth import current_principal, require_admin
 from relmark.web.errors import ApiError
@@ -96,7 +96,7 @@ def forget_view() -> Response:
     ``legalBasis`` (an IRI; default GDPR Art. 17). Admin role. The answer is the receipt."""
     require_admin()
     store = get_store()
-    if getattr(store, "forwards_writes", False):
+    if isinstance(store, ForwardsWrites):
         raise ApiError(
             501,
             "erasure is not available on a serving worker",

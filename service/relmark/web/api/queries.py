@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from relmark import queries
 from relmark.errors import QueryTimeout
 from relmark.queries import NamedQuery, NamedResult, ParameterError
+from relmark.stores.base import Remote
 from relmark.web.cors import allow_cross_origin_reads, mark_read
 from relmark.web.errors import ApiError, query_timeout
 from relmark.web.extensions import get_query_runner, get_settings, get_store
@@ -118,7 +119,7 @@ def run_query(name: str) -> Response:
     except ParameterError as error:
         raise parameter_error(error) from None
     except QueryTimeout as error:
-        if getattr(store, "remote", False) and started.is_set():  # (not when no worker was free)
+        if isinstance(store, Remote) and started.is_set():  # (not when no worker was free)
             _check_classes_after_timeout(query, params)
         advice = "narrow the parameters or page with a smaller limit"
         raise query_timeout(error, settings.query_timeout, advice) from None

@@ -31,15 +31,14 @@ from relmark.sparql.guard import (
     has_relative_iri,
     iris_of,
 )
-from relmark.sparql.text import (
+from relmark.sparql.inspect import (
     dataset_of,
     drops_everything,
-    every_data_graph,
     is_single_lookup,
-    keywords_only,
     may_write_any_graph,
-    with_using,
 )
+from relmark.sparql.lexer import keywords_only
+from relmark.sparql.rewrite import every_data_graph, with_using
 from relmark.vocab import SYSTEM_GRAPHS
 from relmark.web.auth import require_admin, require_token, token_store
 from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
@@ -157,7 +156,7 @@ def run_query(sparql: str, params: MultiDict) -> Response:
 
     try:
         if is_single_lookup(sparql):
-            fmt, body = evaluate(NEVER_CANCELLED)  # bounded: no hand-off (sparql_text.py)
+            fmt, body = evaluate(NEVER_CANCELLED)  # bounded: no hand-off (sparql/inspect.py)
         else:
             fmt, body = get_query_runner().run(evaluate, settings.query_timeout)
     except SyntaxError as error:

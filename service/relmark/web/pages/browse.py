@@ -24,7 +24,7 @@ from flask import (
     url_for,
 )
 
-from relmark.formats import Kind, formats_of
+from relmark.formats import Format, Kind, formats_of
 from relmark.reasoning.explain import NotExplained, classify, explain
 from relmark.reasoning.maintain import rules_for
 from relmark.reasoning.whynot import why_not
@@ -32,7 +32,13 @@ from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, RM
 from relmark.web.errors import ApiError
 from relmark.web.extensions import get_settings, get_store
 from relmark.web.i18n import LANGUAGES, explicit_language, request_language, words
-from relmark.web.negotiation import choose, format_by_name, parse_accept, quality
+from relmark.web.negotiation import (
+    choose,
+    format_by_name,
+    not_acceptable,
+    parse_accept,
+    quality,
+)
 from relmark.web.pages import pictures
 from relmark.web.pages import query as query_page
 from relmark.web.pages.home import search_labels, store_counts
@@ -46,6 +52,13 @@ from relmark.web.pages.ontology import (
     ontology_terms,
     property_details,
     short,
+)
+from relmark.web.pages.ontology_document import (
+    EXTENSIONS,
+    OFFERED_RDF,
+    OntologyDocument,
+    ontology_document,
+    version_path,
 )
 from relmark.web.pages.resource import (
     describe,
@@ -176,14 +189,91 @@ def search() -> str:
 
 # --- ontology ----------------------------------------------------------------------------------
 @bp.get("/ontology")
-def ontology() -> str:
+def ontology() -> Response:
+    """The ontology at its own IRI: the HTML page for browsers, the document in Turtle,
+    RDF/XML, JSON-LD or N-Triples for clients that ask (Accept or ``?format=``)."""
+    document = ontology_document(get_settings().ontology_dir)
+    fmt = _ontology_format()
+    if fmt is not None:
+        return _ontology_rdf(document, fmt, download=False)
     store, lang = get_store(), request_language()
-    return render_template(
+    downloads = [
+        {"href": href("browse.ontology_file", ext=ext), "format": fmt, "name": ext}
+        for ext, fmt in EXTENSIONS.items()
+    ]
+    page = render_template(
         "browse/ontology.html",
         tree=class_tree(store, lang),
         properties=all_properties(store, lang),
+        document=document,
+        downloads=downloads,
         title=words(lang)["ontology"],
     )
+    response = Response(page, content_type="text/html; charset=utf-8")
+    response.vary.add("Accept")
+    response.headers["Link"] = ", ".join(
+        f'<{url_for("browse.ontology_file", ext=ext)}>; rel="alternate"; type="{fmt.media_type}"'
+        for ext, fmt in EXTENSIONS.items()
+    )
+    return response
+
+
+@bp.get("/ontology.<ext>")
+def ontology_file(ext: str) -> Response:
+    """The ontology document as a download, its format named by the extension."""
+    fmt = EXTENSIONS.get(ext)
+    if fmt is None:
+        raise page_not_found(f"the ontology is offered as .{', .'.join(EXTENSIONS)}, not .{ext}")
+    return _ontology_rdf(ontology_document(get_settings().ontology_dir), fmt, download=True)
+
+
+@bp.get("/ontology/<version>")
+def ontology_version(version: str) -> Response:
+    """The version IRI (``/ontology/0.2.0``, also with an extension): the current version's
+    document, negotiated as at ``/ontology``; earlier versions are not kept here."""
+    document = ontology_document(get_settings().ontology_dir)
+    current = version_path(document)
+    stem, dot, ext = version.rpartition(".")
+    if current is not None and dot and stem == current and ext in EXTENSIONS:
+        return _ontology_rdf(document, EXTENSIONS[ext], download=True)
+    if current is None or version != current:
+        raise page_not_found(
+            f"version {version!r} of the ontology is not served here; "
+            f"the current version is {current or document.version}"
+        )
+    return ontology()
+
+
+def _ontology_format() -> Format | None:
+    """The RDF format the client prefers to HTML among the offered ones, None for HTML;
+    406 when it accepts neither."""
+    overrides = [v for v in request.args.getlist("format") if v.strip()]
+    if any(v.strip().lower() in ("html", "text/html") for v in overrides):
+        return None
+    if overrides:
+        named = format_by_name(overrides, Kind.RDF)
+        if named is None or named not in OFFERED_RDF:
+            raise not_acceptable(OFFERED_RDF)
+        return named
+    accept = request.headers.get("Accept")
+    ranges = parse_accept(accept)
+    html = max(quality(ranges, t)[0] for t in HTML_TYPES)
+    fmt = choose(accept, OFFERED_RDF)
+    if fmt is None and html <= 0:
+        raise not_acceptable(OFFERED_RDF)
+    if fmt is None or html >= quality(ranges, fmt.media_type)[0]:
+        return None
+    return fmt
+
+
+def _ontology_rdf(document: OntologyDocument, fmt: Format, download: bool) -> Response:
+    """The document in ``fmt``, with an ETag and the name to save it under."""
+    response = Response(document.serialized(fmt), content_type=fmt.content_type)
+    response.vary.add("Accept")
+    disposition = "attachment" if download else "inline"
+    response.headers["Content-Disposition"] = f'{disposition}; filename="{document.filename(fmt)}"'
+    response.set_etag(f"{document.digest}-{fmt.name}")
+    return response.make_conditional(request)
 
 
 def _ontology_iri(kind: str, param: str = "iri") -> str:
@@ -206,7 +296,7 @@ def class_page() -> str:
         "browse/class.html",
         c=details,
         constraints=constraints_for(store, ancestors(store, iri), lang),
-        rules=rules_inferring(get_settings().ontology_dir, iri, lang),
+        rules=rules_inferring(store, get_settings().ontology_dir, iri, lang),
         queries=queries_using(iri, lang),
         title=details["label"],
     )

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 import pyoxigraph as ox
 
+from relmark.citations import cited
 from relmark.stores.base import Store
 from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, RM
 from relmark.web.serialization import PREFIXES as PREFIX_NAMES
@@ -189,21 +190,6 @@ def _iris(terms: list[ox.Term], rm_only: bool = False) -> list[str]:
     )
 
 
-def _cited(store: Store, iri: str) -> dict:
-    """A source as the page shows it: a reference of references.ttl by its citation, linked
-    to its DOI or address when it has one; any other IRI as itself."""
-    query = PREFIXES + (
-        "SELECT ?citation ?doi ?uri WHERE { ?s dcterms:bibliographicCitation ?citation "
-        "OPTIONAL { ?s <http://purl.org/ontology/bibo/doi> ?doi } "
-        "OPTIONAL { ?s <http://purl.org/ontology/bibo/uri> ?uri } }"
-    )
-    for row in store.query(bound(query, s=ox.NamedNode(iri))):
-        link = {"iri": "https://doi.org/" + row["doi"].value} if row["doi"] else {}
-        link = link or ({"iri": row["uri"].value} if row["uri"] else {})
-        return {**link, "text": row["citation"].value}
-    return {"iri": iri, "text": iri}
-
-
 def _annotations(store: Store, iri: str, lang: str) -> dict:
     """Labels, definition, comments, notes and sources: what every term page shows."""
     facts = _describe(store, iri)
@@ -222,14 +208,7 @@ def _annotations(store: Store, iri: str, lang: str) -> dict:
         "definitions": _text(facts.get(SKOS + "definition", []), lang),
         "comments": _text(facts.get(RDFS + "comment", []), lang),
         "notes": _text(facts.get(SKOS + "note", []), lang),
-        "sources": sorted(
-            (
-                _cited(store, s.value) if isinstance(s, ox.NamedNode) else {"text": s.value}
-                for s in sources
-                if isinstance(s, ox.NamedNode | ox.Literal)
-            ),
-            key=lambda item: ("iri" in item, item["text"]),
-        ),
+        "sources": cited(store, sources),
         "facts": facts,
     }
 

@@ -18,7 +18,7 @@ from flask import Blueprint, render_template, request
 from relmark import queries as named_queries
 from relmark.errors import Busy, QueryTimeout
 from relmark.formats import FORMATS
-from relmark.sparql.text import dataset_of
+from relmark.sparql.inspect import dataset_of
 from relmark.vocab import DEMO, RM
 from relmark.web.errors import ApiError, busy, query_timeout, syntax_error
 from relmark.web.extensions import get_query_runner, get_settings, get_store

@@ -12,15 +12,18 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
+from relmark.citations import citations
 from relmark.reasoning.maintain import rules_for
+from relmark.stores.base import Store
 from relmark.vocab import RM
 from relmark.web.pages import query as query_page
 
 RDF_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
 
 
-def rules_inferring(ontology_dir: Path, class_iri: str, lang: str) -> list[dict]:
-    """The rules whose conclusion types a resource with ``class_iri``, with their why."""
+def rules_inferring(store: Store, ontology_dir: Path, class_iri: str, lang: str) -> list[dict]:
+    """The rules whose conclusion types a resource with ``class_iri``, with their why and
+    the works they cite (``# source:``), as citations."""
     _, rules = rules_for(ontology_dir)
     found = []
     for rule in rules:
@@ -36,10 +39,19 @@ def rules_inferring(ontology_dir: Path, class_iri: str, lang: str) -> list[dict]
                     "label": rule.label_it if lang == "it" and rule.label_it else rule.label,
                     "why": rule.why_it if lang == "it" and rule.why_it else rule.why,
                     "source": rule.source,
+                    "sources": _cited_by(store, rule.references, rule.source),
                     "sparql": rule.sparql,
                 }
             )
     return found
+
+
+def _cited_by(store: Store, references: tuple[str, ...], source: str) -> list[dict]:
+    """A rule's sources in the order its header gives them, else its header's text."""
+    if not references:
+        return [{"text": source}]
+    found = citations(store, references)
+    return [found[iri] for iri in references]
 
 
 def queries_using(iri: str, lang: str) -> list[dict]:

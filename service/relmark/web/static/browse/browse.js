@@ -149,6 +149,21 @@
     li.appendChild(el("code", "", node.rule));
     li.appendChild(document.createTextNode(": " + node.label));
     li.appendChild(el("p", "why-text", node.why));
+    if (node.sources && node.sources.length) {
+      var cited = el("p", "source", (w.sources || "Sources") + ": ");
+      node.sources.forEach(function (s, i) {
+        if (i) { cited.appendChild(document.createTextNode("; ")); }
+        if (s.iri) {
+          var a = el("a", "", s.text);
+          a.href = s.iri;
+          a.rel = "external";
+          cited.appendChild(a);
+        } else {
+          cited.appendChild(document.createTextNode(s.text));
+        }
+      });
+      li.appendChild(cited);
+    }
     (node.thresholds || []).forEach(function (t) {
       li.appendChild(el("p", "threshold", (w.threshold || "threshold") + ": " + t.label + " = " + t.value.value));
     });
