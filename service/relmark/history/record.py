@@ -61,9 +61,12 @@ def refresh_and_record(
     history: bool = True,
 ) -> RunSummary | None:
     """``refresh_inferences``, then the membership changes it made as history events."""
-    baseline = history and _needs_baseline(store)
+    if not history:
+        return refresh_inferences(store, ontology_dir, changes, full=full)
+    # (asked before the refresh: the refresh may create the inferred graph)
+    baseline = _needs_baseline(store)
     summary = refresh_inferences(store, ontology_dir, changes, full=full)
-    if history and summary is not None and summary.delta is not None:
+    if summary is not None and summary.delta and memberships(summary.delta):
         if baseline:
             _record_baseline(store, summary.delta)
         record(store, summary.delta, cause)
