@@ -12,7 +12,7 @@ import gzip
 import io
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -21,7 +21,8 @@ import pyoxigraph as ox
 
 from relmark import rdf_input, shacl
 from relmark.formats import Kind, formats_of
-from relmark.reasoning.maintain import refresh_inferences
+from relmark.history.forget import check_not_erased, erased_digests
+from relmark.history.record import Cause, refresh_and_record
 from relmark.stores.base import Store, StoreError, data_graph
 from relmark.vocab import ONTOLOGY_DIR, SHAPES_FILE, ontology_paths
 
@@ -175,12 +176,16 @@ def load_sources(
     validate: bool = True,
     ontology_dir: Path | None = None,
     progress: Callable[[int], None] | None = None,
+    force: bool = False,
+    name: str | None = None,
 ) -> LoadSummary:
     """Parse, validate and write ``sources``: all of them, or (on any error) none.
 
     Each source replaces its own graph (named after the file) unless ``graph`` names one
     graph for all of them. Re-loading a source therefore replaces it, never duplicates it.
-    The inferences are brought up to date afterwards (``maintain.refresh_inferences``).
+    The inferences are brought up to date afterwards and the memberships that changed are
+    recorded in the history (``history.record``), the write named ``name`` if given.
+    A source that names an erased IRI is refused (``ErasedResource``) unless ``force``.
     """
     started = time.perf_counter()
     plan: dict[str, list[Source]] = {}
@@ -188,6 +193,8 @@ def load_sources(
         check_safe(source)
         plan.setdefault(data_graph(graph or source.default_graph_name), []).append(source)
 
+    if not force and erased_digests(store):
+        check_not_erased(store, (q for s in sources for q in _parsed(s)))
     if validate:
         report = validate_sources(store, plan, ontology_dir=ontology_dir)
         if not report.conforms:
@@ -200,9 +207,18 @@ def load_sources(
         store.bulk_replace_graphs(parts)
     except SyntaxError as error:
         raise _located(error) from error
-    refresh_inferences(store, ontology_dir)
+    label = name or ", ".join(s.name for s in sources)
+    refresh_and_record(store, ontology_dir, cause=Cause("load", label))
     triples = sum(store.graph_size(g) for g in plan)
     return LoadSummary(sorted(plan), triples, time.perf_counter() - started)
+
+
+def _parsed(source: Source) -> Iterator[ox.Quad]:
+    try:
+        yield from ox.parse(source.data, format=source.fmt)
+    except SyntaxError as error:
+        error.filename = source.name
+        raise _located(error) from error
 
 
 def validate_sources(

@@ -48,11 +48,21 @@ CONFIG_GRAPH = "urn:relmark:config"
 INFERRED_GRAPH = "urn:relmark:inferred"
 PROVENANCE_GRAPH = "urn:relmark:provenance"
 META_GRAPH = "urn:relmark:meta"
+#: the classification history: one event per change of an inferred membership
+HISTORY_GRAPH = "urn:relmark:history"
 DATA_GRAPH_PREFIX = "urn:relmark:data:"
 
 #: Graphs only relmark itself writes; users may read them but never load into them.
 SYSTEM_GRAPHS = frozenset(
-    {ONTOLOGY_GRAPH, SHAPES_GRAPH, CONFIG_GRAPH, INFERRED_GRAPH, PROVENANCE_GRAPH, META_GRAPH}
+    {
+        ONTOLOGY_GRAPH,
+        SHAPES_GRAPH,
+        CONFIG_GRAPH,
+        INFERRED_GRAPH,
+        PROVENANCE_GRAPH,
+        META_GRAPH,
+        HISTORY_GRAPH,
+    }
 )
 
 #: The works the ontology and the rules cite (ontology/references.ttl, prefix ``ref:``).

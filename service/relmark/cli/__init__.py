@@ -34,6 +34,8 @@ COMMANDS = {
     "check": "relmark.cli.reason:check",
     "token": "relmark.cli.tokens:token",
     "import": "relmark.cli.importing:import_command",
+    "forget": "relmark.cli.history:forget_command",
+    "history": "relmark.cli.history:history_command",
 }
 
 

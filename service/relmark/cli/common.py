@@ -16,8 +16,8 @@ import requests
 from rich.console import Console
 
 from relmark.formats import Kind, named
+from relmark.history.record import ensure_and_record
 from relmark.i18n import DEFAULT_LANGUAGE, LANGUAGES
-from relmark.reasoning.maintain import ensure_inferences
 from relmark.settings import Settings
 from relmark.stores import open_store
 from relmark.stores.base import Store, StoreError
@@ -108,5 +108,5 @@ def reasons_view(settings: Settings) -> Iterator[Store]:
     """``read_view``, with its system graphs and inferences brought up to date first
     (on a snapshot's copy, the copy is: the served store is never written from here)."""
     with read_view(settings) as store:
-        ensure_inferences(store, settings.ontology_dir)  # a StoreError: one line (_Commands)
+        ensure_and_record(store, settings.ontology_dir)  # a StoreError: one line (_Commands)
         yield store

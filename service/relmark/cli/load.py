@@ -26,6 +26,7 @@ from relmark.cli.common import (
     read_view,
     server_request,
 )
+from relmark.history.forget import ErasedResource
 from relmark.settings import Settings
 from relmark.stores.base import Store, StoreError
 from relmark.vocab import META_GRAPH, SYSTEM_GRAPHS, demo_paths
@@ -60,6 +61,10 @@ def progress_bar(total: int) -> tuple[Progress, Callable[[int], None]]:
 )
 @click.option("--no-validate", is_flag=True, help="Skip the SHACL check (faster, at your risk).")
 @click.option("--report", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--force", is_flag=True, help="Load even resources that were erased (relmark forget)."
+)
+@click.option("--name", "write_name", help="Name this write in the classification history.")
 @click.pass_obj
 def load(
     settings: Settings,
@@ -68,6 +73,8 @@ def load(
     fmt: str | None,
     no_validate: bool,
     report: str,
+    force: bool = False,
+    write_name: str | None = None,
 ) -> None:
     """Load RDF files (plain or gzip; '-' = stdin) into the store, all or nothing.
 
@@ -87,10 +94,14 @@ def load(
             validate=not no_validate,
             ontology_dir=settings.ontology_dir,
             progress=advance,
+            force=force,
+            name=write_name,
         )
     except loading.ValidationFailed as error:
         print_report(error.report, report == "json")
         fail(f"{error}; nothing was loaded", 2)
+    except ErasedResource as error:
+        fail(f"{error} (--force to load them); nothing was loaded", 2)
     except loading.LoadError as error:
         fail(f"{error.message}; nothing was loaded", 2)
     except StoreError as error:

@@ -14,9 +14,11 @@ import pyoxigraph as ox
 
 from relmark import loading
 from relmark.cli.common import LANG_OPTION, err, fail, open_or_fail, reasons_view
+from relmark.cli.history import classify_as_of
+from relmark.history.record import Cause, ensure_and_record, refresh_and_record
 from relmark.reasoning import explain as reasons
 from relmark.reasoning.consistency import diagnose, rdflib_graph
-from relmark.reasoning.maintain import ensure_inferences, refresh_inferences, rules_for
+from relmark.reasoning.maintain import rules_for
 from relmark.reasoning.whynot import why_not as why_not_answer
 from relmark.reasoning.whynot import why_not_text
 from relmark.settings import Settings
@@ -26,10 +28,14 @@ from relmark.vocab import CONFIG_FILE, SYSTEM_GRAPHS, ontology_paths
 @click.command()
 @click.argument("iri")
 @LANG_OPTION
+@click.option("--as-of", "as_of", help="The inferred classes at this date, from the history.")
 @click.pass_obj
-def classify(settings: Settings, iri: str, lang: str) -> None:
+def classify(settings: Settings, iri: str, lang: str, as_of: str | None = None) -> None:
     """The classes of a resource: asserted ones with their graphs, inferred ones with rules."""
     with reasons_view(settings) as store:
+        if as_of:
+            classify_as_of(store, iri, as_of)
+            return
         try:
             reasons.check_resource(store, iri)
         except reasons.UnknownResource as error:
@@ -96,9 +102,10 @@ def infer(settings: Settings, full: bool) -> None:
     """
     store = open_or_fail(settings)
     try:  # (a store failure ends as one line: _Commands)
-        summary = ensure_inferences(store, settings.ontology_dir)
+        summary = ensure_and_record(store, settings.ontology_dir)
         if full and summary is None:
-            summary = refresh_inferences(store, settings.ontology_dir, full=True)
+            cause = Cause("recompute", "relmark infer --full")
+            summary = refresh_and_record(store, settings.ontology_dir, cause=cause, full=True)
     finally:
         store.close()
     err.print(summary.text if summary else "the inferences are up to date", highlight=False)

@@ -39,7 +39,7 @@ from relmark.reasoning.rules import fixpoint as engine
 from relmark.reasoning.rules import provenance as records
 from relmark.reasoning.rules.evaluate import Query
 from relmark.reasoning.rules.inputs import NOT_RULE_INPUT, stored_lines
-from relmark.reasoning.rules.materialise import ONE_RUN_AT_A_TIME, RunSummary
+from relmark.reasoning.rules.materialise import ONE_RUN_AT_A_TIME, RunSummary, full_run_delta
 from relmark.reasoning.rules.model import Rule, Value
 from relmark.stores.base import STAGING_PREFIX, EvaluatesRemotely, StoreError, asked, selected
 from relmark.vocab import INFERRED_GRAPH, PROVENANCE_GRAPH
@@ -95,10 +95,15 @@ def materialise(store: EvaluatesRemotely, rules: list[Rule]) -> RunSummary:
             premises = {p for d in derivations for p in d.premises}
             locations = _locate(store, premises, inputs, default_copy)
             provenance = records.provenance_graph(rules, derivations, locations)
-            written = _write(store, staging, provenance_graph, inferred, provenance)
+            old_inferred = {_triple(q) for q in store.triples(INFERRED_GRAPH)}
+            written = _write(store, staging, provenance_graph, inferred, provenance, old_inferred)
         finally:
             store.drop_staging([staging, default_copy, provenance_graph, facts])
-        return RunSummary.of_run(rules, rounds, inferred, derivations, provenance, written, started)
+        summary = RunSummary.of_run(
+            rules, rounds, inferred, derivations, provenance, written, started
+        )
+        summary.delta = full_run_delta(derivations, inferred, old_inferred)
+        return summary
 
 
 def _inputs(store: EvaluatesRemotely, default_copy: str) -> list[str]:
@@ -178,6 +183,7 @@ def _write(
     provenance_graph: str,
     inferred: set[ox.Triple],
     provenance: set[str],
+    old_inferred: set[ox.Triple],
 ) -> tuple[int, int, bool]:
     """Bring the inferred and provenance graphs to the run's content, in one update.
 
@@ -188,7 +194,6 @@ def _write(
     the millions of a ``MOVE``, which Oxigraph's server copies at ~6,500 triples/s in one
     transaction).
     """
-    old_inferred = {_triple(q) for q in store.triples(INFERRED_GRAPH)}
     old_lines = stored_lines(store, PROVENANCE_GRAPH)
     if old_inferred == inferred and old_lines == provenance:
         return 0, 0, False

@@ -66,6 +66,7 @@ from waitress.server import create_server
 
 from relmark import loading
 from relmark.execution import QUERY_WORKERS
+from relmark.history.record import Cause, ensure_and_record, refresh_and_record
 from relmark.memory_bound import (
     MEMORY_EXCEEDED,
     Watchdog,
@@ -73,7 +74,6 @@ from relmark.memory_bound import (
     describe,
     set_address_space_backstop,
 )
-from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
 from relmark.reasoning.whatif import stop_fresh_process
 from relmark.settings import Settings
 from relmark.sparql import guard as sparql_guard
@@ -339,7 +339,7 @@ class StoreWriter:
                     if method in MAYBE_UNCHANGED and not result:
                         return ("ok", result, self.publisher.generation.value)
                     # inferences before the snapshot: readers never see data without them
-                    refresh_inferences(self.store, self.ontology_dir)
+                    refresh_and_record(self.store, self.ontology_dir, cause=Cause(method))
                 except Exception:
                     self.publisher.after_failure()
                     raise
@@ -422,7 +422,7 @@ class Supervisor:
         self._listener: multiprocessing.connection.Listener | None = None
         http: socket.socket | None = None
         try:
-            ensure_inferences(store, self.settings.ontology_dir)
+            ensure_and_record(store, self.settings.ontology_dir)
             if isinstance(store, Optimizable):
                 store.optimize()
             # compiled once here, inherited by every forked worker

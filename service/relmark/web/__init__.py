@@ -17,6 +17,7 @@ from relmark.stores.base import Store
 from relmark.web import auth, errors, headers
 from relmark.web.api import classify as api
 from relmark.web.api import graphs, health, openapi, sparql
+from relmark.web.api import history as history_api
 from relmark.web.api import importing as importing_api
 from relmark.web.api import queries as queries_api
 from relmark.web.cors import allow_cross_origin_reads
@@ -47,6 +48,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.register_blueprint(queries_api.bp)  # named questions
     app.register_blueprint(openapi.bp)
     app.register_blueprint(importing_api.bp)  # spreadsheets through mappings
+    app.register_blueprint(history_api.bp)  # history, as-of, erasure
     app.register_blueprint(browse_bp)  # HTML pages (with query and pictures nested)
     atexit.register(_close_at_exit, weakref.ref(app))
     return app

@@ -31,6 +31,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from relmark.errors import BackendFailed, BackendUnavailable, Busy, QueryTimeout
+from relmark.history.forget import ErasedResource
 from relmark.loading import LoadError, ValidationFailed
 from relmark.web.extensions import get_settings
 
@@ -239,3 +240,11 @@ def register(app: Flask) -> None:
     app.register_error_handler(BackendFailed, lambda e: remote_failed(e).to_response())
     app.register_error_handler(Busy, lambda e: busy(e).to_response())
     app.register_error_handler(QueryTimeout, lambda e: _timed_out(e).to_response())
+    app.register_error_handler(ErasedResource, lambda e: erased(e).to_response())
+
+
+def erased(error: ErasedResource) -> ApiError:
+    """422: the write names a resource erased under GDPR Art. 17 (``force=true`` to store
+    it anyway). The IRIs are the caller's own input, so naming them discloses nothing."""
+    names = ", ".join(f"<{i}>" for i in error.iris[:5])
+    return ApiError(422, "erased resource", detail=f"{error}: {names}; pass force=true")

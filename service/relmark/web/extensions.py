@@ -9,10 +9,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request
 
 from relmark.execution import QUERY_NICENESS, QUERY_WORKERS, QueryRunner
-from relmark.reasoning.maintain import ensure_inferences, refresh_inferences
+from relmark.history.record import Cause, ensure_and_record, refresh_and_record
 from relmark.settings import Settings
 from relmark.stores import open_store
 from relmark.stores.base import ForwardsWrites, HasDeadline, Store
@@ -34,7 +34,7 @@ def init_app(app: Flask, settings: Settings, store: Store | None) -> None:
     deadline = store.deadline if isinstance(store, HasDeadline) else None
     app.extensions[RUNNER] = QueryRunner(QUERY_WORKERS, deadline=deadline)
     if not isinstance(store, ForwardsWrites):  # a worker's: its writer did it
-        ensure_inferences(store, settings.ontology_dir)
+        ensure_and_record(store, settings.ontology_dir)
 
 
 def after_write() -> None:
@@ -47,7 +47,23 @@ def after_write() -> None:
     """
     store = get_store()
     if not isinstance(store, ForwardsWrites):
-        refresh_inferences(store, get_settings().ontology_dir)
+        refresh_and_record(store, get_settings().ontology_dir, cause=request_cause())
+
+
+#: the header a client names its write with, for the classification history
+WRITE_NAME_HEADER = "Relmark-Write-Name"
+
+
+def request_cause() -> Cause:
+    """The history's cause of the current request's write: its kind (from the endpoint),
+    the name the client gave it (``Relmark-Write-Name``) and the token's name."""
+    path = request.path
+    kind = "update" if path.startswith("/sparql") else "graph-store"
+    if path.startswith("/api/"):
+        kind = path.removeprefix("/api/").split("/", 1)[0]
+    principal = g.get("relmark_principal")
+    name = request.headers.get(WRITE_NAME_HEADER, "").strip()[:200] or None
+    return Cause(kind, name, getattr(principal, "name", None))
 
 
 def close_app(app: Flask) -> None:

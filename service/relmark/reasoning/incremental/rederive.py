@@ -32,6 +32,8 @@ class RoundResult:
     removed: list[ox.Triple] = field(default_factory=list)
     derivations: int = 0
     by_rule: dict[str, int] = field(default_factory=dict)
+    #: for each triple added or removed, the rule that concludes it now (or did before)
+    rule_of: dict[ox.Triple, str] = field(default_factory=dict)
 
 
 def run_round(
@@ -60,6 +62,12 @@ def run_round(
     for derivation in kept:
         result.by_rule[derivation.rule.name] = result.by_rule.get(derivation.rule.name, 0) + 1
     result.derivations = len(kept)
+    for derivation in kept:
+        for conclusion in derivation.conclusions:
+            result.rule_of.setdefault(conclusion, derivation.rule.name)
+    for (name, _), found in old.items():
+        for _, conclusion in found:
+            result.rule_of.setdefault(conclusion, name)
     old_iris = {d for found in old.values() for d, _ in found}
     write(records, old_iris, kept, result.added, result.removed, where)
     reads.follow_write(result.added, result.removed)

@@ -10,7 +10,7 @@ from relmark.reasoning.incremental.reads import Located, Reads
 from relmark.reasoning.incremental.records import Records
 from relmark.reasoning.incremental.rederive import run_round
 from relmark.reasoning.incremental.rule_index import rule_index
-from relmark.reasoning.rules.materialise import ONE_RUN_AT_A_TIME, RunSummary
+from relmark.reasoning.rules.materialise import ONE_RUN_AT_A_TIME, InferredChange, RunSummary
 from relmark.reasoning.rules.model import Rule, RuleError
 from relmark.stores.base import Changes, Store
 from relmark.vocab import INFERRED_GRAPH
@@ -35,6 +35,7 @@ def update_inferences(store: Store, rules: list[Rule], changes: Changes) -> RunS
             reads.use_workspace()
         rounds = derivations = added = removed = 0
         by_rule: dict[str, int] = {}
+        delta: list[InferredChange] = []
         while changed:
             rounds += 1
             if rounds > MAX_ROUNDS:
@@ -45,6 +46,8 @@ def update_inferences(store: Store, rules: list[Rule], changes: Changes) -> RunS
             removed += len(result.removed)
             for name, count in result.by_rule.items():
                 by_rule[name] = by_rule.get(name, 0) + count
+            delta += [InferredChange(t, True, result.rule_of.get(t)) for t in result.added]
+            delta += [InferredChange(t, False, result.rule_of.get(t)) for t in result.removed]
             changed = [(t, INFERRED_GRAPH, False) for t in result.added]
             changed += [(t, INFERRED_GRAPH, True) for t in result.removed]
         return RunSummary(
@@ -59,6 +62,7 @@ def update_inferences(store: Store, rules: list[Rule], changes: Changes) -> RunS
             seconds=time.perf_counter() - started,
             by_rule=by_rule,
             incremental=True,
+            delta=delta,
         )
 
 

@@ -13,10 +13,18 @@ from collections.abc import Iterable
 import pyoxigraph as ox
 
 from relmark.stores.base import GraphBytes, Store, asked, selected
-from relmark.vocab import INFERRED_GRAPH, META_GRAPH, PROVENANCE_GRAPH, SHAPES_GRAPH
+from relmark.vocab import (
+    HISTORY_GRAPH,
+    INFERRED_GRAPH,
+    META_GRAPH,
+    PROVENANCE_GRAPH,
+    SHAPES_GRAPH,
+)
 
 #: Graphs the rules never read: their own output, the shapes, bookkeeping.
-NOT_RULE_INPUT = frozenset({INFERRED_GRAPH, PROVENANCE_GRAPH, SHAPES_GRAPH, META_GRAPH})
+NOT_RULE_INPUT = frozenset(
+    {INFERRED_GRAPH, PROVENANCE_GRAPH, SHAPES_GRAPH, META_GRAPH, HISTORY_GRAPH}
+)
 
 
 INFERRED_NODE = ox.NamedNode(INFERRED_GRAPH)

@@ -36,6 +36,17 @@ from relmark.stores.base import BulkPart, Store, selected
 from relmark.vocab import INFERRED_GRAPH, PROVENANCE_GRAPH
 
 
+@dataclass(frozen=True)
+class InferredChange:
+    """One inferred triple a run added or removed, and the rule that (no longer) concludes
+    it (None where the run does not know: a removal in a full recompute). What the
+    classification history records (``relmark.history``)."""
+
+    triple: ox.Triple
+    added: bool
+    rule: str | None
+
+
 @dataclass
 class RunSummary:
     """What a run did, for machines (fields) and people (``text``)."""
@@ -51,6 +62,8 @@ class RunSummary:
     seconds: float
     by_rule: dict[str, int] = field(default_factory=dict)
     incremental: bool = False
+    #: the inferred triples added and removed, when the run knows them (None: unknown)
+    delta: list[InferredChange] | None = None
 
     @classmethod
     def of_run(
@@ -140,10 +153,30 @@ def materialise(store: Store, rules: list[Rule]) -> RunSummary:
         if old_inferred != inferred:  # the provenance changes too: write it as it is made
             chunks = provenance_chunks(rules, derivations, locations)
             written, lines = write_as_made(store, inferred, old_inferred, chunks)
-            return RunSummary.of_run(rules, rounds, inferred, derivations, lines, written, started)
+            summary = RunSummary.of_run(
+                rules, rounds, inferred, derivations, lines, written, started
+            )
+            summary.delta = full_run_delta(derivations, inferred, old_inferred)
+            return summary
         provenance = provenance_graph(rules, derivations, locations)
         written = _write(store, inferred, provenance)
-        return RunSummary.of_run(rules, rounds, inferred, derivations, provenance, written, started)
+        summary = RunSummary.of_run(
+            rules, rounds, inferred, derivations, provenance, written, started
+        )
+        summary.delta = []  # the inferred triples are those of the last run
+        return summary
+
+
+def full_run_delta(
+    derivations: list[Derivation], inferred: set[ox.Triple], old: set[ox.Triple]
+) -> list[InferredChange]:
+    """The real differences of a full run, each added triple with a rule that concludes it."""
+    rule_of: dict[ox.Triple, str] = {}
+    for derivation in derivations:
+        for conclusion in derivation.conclusions:
+            rule_of.setdefault(conclusion, derivation.rule.name)
+    changes = [InferredChange(t, True, rule_of.get(t)) for t in inferred - old]
+    return changes + [InferredChange(t, False, None) for t in old - inferred]
 
 
 @contextlib.contextmanager

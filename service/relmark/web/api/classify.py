@@ -31,6 +31,7 @@ from relmark.reasoning.whatif import (
 )
 from relmark.reasoning.whynot import why_not
 from relmark.stores.base import Store
+from relmark.web.api.history import classify_as_of
 from relmark.web.errors import ApiError, load_error
 from relmark.web.extensions import get_settings, get_store
 from relmark.web.i18n import request_language
@@ -47,6 +48,9 @@ def classify_view() -> Response:
     """The classes of ``iri``: asserted ones with their graphs, inferred ones with rules."""
     lang = request_language()
     store = get_store()
+    when = request.args.get("asOf", "").strip()
+    if when:  # from the classification history
+        return classify_as_of(store, _required("iri"), when)
     iri = known_resource(store, _required("iri"))
     return jsonify(iri=iri, lang=lang, classes=_with_first_rule(classify(store, iri, lang)))
 

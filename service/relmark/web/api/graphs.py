@@ -19,6 +19,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.wsgi import wrap_file
 
 from relmark.formats import Format, Kind, format_for_content_type, formats_of
+from relmark.history.forget import check_not_erased
 from relmark.loading import LoadError, ShapesCheck, Source, parse_quads
 from relmark.vocab import DATA_GRAPH_PREFIX, SYSTEM_GRAPHS
 from relmark.web.auth import require_token
@@ -141,6 +142,7 @@ def replace_graph(target: Target) -> Response:
     """PUT: the body becomes the graph (201 when it is new, 204 when it replaced one)."""
     store = get_store()
     quads = _parsed_body(target)
+    check_not_erased(store, quads, force=_forced())
     created = target.iri is not None and not store.has_graph(target.iri)
     if target.iri is None:
         _write_validated(f"DROP SILENT DEFAULT ;\nINSERT DATA {{\n{_ntriples(quads)}}}", [])
@@ -158,6 +160,7 @@ def add_to_graph(target: Target) -> Response:
     """POST: the body is merged into the graph (201 when that created it, else 204)."""
     store = get_store()
     quads = _parsed_body(target)
+    check_not_erased(store, quads, force=_forced())
     created = target.iri is not None and not store.has_graph(target.iri)
     if quads:
         body = _ntriples(quads)
@@ -167,6 +170,11 @@ def add_to_graph(target: Target) -> Response:
         store.update(f"CREATE SILENT GRAPH <{target.iri}>")
     after_write()
     return Response(status=201 if created else 204)
+
+
+def _forced() -> bool:
+    """``force=true``: store even resources erased under GDPR Art. 17 (``relmark forget``)."""
+    return request.args.get("force", "").strip().lower() in ("1", "true", "yes")
 
 
 def create_graph() -> Response:

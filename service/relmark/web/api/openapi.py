@@ -53,6 +53,9 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
         "/healthz": _health(),
         "/api/classify": _classify(),
         "/api/explain": _explain(),
+        "/api/history": _history(),
+        "/api/forget": _forget(),
+        "/api/events": _events(),
         "/api/queries": _catalogue(),
         "/api/openapi.json": _self(),
         "/api/import": _import(),
@@ -399,6 +402,13 @@ def _classify() -> dict[str, Any]:
                     "iri", {"type": "string", "format": "iri"}, "The resource.", required=True
                 ),
                 _lang(),
+                _query_param(
+                    "asOf",
+                    {"type": "string"},
+                    "An ISO date (its end of day, UTC) or date-time: the inferred classes "
+                    "the resource had then, from the classification history, each with the "
+                    "write and rule that made it one (transaction time).",
+                ),
             ],
             "responses": {
                 "200": _json_response("The resource's classes."),
@@ -433,6 +443,106 @@ def _explain() -> dict[str, Any]:
             "responses": {
                 "200": _json_response("The explanation."),
                 **_errors(400, 404),
+            },
+        }
+    }
+
+
+def _history() -> dict[str, Any]:
+    time_text = "An ISO date or date-time (transaction time, UTC)."
+    return {
+        "get": {
+            "summary": "The classification history: a resource's membership events, or who "
+            "entered or left a class",
+            "tags": ["Classification"],
+            "parameters": [
+                _query_param(
+                    "iri", {"type": "string", "format": "iri"}, "The resource (or pass class)."
+                ),
+                _query_param(
+                    "class",
+                    {"type": "string"},
+                    "A class or market property (IRI or rm:Name), instead of iri.",
+                ),
+                _query_param("since", {"type": "string"}, "From (with class). " + time_text),
+                _query_param("until", {"type": "string"}, "Up to (with class). " + time_text),
+            ],
+            "responses": {
+                "200": _json_response(
+                    "The events, oldest first: resource, class (or property and firm), "
+                    "entered or left, when, the rule and the write (kind, name, agent)."
+                ),
+                **_errors(400, 404),
+            },
+        }
+    }
+
+
+def _events() -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": "The change feed: new classification events as Server-Sent Events",
+            "tags": ["Classification"],
+            "parameters": [
+                _query_param("class", {"type": "string"}, "Only this class or market property."),
+                _query_param("iri", {"type": "string", "format": "iri"}, "Only this resource."),
+                _query_param("firm", {"type": "string", "format": "iri"}, "Only this firm."),
+                _query_param(
+                    "since",
+                    {"type": "string"},
+                    "Events after this time (or the Last-Event-ID header; default: now).",
+                ),
+                _query_param(
+                    "wait",
+                    {"type": "number", "minimum": 0, "maximum": 15},
+                    "Seconds the stream stays open (default 10, at most 15); clients reconnect.",
+                ),
+            ],
+            "responses": {
+                "200": {
+                    "description": "A text/event-stream: one `membership` event per change, "
+                    "its id the event's time, its data the event as JSON.",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                **_errors(400),
+            },
+        }
+    }
+
+
+def _forget() -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": "Erase a person (GDPR Art. 17): their statements, the records that only "
+            "linked them, what was inferred from them and their history; admin role",
+            "tags": ["Classification"],
+            "security": [{"bearer": []}],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["iri"],
+                            "properties": {
+                                "iri": {"type": "string", "format": "iri"},
+                                "legalBasis": {
+                                    "type": "string",
+                                    "format": "iri",
+                                    "description": "Default: DPV's GDPR Art. 17.",
+                                },
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json_response(
+                    "The erasure receipt, without personal data: when, who asked, how many "
+                    "statements and resources, the legal basis."
+                ),
+                **_errors(400, 404),
+                "501": {"description": "A serving worker: erase with `relmark forget`."},
             },
         }
     }
