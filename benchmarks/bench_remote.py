@@ -125,7 +125,7 @@ def materialise_embedded(nt: Path, workdir: Path, copy_to: RemoteStore | None = 
 
 def copy_inferences(source: EmbeddedStore, target: RemoteStore) -> None:
     """The embedded run's inferences, provenance and fingerprint, put on the server as they
-    are (``--inferences copy``): what a remote run gives (tests/test_remote_backends.py
+    are (``--inferences copy``): what a remote run gives (tests/e2e/test_remote_backends.py
     checks they are identical on the demo data), without waiting for the server."""
     started = time.perf_counter()
     target.bulk_replace_graphs(

@@ -514,7 +514,7 @@ def validate(path: Path, ont_graph: bool = False) -> bool:
     """pyshacl against ontology/shapes.ttl with the ontology mixed in, as relmark loads data.
 
     By default the ontology is parsed into the data graph before validating, which is what
-    pyshacl's ``ont_graph=`` is for (and what tests/test_shapes.py does); ``ont_graph=True``
+    pyshacl's ``ont_graph=`` is for (and what tests/unit/test_shapes.py does); ``ont_graph=True``
     makes the literal call (``validate(data, shacl_graph=shapes, ont_graph=rm+thirty-r,
     ...)``), which does not finish in practice: pyshacl's ontology mixing deep-clones every
     owl:NamedIndividual along its links, and rm:ThirtyR ↔ R1…R30 send it round and round

@@ -21,7 +21,7 @@ bound plus the address space the process already reserved), for growth too fast 
 sampler: then the process aborts, and the supervisor replaces it at once. Measured with
 ``RELMARK_WORKER_MEMORY=600M`` and ``SELECT * { ?a ?b ?c . ?d ?e ?f } ORDER BY ?c ?f``
 on the demo store: 503 after 1-4 s, the worker's resident peak 612-637 MiB
-(tests/test_memory_bound.py).
+(tests/e2e/test_memory_bound.py).
 """
 
 from __future__ import annotations

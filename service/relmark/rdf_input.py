@@ -4,7 +4,7 @@ RDF/XML may carry a document type declaration whose entities pyoxigraph expands:
 1.5 KB "billion laughs" body grew a worker to 16 GB. RDF/XML needs no DTD (the RDF/XML
 grammar has none), so a document with ``<!DOCTYPE`` or ``<!ENTITY`` is refused before
 any parser sees it. JSON-LD is safe as it is: pyoxigraph never fetches a remote
-``@context`` (tests/test_hostile_input.py proves it with a local listener). Other formats
+``@context`` (tests/e2e/test_hostile_input.py proves it with a local listener). Other formats
 have no such constructs. Parsed statements may also not carry an over-long IRI.
 """
 
