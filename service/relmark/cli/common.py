@@ -10,6 +10,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from typing import NoReturn
 
 import click
 import requests
@@ -44,7 +45,7 @@ LANG_OPTION = click.option(
 )
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     sys.exit(code)
 
@@ -54,7 +55,6 @@ def open_or_fail(settings: Settings) -> Store:
         return open_store(settings.store)
     except StoreError as error:
         fail(str(error))
-        raise  # unreachable: fail() exits
 
 
 def print_report(report, as_json: bool) -> None:
