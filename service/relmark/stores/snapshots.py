@@ -30,7 +30,9 @@ from relmark.stores.base import (
     Checkpoints,
     QueryResult,
     StoreError,
+    Subject,
     Term,
+    selected,
 )
 from relmark.stores.embedded import count_quads, graph_node, query_options
 from relmark.stores.memory_copy import MemoryCopyCache
@@ -354,7 +356,7 @@ class SnapshotReplica:
 
     def quads_for_pattern(
         self,
-        subject: Term | None,
+        subject: Subject | None,
         predicate: ox.NamedNode | None,
         obj: Term | None,
         graph_name: ox.NamedNode | ox.DefaultGraph | None = None,
@@ -378,7 +380,9 @@ class SnapshotReplica:
         yield from self._reader().quads_for_pattern(None, None, None, graph_node(graph))
 
     def graph_size(self, graph: str) -> int:
-        result = self.query(f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        result = selected(
+            self.query(f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        )
         return int(next(iter(result))["n"].value)
 
     def count(self) -> int:
