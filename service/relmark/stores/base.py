@@ -107,6 +107,8 @@ class StoreLocked(StoreError):
 class RemoteError(StoreError, BackendFailed):
     """The server behind the store refused or failed a request; ``backend`` names it."""
 
+    backend: str  # always named here (a category above ``stores`` may not know it)
+
     def __init__(self, message: str, backend: str) -> None:
         super().__init__(message)
         self.backend = backend
