@@ -39,7 +39,7 @@ system-deps:
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends default-jre-headless; }
 
-# Virtuoso for the remote-store tests (tests/backends.py starts it on free ports; the
+# Virtuoso for the remote-store tests (tests/support/backends.py starts it on free ports; the
 # Oxigraph server comes from PyPI with the test extras).
 remote-deps:
 	@command -v virtuoso-t >/dev/null 2>&1 || { \
@@ -47,7 +47,7 @@ remote-deps:
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends virtuoso-opensource; }
 
-# Headless Chromium and its driver for the browser tests (tests/test_browser.py drives
+# Headless Chromium and its driver for the browser tests (tests/e2e/test_browser.py drives
 # Debian's /usr/bin/chromium with Playwright; Playwright never downloads a browser).
 browser-deps:
 	@test -x /usr/bin/chromium || { \

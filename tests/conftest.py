@@ -1,15 +1,45 @@
-"""Shared fixtures: the knowledge files as parsed graphs, built once per session."""
+"""Shared fixtures: the knowledge files as parsed graphs, the in-process app on the demo data,
+and the real server for the end-to-end suites; built once per session.
+
+The layout: ``unit/`` calls functions, ``http/`` drives the app in-process with Flask's test
+client, ``e2e/`` starts real processes (servers, workers, back ends, a browser). Helpers the
+suites share live in ``support/`` (importable from every folder: ``pythonpath`` in
+pyproject.toml).
+"""
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import rdflib
+from click.testing import CliRunner
+from flask import Flask
+from flask.testing import FlaskClient
+from support.backends import (
+    EMBEDDED_SERVERS,
+    Backend,
+    oxigraph_server,
+    running_relmark_on,
+    virtuoso_server,
+)
+from support.server import (
+    SERVER_MAX_BODY,
+    SERVER_MAX_ROWS,
+    SERVER_QUERY_TIMEOUT,
+    SERVER_TOKEN,
+    RelmarkServer,
+    put_demo_data,
+    running_relmark,
+)
 
+from relmark.cli import main as relmark_main
+from relmark.settings import Settings
 from relmark.vocab import CONFIG_FILE, ONTOLOGY_DIR, demo_paths, ontology_paths
-
-ROOT = Path(__file__).resolve().parents[1]
+from relmark.web import close_app, create_app
 
 
 @pytest.fixture(scope="session")
@@ -34,181 +64,127 @@ def demo_graph() -> rdflib.Graph:
     return graph
 
 
-# --- the real HTTP server (tests/test_sparql_protocol.py, tests/test_graph_store.py) --------
-import contextlib  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-import requests  # noqa: E402
-
-SERVER_TOKEN = "test-token-0123456789"
-#: Small limits so the error paths are quick to reach.
-SERVER_QUERY_TIMEOUT = 2.0
-SERVER_MAX_BODY = 2_000_000
-SERVER_MAX_ROWS = 5_000
-DEMO_GRAPH_PREFIX = "urn:relmark:data:demo-"
-
-#: RDF media types and the rdflib parser each one must parse (an oracle independent of ours).
-RDF_TYPES = {
-    "text/turtle": "turtle",
-    "application/n-triples": "nt",
-    "application/n-quads": "nquads",
-    "application/trig": "trig",
-    "application/rdf+xml": "xml",
-    "application/ld+json": "json-ld",
-}
-#: The protocol suites run over one process and over a supervisor with two workers.
-SERVER_WORKERS = (1, 2)
+# --- in-process: the app on the demo data ----------------------------------------------------
+@pytest.fixture
+def runner() -> CliRunner:
+    """Click's runner for ``relmark`` commands in this process (stdout and stderr apart)."""
+    return CliRunner()
 
 
-@dataclass(frozen=True)
-class RelmarkServer:
-    """A running ``relmark serve``: where it listens and how to write to it."""
-
-    url: str
-    token: str
-    store: Path
-    log: Path
-    pid: int = 0
-    workers: int = 1
-
-    @property
-    def sparql(self) -> str:
-        return self.url + "/sparql"
-
-    @property
-    def data(self) -> str:
-        return self.url + "/data"
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding the demo data and its inferences, loaded by ``relmark demo`` in-process
+    once per session. Suites that only read it share it; a suite that writes makes its own."""
+    store = tmp_path_factory.mktemp("demo") / "store"
+    result = CliRunner().invoke(relmark_main, ["--store", str(store), "demo"])
+    assert result.exit_code == 0, result.output
+    return store
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture(scope="session")
+def loaded_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another store with the demo files (``relmark load``, in-process), for the suites that
+    run ``relmark`` commands on it in their own processes: ``demo_store`` is held open by
+    ``app``, and an embedded store has one process at a time. Read-only: a test that writes
+    loads its own."""
+    store = tmp_path_factory.mktemp("loaded") / "store"
+    files = [str(path) for path in demo_paths()]
+    result = CliRunner().invoke(relmark_main, ["--store", str(store), "load", *files])
+    assert result.exit_code == 0, result.output
+    return store
 
 
-@contextlib.contextmanager
-def relmark_process(
-    home: Path,
-    env: dict[str, str],
-    *,
-    host: str = "127.0.0.1",
-    workers: int = 1,
-    threads: int = 8,
-    address_space: int | None = None,
-) -> Iterator[tuple[subprocess.Popen, str, Path]]:
-    """``relmark --store HOME/store serve`` with ``env`` over this environment, ready to
-    answer: ``(process, base URL, log)``; stopped at the end.
-
-    ``address_space`` caps every process of the server (``RLIMIT_AS``, inherited by its
-    workers and helpers), so an attack test can never exhaust the machine.
-    """
-    port = _free_port()
-    relmark = Path(sys.executable).with_name("relmark")
-    command = [str(relmark), "--store", str(home / "store"), "serve"]
-    command += ["--host", host, "--port", str(port), "--threads", str(threads)]
-    command += ["--workers", str(workers)]
-
-    def limit_address_space() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-
-    log = home / "server.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            env={**os.environ, **env},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            preexec_fn=None if address_space is None else limit_address_space,
-        )
-    url = f"http://{host}:{port}"
-    try:
-        wait_until_ready(process, url + "/healthz", log, "relmark serve", 60)
-        yield process, url, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+@pytest.fixture(scope="session")
+def app(demo_store: Path) -> Iterator[Flask]:
+    """The app on ``demo_store`` with the end-to-end server's token and small limits, so a
+    suite moved between ``http/`` and ``e2e/`` meets the same settings."""
+    settings = Settings(
+        store=str(demo_store),
+        token=SERVER_TOKEN,
+        query_timeout=SERVER_QUERY_TIMEOUT,
+        max_body_bytes=SERVER_MAX_BODY,
+        max_result_rows=SERVER_MAX_ROWS,
+    )
+    app = create_app(settings)
+    yield app
+    close_app(app)
 
 
-@contextlib.contextmanager
-def running_relmark(
-    home: Path,
-    workers: int = 1,
-    *,
-    threads: int = 8,
-    address_space: int | None = None,
-    **env: str,
-) -> Iterator[RelmarkServer]:
-    """A server with this suite's token and small limits, ``RELMARK_*`` overrides in ``env``."""
-    settings = {
-        "RELMARK_TOKEN": SERVER_TOKEN,
-        "RELMARK_QUERY_TIMEOUT": str(SERVER_QUERY_TIMEOUT),
-        "RELMARK_MAX_BODY": str(SERVER_MAX_BODY),
-        "RELMARK_MAX_ROWS": str(SERVER_MAX_ROWS),
-        **env,
-    }
-    with relmark_process(
-        home, settings, workers=workers, threads=threads, address_space=address_space
-    ) as (process, url, log):
-        yield RelmarkServer(url, SERVER_TOKEN, home / "store", log, process.pid, workers)
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
 
 
-def wait_until_ready(
-    process: subprocess.Popen,
-    url: str,
-    log: Path,
-    what: str,
-    seconds: float,
-    params: dict[str, str] | None = None,
-) -> None:
-    """Poll ``url`` until it answers 2xx; fail with the log's tail if the process dies first."""
-    deadline = time.monotonic() + seconds
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"{what} exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url, params=params, timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not answer at {url}:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
+# --- end to end: a real server, on each back end a module asks for -------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "server_backends(*names): the back ends this test's relmark_server runs on "
+        "(of ALL_SERVERS in tests/support/backends.py)",
+    )
 
 
-def put_demo_data(server: RelmarkServer) -> None:
-    """The demo files, each PUT through the Graph Store Protocol into its own graph."""
-    for path in demo_paths():
-        response = requests.put(
-            server.data,
-            params={"graph": DEMO_GRAPH_PREFIX + path.stem},
-            data=path.read_bytes(),
-            headers={"Content-Type": "text/turtle", **server.auth},
-            timeout=120,
-        )
-        assert response.status_code in (201, 204), response.text
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Runs every test that takes ``relmark_server`` once per back end: those a
+    ``server_backends`` mark names, else the module's ``SERVER_BACKENDS``, else the embedded
+    store alone (one process, two workers). The matrix is pytest's own parametrisation, so
+    ``--collect-only`` lists each test on each back end."""
+    if "server_backend" not in metafunc.fixturenames:
+        return
+    mark = metafunc.definition.get_closest_marker("server_backends")
+    names = mark.args if mark else getattr(metafunc.module, "SERVER_BACKENDS", EMBEDDED_SERVERS)
+    metafunc.parametrize("server_backend", names, indirect=True, scope="session")
 
 
-@pytest.fixture(scope="session", params=SERVER_WORKERS, ids=lambda n: f"workers={n}")
-def relmark_server(
+@pytest.fixture(scope="session")
+def server_backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RelmarkServer]:
-    """A running server with the demo data PUT through /data (once per worker count)."""
-    home = tmp_path_factory.mktemp(f"relmark-server-{request.param}")
-    with running_relmark(home, workers=request.param) as server:
+) -> Iterator[Backend]:
+    """A real ``relmark serve`` with the demo data PUT through /data (graphs
+    ``urn:relmark:data:demo-*``), on the back end ``request.param`` names; one per back end
+    for the whole session (pytest groups the tests by it)."""
+    name = request.param
+    home = tmp_path_factory.mktemp(f"relmark-server-{name.replace('=', '-')}")
+    if name in EMBEDDED_SERVERS:
+        workers = int(name.removeprefix("workers="))
+        with running_relmark(home, workers=workers) as server:
+            put_demo_data(server)
+            yield Backend(name, server, str(server.store), None)
+        return
+    engine_server = {"oxigraph": oxigraph_server, "virtuoso": virtuoso_server}[name]
+    with (
+        engine_server(home) as engine,
+        running_relmark_on(engine.location, engine, home, workers=2) as server,
+    ):
         put_demo_data(server)
-        yield server
+        yield Backend(name, server, engine.location, engine)
+
+
+@pytest.fixture(scope="session")
+def relmark_server(server_backend: Backend) -> RelmarkServer:
+    """The server of the back end under test."""
+    return server_backend.server
+
+
+# --- the time per test module, printed at the end of the session -------------------------------
+_MODULE_SECONDS: defaultdict[str, float] = defaultdict(float)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Adds each test's wall time (set-up, call and tear-down) to its module's total."""
+    start = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        _MODULE_SECONDS[item.nodeid.split("::", 1)[0]] += time.perf_counter() - start
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The modules by total time, slowest first: where a faster suite has to start."""
+    if not _MODULE_SECONDS:
+        return
+    terminalreporter.section("time per test module")
+    for module, seconds in sorted(_MODULE_SECONDS.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{seconds:8.1f}s  {module}")
+    terminalreporter.write_line(f"{sum(_MODULE_SECONDS.values()):8.1f}s  in all")

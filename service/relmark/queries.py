@@ -1,7 +1,7 @@
 """Named competency questions: ``queries/*.rq`` with a metadata header, run with typed parameters.
 
 A file is a SPARQL SELECT whose header comment says what it answers and which parameters it
-takes (DESIGN §6; STYLE: "saved queries are files with metadata")::
+takes (saved queries are files with metadata, as Datasette's canned queries are)::
 
     # title: Referral market: ...
     # title@it: Mercato delle segnalazioni: ...
@@ -21,7 +21,8 @@ Three facts about pyoxigraph 0.5's ``substitutions`` shape the ``.rq`` files:
 - it binds only variables of the top-level SELECT projection (and not inside subqueries):
   every parameter is projected, and dropped from the answer's columns;
 - it binds after planning, like a VALUES join, so a query joined on ``?firm`` is planned as
-  if the firm were unknown (1.4 s instead of 7 ms at 100k triples): the questions start from
+  if the firm were unknown (two orders of magnitude slower at 100k triples, see
+  benchmarks/README.md): the questions start from
   ``?firm a rm:FocalFirm`` and evaluate the rest ``LATERAL``, once per firm, with the IRI;
 - ``BOUND(?param)`` is folded to false (no pattern binds it): an optional parameter is
   tested with ``COALESCE(sameTerm(?p, ?p), false)``; the catalogue refuses ``BOUND(?param)``.
@@ -74,7 +75,7 @@ _PARAM_TEXT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<text>.+)$")
 _NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _PROJECTION = re.compile(r"\bSELECT\b(?P<vars>.*?)\bWHERE\b", re.IGNORECASE | re.DOTALL)
 _TRAILING_SLICE = re.compile(r"\b(LIMIT|OFFSET)\s+\d+\s*$", re.IGNORECASE)
-# ASCII digits only: ``\d`` alone also matches "٣" (issue 16)
+# ASCII digits only: ``\d`` alone also matches "٣", which int() would then accept
 _DATE = re.compile(r"^-?\d{4,}-\d{2}-\d{2}$", re.ASCII)
 _INTEGER = re.compile(r"^[+-]?\d{1,18}$", re.ASCII)
 _DECIMAL = re.compile(r"^[+-]?(?:\d{1,18}(?:\.\d{0,18})?|\.\d{1,18})$", re.ASCII)

@@ -1,4 +1,4 @@
-"""What RDF input relmark refuses to parse, whoever sends it (issue 16).
+"""What RDF input relmark refuses to parse, whoever sends it.
 
 RDF/XML may carry a document type declaration whose entities pyoxigraph expands: a
 1.5 KB "billion laughs" body grew a worker to 16 GB. RDF/XML needs no DTD (the RDF/XML

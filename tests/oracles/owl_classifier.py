@@ -2,7 +2,7 @@
 
 Tests and benchmarks only (never the service): ``classify_with_owl`` classifies with OWL
 definitions of the classes the SPARQL rules infer, reasoned by HermiT through owlready2;
-the two answers must agree (tests/test_owl_agreement.py). How OWL's reading is brought in
+the two answers must agree (tests/unit/test_owl_agreement.py). How OWL's reading is brought in
 line with the rules' is explained where the oracle starts, below.
 """
 

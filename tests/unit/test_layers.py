@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 import grimp
-
-ROOT = Path(__file__).resolve().parents[2]
+from support.paths import ROOT
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:

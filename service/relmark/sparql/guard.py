@@ -1,4 +1,4 @@
-"""Checks on a SPARQL text before any engine parses or runs it (issue 16).
+"""Checks on a SPARQL text before any engine parses or runs it.
 
 Why before: pyoxigraph's parser recurses once per nesting level, so ten thousand ``{``
 overflow the thread's stack and kill the process (SIGSEGV, no exception to catch), and

@@ -4,11 +4,9 @@ A cache, not a store: it answers no part of the store protocol and holds nothing
 does not. ``SnapshotReplica`` asks it for the generation it must read and falls back to the
 snapshot on disk whenever it holds another (or none).
 
-Why: pyoxigraph answers the same query four to five times faster from its in-memory
-store than from RocksDB on disk (100k benchmark data with inferences and provenance:
-a 2-hop join 2.4 ms instead of 10.6 ms, a GROUP BY over every purchase 12 ms instead of
-48 ms, a point lookup 0.05 ms instead of 0.08 ms; ``benchmarks/bench_http.py`` has the
-HTTP figures). The store on disk stays the one source of truth; the copy is an
+Why: pyoxigraph answers the same query several times faster from its in-memory store
+than from RocksDB on disk (the figures are in benchmarks/README.md, "Figures behind
+choices in the code"). The store on disk stays the one source of truth; the copy is an
 accelerator that is used only while it holds exactly the snapshot generation the worker
 must read, so a read never sees older data than the disk snapshot would give it
 (read-your-writes is kept).

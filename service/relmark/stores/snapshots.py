@@ -254,7 +254,40 @@ class ForwardedWrites:
         self._forward("restore", source, fmt)
 
 
-class SnapshotReplica:
+class ForwardingReplica:
+    """The write half of a replica's ``Store`` protocol: every write goes to ``_writes``.
+
+    Both replicas (a snapshot's, the remote engine's) read their own way and write the same
+    way; they inherit these methods from here (single inheritance, no method-order puzzle).
+    """
+
+    _writes: ForwardedWrites
+
+    def update(self, sparql: str, *, system: bool = False) -> None:
+        self._writes.update(sparql)
+
+    def update_validated(
+        self, sparql: str, check: ChangeCheck, graphs: Iterable[str] | None = None
+    ) -> None:
+        self._writes.update_validated(sparql, check, graphs)
+
+    def add_quads(self, quads: Iterable[ox.Quad]) -> None:
+        self._writes.add_quads(quads)
+
+    def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
+        self._writes.replace_graph(graph, triples)
+
+    def bulk_replace_graphs(self, writes: Mapping[str, Iterable[BulkPart]]) -> None:
+        self._writes.bulk_replace_graphs(writes)
+
+    def drop_graph(self, graph: str) -> bool:
+        return self._writes.drop_graph(graph)
+
+    def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None:
+        self._writes.restore(source, fmt)
+
+
+class SnapshotReplica(ForwardingReplica):
     """The store of a serving worker process: reads a snapshot, forwards writes.
 
     One process (``server.supervisor``) owns the read-write ``EmbeddedStore``. After each write
@@ -396,27 +429,3 @@ class SnapshotReplica:
         if not fmt.supports_datasets:
             raise StoreError(f"{fmt.name} cannot hold named graphs; dump as N-Quads or TriG")
         self._reader().dump(output, format=fmt)
-
-    # --- writes: forwarded to the writer process ----------------------------------------
-    def update(self, sparql: str, *, system: bool = False) -> None:
-        self._writes.update(sparql)
-
-    def update_validated(
-        self, sparql: str, check: ChangeCheck, graphs: Iterable[str] | None = None
-    ) -> None:
-        self._writes.update_validated(sparql, check, graphs)
-
-    def add_quads(self, quads: Iterable[ox.Quad]) -> None:
-        self._writes.add_quads(quads)
-
-    def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
-        self._writes.replace_graph(graph, triples)
-
-    def bulk_replace_graphs(self, writes: Mapping[str, Iterable[BulkPart]]) -> None:
-        self._writes.bulk_replace_graphs(writes)
-
-    def drop_graph(self, graph: str) -> bool:
-        return self._writes.drop_graph(graph)
-
-    def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None:
-        self._writes.restore(source, fmt)

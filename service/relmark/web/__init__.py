@@ -17,6 +17,7 @@ from relmark.stores.base import Store
 from relmark.web import auth, errors, headers
 from relmark.web.api import classify as api
 from relmark.web.api import graphs, health, openapi, sparql
+from relmark.web.api import importing as importing_api
 from relmark.web.api import queries as queries_api
 from relmark.web.cors import allow_cross_origin_reads
 from relmark.web.extensions import close_app, get_settings, get_store, init_app
@@ -34,7 +35,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes  # a form update is one field
     app.json = OrjsonProvider(app)
-    init_app(app, settings, store)  # type: ignore[arg-type]
+    init_app(app, settings, store)
     errors.register(app)
     auth.init_app(app, settings)  # the read gate and the tokens (auth.py)
     app.after_request(allow_cross_origin_reads)  # also for reads refused before their view
@@ -45,6 +46,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(queries_api.bp)  # named questions
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(importing_api.bp)  # spreadsheets through mappings
     app.register_blueprint(browse_bp)  # HTML pages (with query and pictures nested)
     atexit.register(_close_at_exit, weakref.ref(app))
     return app

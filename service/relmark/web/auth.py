@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_httpauth import HTTPTokenAuth
 
 from relmark.settings import Settings
@@ -49,7 +49,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.register_error_handler(TokenError, _broken_token_file)
 
 
-def _broken_token_file(error: TokenError) -> object:
+def _broken_token_file(error: TokenError) -> Response:
     """500 for a token file that does not parse: every token is refused (fail closed) while
     open reads go on. The file's path and the parse error go to the log, not the client."""
     print(f"relmark: {error}", file=sys.stderr)

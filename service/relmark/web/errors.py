@@ -158,7 +158,7 @@ def load_error(error: LoadError, source_name: str) -> ApiError:
     if where and where.startswith(source_name + ":"):
         where = where[len(source_name) + 1 :]
     message = error.message
-    if message.startswith(f"{error.where}: "):
+    if error.where is not None and message.startswith(f"{error.where}: "):
         message = message[len(error.where) + 2 :]
     return ApiError(400, "the request body does not parse", detail=message, where=where)
 

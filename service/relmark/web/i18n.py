@@ -123,6 +123,44 @@ WORDS: dict[str, dict[str, str]] = {
         "holds": "holds",
         "unmet": "missing",
         "met": "met",
+        "import": "Import",
+        "import_intro": (
+            "Import a spreadsheet or CRM export (CSV or Excel) through a mapping. Preview "
+            "first: nothing is written until you press Import."
+        ),
+        "import_files": "Files (CSV or Excel)",
+        "import_mapping": "Ready mapping",
+        "import_mapping_file": "or your own mapping (YARRRML)",
+        "import_graph": "Graph (optional)",
+        "import_token": "Writer token",
+        "import_token_hint": (
+            "needed to import; not needed if your client sends it as a bearer token"
+        ),
+        "import_preview": "Preview",
+        "import_do": "Import",
+        "import_rows": "rows",
+        "import_triples": "triples",
+        "import_first_rows": "First rows",
+        "import_triples_of": "The triples the first rows become",
+        "import_problems": "Problems by row and column",
+        "import_no_problems": "No problems: the data fits the mapping and the shapes.",
+        "import_has_errors": (
+            "The data has errors: fix them in the file and preview again. Nothing was written."
+        ),
+        "import_row": "row",
+        "import_column": "column",
+        "import_value": "value",
+        "import_message": "message",
+        "import_file": "file",
+        "import_whatif": "Classifications the import would add or remove",
+        "import_whatif_skipped": "Not worked out",
+        "import_gained": "gains",
+        "import_lost": "loses",
+        "import_unchanged": "no change",
+        "import_done": "Imported",
+        "import_into": "into",
+        "import_encoding": "encoding",
+        "import_delimiter": "delimiter",
     },
     "it": {
         "home": "Inizio",
@@ -234,6 +272,44 @@ WORDS: dict[str, dict[str, str]] = {
         "holds": "vale",
         "unmet": "mancanti",
         "met": "soddisfatte",
+        "import": "Importa",
+        "import_intro": (
+            "Importa un foglio di calcolo o un'esportazione dal CRM (CSV o Excel) con una "
+            "mappatura. Prima l'anteprima: nulla viene scritto finché non premi Importa."
+        ),
+        "import_files": "File (CSV o Excel)",
+        "import_mapping": "Mappatura pronta",
+        "import_mapping_file": "oppure una mappatura tua (YARRRML)",
+        "import_graph": "Grafo (facoltativo)",
+        "import_token": "Token di scrittura",
+        "import_token_hint": (
+            "serve per importare; non serve se il tuo client lo invia come bearer token"
+        ),
+        "import_preview": "Anteprima",
+        "import_do": "Importa",
+        "import_rows": "righe",
+        "import_triples": "triple",
+        "import_first_rows": "Prime righe",
+        "import_triples_of": "Le triple in cui diventano le prime righe",
+        "import_problems": "Problemi per riga e colonna",
+        "import_no_problems": "Nessun problema: i dati rispettano la mappatura e le forme.",
+        "import_has_errors": (
+            "I dati hanno errori: correggili nel file e rifai l'anteprima. Nulla è stato scritto."
+        ),
+        "import_row": "riga",
+        "import_column": "colonna",
+        "import_value": "valore",
+        "import_message": "messaggio",
+        "import_file": "file",
+        "import_whatif": "Classificazioni che l'importazione aggiungerebbe o toglierebbe",
+        "import_whatif_skipped": "Non calcolate",
+        "import_gained": "acquista",
+        "import_lost": "perde",
+        "import_unchanged": "nessun cambiamento",
+        "import_done": "Importati",
+        "import_into": "nel grafo",
+        "import_encoding": "codifica",
+        "import_delimiter": "separatore",
     },
 }
 

@@ -10,7 +10,7 @@ import csv
 import io
 import threading
 from collections.abc import Iterable
-from typing import IO
+from typing import IO, overload
 
 import pyoxigraph as ox
 
@@ -47,6 +47,28 @@ def _too_large(max_rows: int, what: str) -> ApiError:
     )
 
 
+def rdf_format(fmt: Format) -> ox.RdfFormat:
+    """pyoxigraph's format of an RDF row of the formats table (``Kind.RDF``)."""
+    if isinstance(fmt.oxigraph, ox.RdfFormat):
+        return fmt.oxigraph
+    raise TypeError(f"{fmt.name} is a query results format, not an RDF one")
+
+
+def results_format(fmt: Format) -> ox.QueryResultsFormat:
+    """pyoxigraph's format of a query results row of the formats table (``Kind.RESULTS``)."""
+    if isinstance(fmt.oxigraph, ox.QueryResultsFormat):
+        return fmt.oxigraph
+    raise TypeError(f"{fmt.name} is an RDF format, not a query results one")
+
+
+def written_bytes(body: bytes | None) -> bytes:
+    """The bytes pyoxigraph's writers return when given no output (typed as maybe None,
+    which they are only when they wrote to an output)."""
+    if body is None:
+        raise TypeError("pyoxigraph wrote to an output, not to bytes")
+    return body
+
+
 def serialize_result(
     result: ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples,
     fmt: Format,
@@ -55,9 +77,9 @@ def serialize_result(
 ) -> bytes:
     """The body for one query result; raises 413 past ``max_rows`` rows or triples."""
     if isinstance(result, ox.QueryBoolean):
-        return result.serialize(format=fmt.oxigraph)
+        return written_bytes(result.serialize(format=results_format(fmt)))
     if isinstance(result, ox.QueryTriples):
-        triples = []
+        triples: list[ox.Triple] = []
         for triple in result:
             if cancelled.is_set():
                 raise Cancelled
@@ -65,7 +87,7 @@ def serialize_result(
             if len(triples) > max_rows:
                 raise _too_large(max_rows, "triples")
         return serialize_rdf(triples, fmt)
-    body = result.serialize(format=fmt.oxigraph)
+    body = written_bytes(result.serialize(format=results_format(fmt)))
     if len(body) > max_rows and _rows(body, fmt) > max_rows:
         raise _too_large(max_rows, "rows")
     return body
@@ -82,16 +104,30 @@ def _rows(body: bytes, fmt: Format) -> int:
         return sum(1 for _ in csv.reader(io.StringIO(body.decode("utf-8"), newline=""))) - 1
     tsv = body
     if fmt.oxigraph != ox.QueryResultsFormat.TSV:
-        parsed = ox.parse_query_results(body, format=fmt.oxigraph)
-        tsv = parsed.serialize(format=ox.QueryResultsFormat.TSV)
+        parsed = ox.parse_query_results(body, format=results_format(fmt))
+        tsv = written_bytes(parsed.serialize(format=ox.QueryResultsFormat.TSV))
     return tsv.count(b"\n") - 1
 
 
+Statements = Iterable[ox.Triple] | Iterable[ox.Quad]
+
+
+@overload
+def serialize_rdf(statements: Statements, fmt: Format, output: None = None) -> bytes: ...
+
+
+@overload
+def serialize_rdf(statements: Statements, fmt: Format, output: IO[bytes]) -> None: ...
+
+
 def serialize_rdf(
-    statements: Iterable[ox.Triple | ox.Quad], fmt: Format, output: IO[bytes] | None = None
+    statements: Statements, fmt: Format, output: IO[bytes] | None = None
 ) -> bytes | None:
-    """Triples or quads in an RDF format, with readable prefixes where the format has them."""
-    rdf_format = fmt.oxigraph
-    if rdf_format in (ox.RdfFormat.TURTLE, ox.RdfFormat.TRIG):
-        return ox.serialize(statements, output, format=rdf_format, prefixes=PREFIXES)
-    return ox.serialize(statements, output, format=rdf_format)
+    """Triples or quads in an RDF format, with readable prefixes where the format has them:
+    the bytes, or None once written to ``output``."""
+    written = rdf_format(fmt)
+    if written in (ox.RdfFormat.TURTLE, ox.RdfFormat.TRIG):
+        body = ox.serialize(statements, output, format=written, prefixes=PREFIXES)
+    else:
+        body = ox.serialize(statements, output, format=written)
+    return body if output is not None else written_bytes(body)

@@ -15,20 +15,20 @@ is nothing to catch up with here.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
 import pyoxigraph as ox
 
-from relmark.stores.base import BulkPart, ChangeCheck, QueryResult, Term
+from relmark.stores.base import QueryResult, Term
 from relmark.stores.remote.lookup_cache import LookupCache
 from relmark.stores.remote.store import RemoteStore
 from relmark.stores.remote.transport import RemoteConfig
-from relmark.stores.snapshots import ForwardedWrites, WriteForwarder
+from relmark.stores.snapshots import ForwardedWrites, ForwardingReplica, WriteForwarder
 
 
-class RemoteReplica:
+class RemoteReplica(ForwardingReplica):
     """Reads from the engine, writes through the writer process."""
 
     def __init__(
@@ -106,27 +106,3 @@ class RemoteReplica:
 
     def dump(self, output: IO[bytes], fmt: ox.RdfFormat) -> None:
         self._reads.dump(output, fmt)
-
-    # --- writes: forwarded to the writer process -------------------------------------------
-    def update(self, sparql: str, *, system: bool = False) -> None:
-        self._writes.update(sparql)
-
-    def update_validated(
-        self, sparql: str, check: ChangeCheck, graphs: Iterable[str] | None = None
-    ) -> None:
-        self._writes.update_validated(sparql, check, graphs)
-
-    def add_quads(self, quads: Iterable[ox.Quad]) -> None:
-        self._writes.add_quads(quads)
-
-    def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
-        self._writes.replace_graph(graph, triples)
-
-    def bulk_replace_graphs(self, writes: Mapping[str, Iterable[BulkPart]]) -> None:
-        self._writes.bulk_replace_graphs(writes)
-
-    def drop_graph(self, graph: str) -> bool:
-        return self._writes.drop_graph(graph)
-
-    def restore(self, source: bytes | IO[bytes], fmt: ox.RdfFormat) -> None:
-        self._writes.restore(source, fmt)

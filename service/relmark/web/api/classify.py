@@ -35,6 +35,7 @@ from relmark.web.errors import ApiError, load_error
 from relmark.web.extensions import get_settings, get_store
 from relmark.web.i18n import request_language
 from relmark.web.negotiation import not_rdf
+from relmark.web.serialization import rdf_format
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -142,7 +143,7 @@ def _record() -> list[ox.Quad]:
     fmt = format_for_content_type(request.mimetype or "", Kind.RDF)
     if fmt is None:
         raise not_rdf("the record", request.mimetype)
-    source = Source(name=_BODY, data=request.get_data(), fmt=fmt.oxigraph)
+    source = Source(name=_BODY, data=request.get_data(), fmt=rdf_format(fmt))
     try:
         return parse_quads(source, WHAT_IF_GRAPH, get_settings().max_iri_length)
     except LoadError as error:

@@ -26,7 +26,7 @@ from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
 from relmark.web.errors import ApiError, load_error
 from relmark.web.extensions import after_write, get_settings, get_store
 from relmark.web.negotiation import negotiate, not_acceptable, not_rdf
-from relmark.web.serialization import serialize_rdf
+from relmark.web.serialization import rdf_format, serialize_rdf, written_bytes
 
 bp = Blueprint("graphs", __name__)
 bp.after_request(allow_cross_origin_reads)
@@ -106,9 +106,9 @@ def read_graph(target: Target) -> Response:
 
 def read_dataset() -> Response:
     """Every graph at once, in a format that can hold named graphs."""
-    fmt = _negotiated([f for f in formats_of(Kind.RDF) if f.oxigraph.supports_datasets])
+    fmt = _negotiated([f for f in formats_of(Kind.RDF) if rdf_format(f).supports_datasets])
     store = get_store()
-    return _spooled(fmt, lambda out: store.dump(out, fmt.oxigraph))
+    return _spooled(fmt, lambda out: store.dump(out, rdf_format(fmt)))
 
 
 def _negotiated(offers: list[Format]) -> Format:
@@ -200,7 +200,7 @@ def _parsed_body(target: Target) -> list[ox.Quad]:
     if fmt is None:
         raise not_rdf("the graph", request.mimetype)
     graph = target.iri or _DEFAULT_PLACEHOLDER
-    source = Source(name=BODY, data=request.get_data(), fmt=fmt.oxigraph)
+    source = Source(name=BODY, data=request.get_data(), fmt=rdf_format(fmt))
     try:
         quads = parse_quads(source, graph, get_settings().max_iri_length)
     except LoadError as error:
@@ -227,4 +227,5 @@ def _write_validated(sparql: str, graphs: list[str]) -> None:
 
 
 def _ntriples(quads: Iterable[ox.Quad]) -> str:
-    return ox.serialize((q.triple for q in quads), format=ox.RdfFormat.N_TRIPLES).decode()
+    triples = (q.triple for q in quads)
+    return written_bytes(ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES)).decode()

@@ -55,6 +55,7 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
         "/api/explain": _explain(),
         "/api/queries": _catalogue(),
         "/api/openapi.json": _self(),
+        "/api/import": _import(),
     }
     for query in questions:
         paths[f"/api/queries/{query.name}"] = _named(query, max_rows)
@@ -92,7 +93,7 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
 def _secure(paths: dict[str, Any], public: bool) -> None:
     """Every operation's security and its 401/403: reads take a token (optional where reads
     are public), writes need one. A request that sends a wrong token is 401 anywhere."""
-    reads = [{}, {"bearer": []}] if public else [{"bearer": []}]
+    reads: list[dict[str, list[str]]] = [{}, {"bearer": []}] if public else [{"bearer": []}]
     for path, item in paths.items():
         for method, operation in item.items():
             if method not in ("get", "put", "post", "delete", "patch"):
@@ -298,6 +299,78 @@ def _graph_store() -> dict[str, Any]:
     }
 
 
+def _import() -> dict[str, Any]:
+    field = {"type": "string", "contentMediaType": "application/octet-stream"}
+    return {
+        "post": {
+            "summary": "Import CSV or Excel files through a YARRRML mapping (writer role)",
+            "description": "Maps the files with a ready mapping (ontology/mappings) or an "
+            "uploaded one, validates the triples in the context of the store and writes "
+            "them all or none into one graph (a re-import replaces it). With dry_run the "
+            "answer is the preview only (ok says whether it would be imported). Problems "
+            "come by source, row and column.",
+            "tags": ["Import"],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {
+                                "file": {
+                                    "type": "array",
+                                    "items": field,
+                                    "description": "One or more CSV or Excel files, named "
+                                    "like the mapping's sources (contacts.csv).",
+                                },
+                                "mapping": {
+                                    "type": "string",
+                                    "description": "A ready mapping's name (contacts).",
+                                },
+                                "mapping_file": {
+                                    **field,
+                                    "description": "A YARRRML mapping (instead of mapping).",
+                                },
+                                "graph": {
+                                    "type": "string",
+                                    "description": "The graph: a name under "
+                                    "urn:relmark:data: or an IRI (default: the mapping's).",
+                                },
+                                "lang": {"type": "string", "enum": list(LANGUAGES)},
+                                "dry_run": {"type": "boolean", "default": False},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json_response(
+                    "The import's report: rows, triples, sources with their first rows, "
+                    "preview_triples, problems by source/row/column; imported when written."
+                ),
+                "400": {
+                    "description": "A file or mapping that cannot be used (unreadable, "
+                    "empty, unknown mapping, no file).",
+                    "content": {"application/json": {"schema": ERROR}},
+                },
+                **_errors(413),
+                "422": {
+                    "description": "The data has errors; nothing was written. report.problems "
+                    "lists them by source, row and column.",
+                    "content": {"application/json": {"schema": ERROR}},
+                },
+                "503": {
+                    "description": "The RML engine (morph-kgc, installed by make install) "
+                    "is missing or failed.",
+                    "content": {"application/json": {"schema": ERROR}},
+                },
+            },
+            "security": [{"bearer": []}],
+        }
+    }
+
+
 def _json_response(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "description": description,
@@ -393,16 +466,16 @@ def parameter_schema(parameter: Parameter) -> dict[str, Any]:
     """The JSON Schema of one declared parameter, with its default where it has a typed one."""
     schema = dict(PARAMETER_SCHEMAS[parameter.type])
     if parameter.default is not None and parameter.default != "today":
-        schema["default"] = _typed_default(parameter)
+        schema["default"] = _typed_default(parameter, parameter.default)
     return schema
 
 
-def _typed_default(parameter: Parameter) -> Any:
+def _typed_default(parameter: Parameter, default: str) -> Any:
     if parameter.type == "integer":
-        return int(parameter.default)
+        return int(default)
     if parameter.type == "decimal":
-        return float(parameter.default)
-    return parameter.default
+        return float(default)
+    return default
 
 
 def _parameter_text(parameter: Parameter) -> str:
@@ -413,9 +486,9 @@ def _parameter_text(parameter: Parameter) -> str:
     return text
 
 
-def _example(parameter: Parameter) -> Any:
+def _example(parameter: Parameter, example: str) -> Any:
     """The header's example as the JSON value a client sends (IRIs in full)."""
-    term = parse_value(parameter, parameter.example)
+    term = parse_value(parameter, example)
     if parameter.type == "integer":
         return int(term.value)
     if parameter.type == "decimal":
@@ -428,7 +501,7 @@ def _named(query: NamedQuery, max_rows: int) -> dict[str, Any]:
     for p in query.parameters:
         entry = _query_param(p.name, parameter_schema(p), _parameter_text(p), p.required)
         if p.example is not None:
-            entry["example"] = _example(p)
+            entry["example"] = _example(p, p.example)
         parameters.append(entry)
     parameters += [
         _query_param(

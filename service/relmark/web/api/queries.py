@@ -21,6 +21,7 @@ from relmark import queries
 from relmark.errors import QueryTimeout
 from relmark.queries import NamedQuery, NamedResult, ParameterError
 from relmark.stores.base import Remote
+from relmark.vocab import QUERIES_DIR
 from relmark.web.cors import allow_cross_origin_reads, mark_read
 from relmark.web.errors import ApiError, query_timeout
 from relmark.web.extensions import get_query_runner, get_settings, get_store
@@ -53,7 +54,7 @@ def catalogue() -> list[NamedQuery]:
 
 def queries_dir() -> Path:
     """``queries/``, unless the app was built with another ``RELMARK_QUERIES_DIR`` (tests)."""
-    return Path(current_app.config.get("RELMARK_QUERIES_DIR", queries.QUERIES_DIR))
+    return Path(current_app.config.get("RELMARK_QUERIES_DIR", QUERIES_DIR))
 
 
 @bp.get("/queries")

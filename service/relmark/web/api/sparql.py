@@ -147,7 +147,7 @@ def run_query(sparql: str, params: MultiDict) -> Response:
         if dataset is None:
             result = store.query(text)
         else:
-            result = store.query(text, default_graph=dataset[0], named_graphs=dataset[1])
+            result = store.query(text, default_graph=[*dataset[0]], named_graphs=dataset[1])
         kind = Kind.RDF if isinstance(result, ox.QueryTriples) else Kind.RESULTS
         fmt = offers[kind]
         if fmt is None:

@@ -28,6 +28,7 @@ from relmark.formats import Format, Kind, formats_of
 from relmark.reasoning.explain import NotExplained, classify, explain
 from relmark.reasoning.maintain import rules_for
 from relmark.reasoning.whynot import why_not
+from relmark.stores.base import selected
 from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, RM
 from relmark.web.errors import ApiError
 from relmark.web.extensions import get_settings, get_store
@@ -39,6 +40,7 @@ from relmark.web.negotiation import (
     parse_accept,
     quality,
 )
+from relmark.web.pages import importing as import_page
 from relmark.web.pages import pictures
 from relmark.web.pages import query as query_page
 from relmark.web.pages.home import search_labels, store_counts
@@ -80,6 +82,7 @@ from relmark.web.serialization import serialize_rdf
 bp = Blueprint("browse", __name__)
 bp.register_blueprint(query_page.bp)
 bp.register_blueprint(pictures.bp)
+bp.register_blueprint(import_page.bp)
 
 #: npm files the pages may load, relative to node_modules/ (nothing else is served); the
 #: build copies the same files into the package (pyproject.toml's package-data).
@@ -273,7 +276,8 @@ def _ontology_rdf(document: OntologyDocument, fmt: Format, download: bool) -> Re
     disposition = "attachment" if download else "inline"
     response.headers["Content-Disposition"] = f'{disposition}; filename="{document.filename(fmt)}"'
     response.set_etag(f"{document.digest}-{fmt.name}")
-    return response.make_conditional(request)
+    response.make_conditional(request)  # answers 304 or 412 in place
+    return response
 
 
 def _ontology_iri(kind: str, param: str = "iri") -> str:
@@ -343,7 +347,7 @@ def direct_members(iri: str) -> list[dict]:
         f"FILTER(?g NOT IN (<{PROVENANCE_GRAPH}>, <{ONTOLOGY_GRAPH}>)) }} LIMIT {MEMBERS_LIMIT}"
     )
     found: dict[str, set[str]] = {}
-    for row in get_store().query(bound(query, c=ox.NamedNode(iri))):
+    for row in selected(get_store().query(bound(query, c=ox.NamedNode(iri)))):
         if isinstance(row["s"], ox.NamedNode):
             kind = "inferred" if row["g"].value == INFERRED_GRAPH else "asserted"
             found.setdefault(row["s"].value, set()).add(kind)

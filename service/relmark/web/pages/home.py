@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import pyoxigraph as ox
 
-from relmark.stores.base import Store
+from relmark.stores.base import Store, selected
 from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH
 from relmark.web.pages.ontology import PREFIXES, bound, pick, short
 
@@ -28,9 +29,9 @@ def store_counts(store: Store) -> dict[str, int]:
             f"GRAPH <{ONTOLOGY_GRAPH}> {{ ?c rdfs:subClassOf* {cls} }} "
             f"FILTER NOT EXISTS {{ GRAPH <{ONTOLOGY_GRAPH}> {{ ?s a ?any }} }} }}"
         )
-        counts[name] = int(next(iter(store.query(query)))["n"].value)
+        counts[name] = int(next(iter(selected(store.query(query))))["n"].value)
     inferred = f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{INFERRED_GRAPH}> {{ ?s a ?c }} }}"
-    counts["inferred_classifications"] = int(next(iter(store.query(inferred)))["n"].value)
+    counts["inferred_classifications"] = int(next(iter(selected(store.query(inferred))))["n"].value)
     return counts
 
 
@@ -49,11 +50,11 @@ def search_labels(store: Store, text: str, lang: str) -> list[dict]:
     )
     found: dict[str, dict[str, str]] = defaultdict(dict)
     terms: dict[str, bool] = {}
-    for row in store.query(bound(query, q=ox.Literal(text))):
+    for row in selected(store.query(bound(query, q=ox.Literal(text)))):
         iri = row["s"].value
         found[iri].setdefault(row["l"].language or "", row["l"].value)
         terms[iri] = row["term"].value == "true"
-    hits = [
+    hits: list[dict[str, Any]] = [
         {
             "iri": iri,
             "short": short(iri),

@@ -13,7 +13,7 @@ from collections import defaultdict
 
 import pyoxigraph as ox
 
-from relmark.stores.base import Store
+from relmark.stores.base import Store, selected
 from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, RM
 from relmark.web.pages.ontology import PREFIXES, bound, labels, local_name
 from relmark.web.pages.schemes import MARKETS
@@ -32,7 +32,7 @@ def network(store: Store, firm: str, lang: str) -> dict:
     )
     order = {RM + prop: i for i, (_, prop) in enumerate(MARKETS)}
     by_prop = {RM + prop: RM + cls for cls, prop in MARKETS}
-    for row in store.query(bound(memberships, firm=node)):
+    for row in selected(store.query(bound(memberships, firm=node))):
         if isinstance(row["s"], ox.NamedNode):
             markets[row["s"].value].append(row["p"].value)
     edges: dict[tuple[str, str, str], None] = {}
@@ -43,8 +43,8 @@ def network(store: Store, firm: str, lang: str) -> dict:
     )
     members = {firm, *markets}
     units = PREFIXES + "SELECT ?u WHERE { ?u rm:unitOf+ ?firm }"
-    members |= {row["u"].value for row in store.query(bound(units, firm=node))}
-    for row in store.query(bound(relationships, firm=node)):
+    members |= {row["u"].value for row in selected(store.query(bound(units, firm=node)))}
+    for row in selected(store.query(bound(relationships, firm=node))):
         if isinstance(row["cp"], ox.NamedNode):
             members.add(row["cp"].value)
             edges[(firm, row["cp"].value, row["kind"].value)] = None
@@ -58,7 +58,7 @@ def network(store: Store, firm: str, lang: str) -> dict:
         "{ ?x a rm:Referral ; rm:referrer ?a ; rm:referredTo ?b BIND(rm:Referral AS ?kind) } "
         "FILTER(?a != ?b) }"
     )
-    for row in store.query(links):
+    for row in selected(store.query(links)):
         if row["kind"].value not in MEMBERSHIP_LINKS:
             edges[(row["a"].value, row["b"].value, row["kind"].value)] = None
     kinds = {kind for _, _, kind in edges}

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import pyoxigraph as ox
 
 from relmark.citations import cited
-from relmark.stores.base import Store
+from relmark.stores.base import Store, Term, selected
 from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, RM
 from relmark.web.serialization import PREFIXES as PREFIX_NAMES
 
@@ -60,15 +60,16 @@ def pick(values: dict[str, str], lang: str, fallback: str = "") -> str:
     return next(iter(values.values()), fallback)
 
 
-def bound(query: str, **terms: ox.Term) -> str:
+def bound(query: str, **terms: Term) -> str:
     """``query`` with each ``?name`` replaced by its term, written in SPARQL syntax.
 
     pyoxigraph's ``substitutions`` only bind projected variables; the terms here are
     pyoxigraph terms (an IRI it accepted, a literal it escapes), so writing them is safe.
     """
     for name, term in terms.items():
-        written = str(term)
-        query = re.sub(r"\?" + re.escape(name) + r"\b", lambda _, text=written: text, query)
+        # Backslashes doubled: re.sub reads them in a replacement, and a literal may hold them.
+        written = str(term).replace("\\", "\\\\")
+        query = re.sub(r"\?" + re.escape(name) + r"\b", written, query)
     return query
 
 
@@ -85,7 +86,7 @@ def labels(store: Store, iris: Iterable[str], lang: str) -> dict[str, str]:
             f"SELECT ?s ?l WHERE {{ VALUES ?s {{ {_values(iris)} }} "
             "?s rdfs:label|skos:prefLabel ?l FILTER(isLiteral(?l)) }"
         )
-        for row in store.query(query):
+        for row in selected(store.query(query)):
             found[row["s"].value].setdefault(row["l"].language or "", row["l"].value)
     return {iri: pick(found.get(iri, {}), lang, local_name(iri)) for iri in iris}
 
@@ -97,8 +98,9 @@ def ontology_terms(store: Store) -> tuple[set[str], set[str]]:
         "VALUES ?k { owl:Class owl:ObjectProperty owl:DatatypeProperty owl:AnnotationProperty } "
         f'FILTER(STRSTARTS(STR(?t), "{RM}")) }} }}'
     )
-    classes, properties = set(), set()
-    for row in store.query(query):
+    classes: set[str] = set()
+    properties: set[str] = set()
+    for row in selected(store.query(query)):
         (classes if row["k"].value == OWL + "Class" else properties).add(row["t"].value)
     return classes, properties
 
@@ -116,7 +118,7 @@ def member_counts(store: Store) -> dict[str, dict[str, int]]:
         f'FILTER(STRSTARTS(STR(?c), "{RM}")) }} GROUP BY ?c'
     )
     for kind, query in (("asserted", asserted), ("inferred", inferred)):
-        for row in store.query(query):
+        for row in selected(store.query(query)):
             counts[row["c"].value][kind] = int(row["n"].value)
     return counts
 
@@ -135,7 +137,7 @@ def class_tree(store: Store, lang: str) -> list[dict]:
     children: dict[str, set[str]] = defaultdict(set)
     classes: set[str] = set()
     has_parent: set[str] = set()
-    for row in store.query(query):
+    for row in selected(store.query(query)):
         classes.add(row["c"].value)
         if row["super"] is not None:
             children[row["super"].value].add(row["c"].value)
@@ -156,16 +158,16 @@ def class_tree(store: Store, lang: str) -> list[dict]:
     return [node(root, frozenset({root})) for root in roots]
 
 
-def _describe(store: Store, iri: str) -> dict[str, list[ox.Term]]:
+def _describe(store: Store, iri: str) -> dict[str, list[Term]]:
     """All values of ``iri``'s properties in the ontology graph, by property IRI."""
     query = f"SELECT ?p ?o WHERE {{ GRAPH <{ONTOLOGY_GRAPH}> {{ ?s ?p ?o }} }}"
-    found: dict[str, list[ox.Term]] = defaultdict(list)
-    for row in store.query(bound(query, s=ox.NamedNode(iri))):
+    found: dict[str, list[Term]] = defaultdict(list)
+    for row in selected(store.query(bound(query, s=ox.NamedNode(iri)))):
         found[row["p"].value].append(row["o"])
     return found
 
 
-def _texts(terms: list[ox.Term]) -> dict[str, list[str]]:
+def _texts(terms: list[Term]) -> dict[str, list[str]]:
     by_lang: dict[str, list[str]] = defaultdict(list)
     for term in terms:
         if isinstance(term, ox.Literal):
@@ -173,7 +175,7 @@ def _texts(terms: list[ox.Term]) -> dict[str, list[str]]:
     return by_lang
 
 
-def _text(terms: list[ox.Term], lang: str) -> list[str]:
+def _text(terms: list[Term], lang: str) -> list[str]:
     """The literals in ``lang``, else untagged, else English."""
     by_lang = _texts(terms)
     for wanted in (lang, "", "en"):
@@ -182,7 +184,7 @@ def _text(terms: list[ox.Term], lang: str) -> list[str]:
     return []
 
 
-def _iris(terms: list[ox.Term], rm_only: bool = False) -> list[str]:
+def _iris(terms: list[Term], rm_only: bool = False) -> list[str]:
     return sorted(
         t.value
         for t in terms
@@ -221,7 +223,7 @@ def class_details(store: Store, iri: str, lang: str) -> dict:
     query = f"SELECT ?sub WHERE {{ GRAPH <{ONTOLOGY_GRAPH}> {{ ?sub <{RDFS}subClassOf> ?c }} }}"
     subs = sorted(
         row["sub"].value
-        for row in store.query(bound(query, c=ox.NamedNode(iri)))
+        for row in selected(store.query(bound(query, c=ox.NamedNode(iri))))
         if isinstance(row["sub"], ox.NamedNode)
     )
     union = PREFIXES + (
@@ -229,8 +231,9 @@ def class_details(store: Store, iri: str, lang: str) -> dict:
         "{ ?p rdfs:domain/(owl:unionOf/rdf:rest*/rdf:first)? ?c BIND('domain' AS ?which) } UNION "
         "{ ?p rdfs:range/(owl:unionOf/rdf:rest*/rdf:first)? ?c BIND('range' AS ?which) } } }"
     )
-    domain_of, range_of = [], []
-    for row in store.query(bound(union, c=ox.NamedNode(iri))):
+    domain_of: list[str] = []
+    range_of: list[str] = []
+    for row in selected(store.query(bound(union, c=ox.NamedNode(iri)))):
         (domain_of if row["which"].value == "domain" else range_of).append(row["p"].value)
     names = labels(store, [*supers, *subs, *domain_of, *range_of], lang)
 
@@ -257,7 +260,7 @@ def ancestors(store: Store, iri: str) -> list[str]:
         f"SELECT DISTINCT ?a WHERE {{ GRAPH <{ONTOLOGY_GRAPH}> {{ ?c rdfs:subClassOf+ ?a "
         f'FILTER(STRSTARTS(STR(?a), "{RM}")) }} }}'
     )
-    found = [row["a"].value for row in store.query(bound(query, c=ox.NamedNode(iri)))]
+    found = [row["a"].value for row in selected(store.query(bound(query, c=ox.NamedNode(iri))))]
     return [iri, *sorted(set(found) - {iri})]
 
 
@@ -276,7 +279,7 @@ def property_details(store: Store, iri: str, lang: str) -> dict:
         "FILTER(isIRI(?x)) } }"
     )
     related: dict[str, set[str]] = defaultdict(set)
-    for row in store.query(bound(query, p=ox.NamedNode(iri))):
+    for row in selected(store.query(bound(query, p=ox.NamedNode(iri)))):
         related[row["which"].value].add(row["x"].value)
     names = labels(store, set().union(*related.values()) if related else set(), lang)
     usage = (
@@ -285,7 +288,7 @@ def property_details(store: Store, iri: str, lang: str) -> dict:
         f"BIND(IF(?g = <{INFERRED_GRAPH}>, 'inferred', 'asserted') AS ?kind) }} GROUP BY ?kind"
     )
     counts = {"asserted": 0, "inferred": 0}
-    for row in store.query(bound(usage, p=ox.NamedNode(iri))):
+    for row in selected(store.query(bound(usage, p=ox.NamedNode(iri)))):
         counts[row["kind"].value] = int(row["n"].value)
     return {
         **page,
@@ -308,7 +311,7 @@ def all_properties(store: Store, lang: str) -> list[dict]:
         "VALUES ?k { owl:ObjectProperty owl:DatatypeProperty owl:AnnotationProperty } "
         f'FILTER(STRSTARTS(STR(?p), "{RM}")) }} }}'
     )
-    kinds = {row["p"].value: PROPERTY_KINDS[row["k"].value] for row in store.query(query)}
+    kinds = {row["p"].value: PROPERTY_KINDS[row["k"].value] for row in selected(store.query(query))}
     names = labels(store, kinds, lang)
     return sorted(
         ({"iri": p, "label": names[p], "short": short(p), "kind": k} for p, k in kinds.items()),

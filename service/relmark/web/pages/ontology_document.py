@@ -87,9 +87,11 @@ def _read(stamps: tuple[tuple[str, int, int], ...]) -> OntologyDocument:
     version_iri, version = "", ""
     ontology = ox.NamedNode(ONTOLOGY_IRI)
     for triple in triples:
-        if triple.subject == ontology and triple.predicate.value == OWL + "versionIRI":
+        if triple.subject != ontology or isinstance(triple.object, ox.Triple):
+            continue
+        if triple.predicate.value == OWL + "versionIRI":
             version_iri = triple.object.value
-        if triple.subject == ontology and triple.predicate.value == OWL + "versionInfo":
+        if triple.predicate.value == OWL + "versionInfo":
             version = triple.object.value
     ordered = tuple(sorted(triples, key=str))  # the same bytes for the same files
     return OntologyDocument(ordered, version, version_iri, digest.hexdigest()[:32])

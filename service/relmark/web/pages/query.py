@@ -19,6 +19,7 @@ from relmark import queries as named_queries
 from relmark.errors import Busy, QueryTimeout
 from relmark.formats import FORMATS
 from relmark.sparql.inspect import dataset_of
+from relmark.stores.base import selected
 from relmark.vocab import DEMO, RM
 from relmark.web.errors import ApiError, busy, query_timeout, syntax_error
 from relmark.web.extensions import get_query_runner, get_settings, get_store
@@ -83,18 +84,18 @@ def _run_editor_query(sparql: str) -> dict:
         if dataset is None:
             result = store.query(sparql)
         else:
-            result = store.query(sparql, default_graph=dataset[0], named_graphs=dataset[1])
+            result = store.query(sparql, default_graph=[*dataset[0]], named_graphs=dataset[1])
         if isinstance(result, ox.QueryBoolean):
             return {"boolean": bool(result)}
         if isinstance(result, ox.QueryTriples):
-            triples = []
+            triples: list[ox.Triple] = []
             for triple in result:
                 if cancelled.is_set() or len(triples) > SHOWN_ROWS:
                     break
                 triples.append(triple)
             return {"triples": triples}
         columns = [v.value for v in result.variables]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for solution in result:
             if cancelled.is_set() or len(rows) > SHOWN_ROWS:
                 break
@@ -135,11 +136,13 @@ def _forms(lang: str) -> list[dict]:
         for p in query.parameters:
             options = []
             if p.type == "iri" and p.class_iri:
-                found = store.query(
-                    bound(
-                        "SELECT DISTINCT ?s WHERE { ?s a/<http://www.w3.org/2000/01/rdf-schema#"
-                        f"subClassOf>* ?c FILTER(isIRI(?s)) }} LIMIT {MAX_OPTIONS}",
-                        c=ox.NamedNode(p.class_iri),
+                found = selected(
+                    store.query(
+                        bound(
+                            "SELECT DISTINCT ?s WHERE { ?s a/<http://www.w3.org/2000/01/rdf-schema#"
+                            f"subClassOf>* ?c FILTER(isIRI(?s)) }} LIMIT {MAX_OPTIONS}",
+                            c=ox.NamedNode(p.class_iri),
+                        )
                     )
                 )
                 iris = [row["s"].value for row in found]
@@ -200,7 +203,9 @@ def editor() -> tuple[str, int]:
     except ApiError as error:
         return _page(query_text=sparql, error=error, status=error.status, result=None)
     if "rows" in answer:
-        result = {"table": _table(answer["columns"], answer["rows"], request_language())}
+        result: dict[str, Any] = {
+            "table": _table(answer["columns"], answer["rows"], request_language())
+        }
     elif "triples" in answer:
         turtle = next(f for f in FORMATS if f.media_type == "text/turtle")
         result = {"turtle": serialize_rdf(answer["triples"], turtle).decode("utf-8")}

@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import pyoxigraph as ox
 
-from relmark.stores.base import Store
+from relmark.stores.base import Store, Term, selected
 from relmark.vocab import INFERRED_GRAPH, ONTOLOGY_GRAPH, PROVENANCE_GRAPH, RM
 from relmark.web.pages.ontology import PREFIXES, bound, labels, short
 from relmark.web.pages.schemes import MARKETS
@@ -20,7 +20,7 @@ from relmark.web.pages.schemes import MARKETS
 INCOMING_LIMIT = 500
 
 
-def term_view(term: ox.Term, names: dict[str, str]) -> dict:
+def term_view(term: Term | ox.Triple, names: dict[str, str]) -> dict:
     """A term as the templates print it: IRIs with a label, literals with language."""
     if isinstance(term, ox.NamedNode):
         return {"type": "iri", "value": term.value, "label": names.get(term.value, term.value)}
@@ -50,8 +50,8 @@ def outgoing(store: Store, iri: str, lang: str) -> list[dict]:
     query = (
         f"SELECT ?p ?o ?g WHERE {{ GRAPH ?g {{ ?s ?p ?o }} FILTER(?g != <{PROVENANCE_GRAPH}>) }}"
     )
-    found: dict[tuple[str, ox.Term], list[str]] = defaultdict(list)
-    for row in store.query(bound(query, s=ox.NamedNode(iri))):
+    found: dict[tuple[str, Term | ox.Triple], list[str]] = defaultdict(list)
+    for row in selected(store.query(bound(query, s=ox.NamedNode(iri)))):
         found[(row["p"].value, row["o"])].append(row["g"].value)
     iris = {p for p, _ in found} | {o.value for _, o in found if isinstance(o, ox.NamedNode)}
     names = labels(store, iris, lang)
@@ -74,7 +74,7 @@ def incoming(store: Store, iri: str, lang: str) -> list[dict]:
         f"FILTER(?g NOT IN (<{PROVENANCE_GRAPH}>)) }} LIMIT {INCOMING_LIMIT}"
     )
     found: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for row in store.query(bound(query, o=ox.NamedNode(iri))):
+    for row in selected(store.query(bound(query, o=ox.NamedNode(iri)))):
         if isinstance(row["s"], ox.NamedNode):
             found[(row["s"].value, row["p"].value)].append(row["g"].value)
     names = labels(store, {s for s, _ in found} | {p for _, p in found}, lang)
@@ -96,7 +96,7 @@ def display_label(store: Store, iri: str, lang: str) -> str:
         "SELECT ?label ?cp ?focal WHERE { OPTIONAL { ?s rdfs:label|skos:prefLabel ?label } "
         "OPTIONAL { ?s rm:counterparty ?cp ; rm:focalParty ?focal } } LIMIT 1"
     )
-    row = next(iter(store.query(bound(query, s=ox.NamedNode(iri)))), None)
+    row = next(iter(selected(store.query(bound(query, s=ox.NamedNode(iri))))), None)
     if row is not None and row["label"] is None and row["cp"] is not None:
         names = labels(store, [row["cp"].value, row["focal"].value], lang)
         return f"{names[row['cp'].value]} – {names[row['focal'].value]}"
@@ -110,7 +110,10 @@ def describe(store: Store, iri: str) -> list[ox.Triple]:
         f"FILTER(?g != <{PROVENANCE_GRAPH}>) }}"
     )
     subject = ox.NamedNode(iri)
-    return [ox.Triple(subject, row["p"], row["o"]) for row in store.query(bound(query, s=subject))]
+    return [
+        ox.Triple(subject, row["p"], row["o"])
+        for row in selected(store.query(bound(query, s=subject)))
+    ]
 
 
 def why_not_candidates(store: Store, iri: str, held: set[str], lang: str) -> list[dict]:
@@ -122,14 +125,14 @@ def why_not_candidates(store: Store, iri: str, held: set[str], lang: str) -> lis
         f"{{ ?s a ?c . GRAPH <{ONTOLOGY_GRAPH}> {{ ?c rdfs:subClassOf* rm:Stakeholder }} "
         "BIND('market' AS ?what) } }"
     )
-    kinds = {row["what"].value for row in store.query(bound(query, s=ox.NamedNode(iri)))}
+    kinds = {row["what"].value for row in selected(store.query(bound(query, s=ox.NamedNode(iri))))}
     candidates: list[str] = []
     if "ladder" in kinds:
         stages = PREFIXES + (
             f"SELECT ?c ?r WHERE {{ GRAPH <{ONTOLOGY_GRAPH}> {{ ?c rm:stageRank ?r }} }} "
             "ORDER BY ?r"
         )
-        candidates += [row["c"].value for row in store.query(stages)]
+        candidates += [row["c"].value for row in selected(store.query(stages))]
     if "market" in kinds:
         candidates += [RM + cls for cls, _ in MARKETS]
     missing = [c for c in candidates if c not in held]

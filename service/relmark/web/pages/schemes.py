@@ -11,7 +11,7 @@ from collections import defaultdict
 
 import pyoxigraph as ox
 
-from relmark.stores.base import Store
+from relmark.stores.base import Store, selected
 from relmark.vocab import ONTOLOGY_GRAPH, RM
 from relmark.web.pages.ontology import PREFIXES, bound, labels, pick
 
@@ -33,7 +33,7 @@ def _definitions(store: Store, iris: list[str], lang: str) -> dict[str, str]:
         query = (
             PREFIXES + f"SELECT ?s ?d WHERE {{ VALUES ?s {{ {values} }} ?s skos:definition ?d }}"
         )
-        for row in store.query(query):
+        for row in selected(store.query(query)):
             found[row["s"].value].setdefault(row["d"].language or "", row["d"].value)
     return {iri: pick(found.get(iri, {}), lang) for iri in iris}
 
@@ -46,14 +46,14 @@ def thirty_r(store: Store, lang: str) -> list[dict]:
         "?group a skos:Collection ; skos:member ?r } }"
     )
     members: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
-    for row in store.query(query):
+    for row in selected(store.query(query)):
         notation = row["notation"].value
         members[row["group"].value].append((int(notation[1:]), notation, row["r"].value))
     usage = (
         PREFIXES
         + "SELECT ?r (COUNT(DISTINCT ?rel) AS ?n) WHERE { ?rel rm:gummessonType ?r } GROUP BY ?r"
     )
-    used = {row["r"].value: int(row["n"].value) for row in store.query(usage)}
+    used = {row["r"].value: int(row["n"].value) for row in selected(store.query(usage))}
     every = [iri for items in members.values() for _, _, iri in items]
     names = labels(store, [*members, *every], lang)
     definitions = _definitions(store, [*members, *every], lang)
@@ -85,18 +85,20 @@ def selling_steps(store: Store, lang: str) -> list[dict]:
         f"SELECT ?step ?n WHERE {{ GRAPH <{ONTOLOGY_GRAPH}> {{ ?step a rm:SellingStep ; "
         "rm:stepNumber ?n } }"
     )
-    steps = sorted((int(row["n"].value), row["step"].value) for row in store.query(query))
+    steps = sorted((int(row["n"].value), row["step"].value) for row in selected(store.query(query)))
     usage = PREFIXES + (
         "SELECT ?step (COUNT(DISTINCT ?o) AS ?n) WHERE { ?o rm:currentStep ?step } GROUP BY ?step"
     )
-    at_step = {row["step"].value: int(row["n"].value) for row in store.query(usage)}
+    at_step = {row["step"].value: int(row["n"].value) for row in selected(store.query(usage))}
     return _in_order(store, steps, "number", at_step, lang)
 
 
 def focal_firms(store: Store, lang: str) -> list[dict]:
     """The focal firms in the data, sorted by label."""
     query = PREFIXES + "SELECT DISTINCT ?f WHERE { ?f a rm:FocalFirm }"
-    firms = [row["f"].value for row in store.query(query) if isinstance(row["f"], ox.NamedNode)]
+    firms = [
+        row["f"].value for row in selected(store.query(query)) if isinstance(row["f"], ox.NamedNode)
+    ]
     names = labels(store, firms, lang)
     return sorted(({"iri": f, "label": names[f]} for f in firms), key=lambda f: f["label"].lower())
 
@@ -107,14 +109,16 @@ def loyalty_ladder(store: Store, lang: str, firm: str | None = None) -> list[dic
     query = PREFIXES + (
         f"SELECT ?stage ?rank WHERE {{ GRAPH <{ONTOLOGY_GRAPH}> {{ ?stage rm:stageRank ?rank }} }}"
     )
-    stages = sorted((int(row["rank"].value), row["stage"].value) for row in store.query(query))
+    stages = sorted(
+        (int(row["rank"].value), row["stage"].value) for row in selected(store.query(query))
+    )
     where = "?rel a ?stage ." + (" ?rel rm:focalParty ?firm ." if firm else "")
     count = PREFIXES + (
         f"SELECT ?stage (COUNT(DISTINCT ?rel) AS ?n) WHERE {{ {where} }} GROUP BY ?stage"
     )
     if firm:
         count = bound(count, firm=ox.NamedNode(firm))
-    counts = {row["stage"].value: int(row["n"].value) for row in store.query(count)}
+    counts = {row["stage"].value: int(row["n"].value) for row in selected(store.query(count))}
     return _in_order(store, stages, "rank", counts, lang)
 
 
@@ -144,7 +148,7 @@ def market_counts(store: Store, firm: str, lang: str) -> list[dict]:
     )
     counts = {
         row["p"].value: int(row["n"].value)
-        for row in store.query(bound(query, firm=ox.NamedNode(firm)))
+        for row in selected(store.query(bound(query, firm=ox.NamedNode(firm))))
     }
     names = labels(store, [RM + cls for cls, _ in MARKETS], lang)
     return [

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import pyoxigraph as ox
 
-from relmark.stores.base import Store
+from relmark.stores.base import Store, Term, selected
 from relmark.vocab import SHAPES_GRAPH
 from relmark.web.pages.ontology import labels, local_name, pick, short
 
@@ -93,7 +93,7 @@ def constraints_for(store: Store, classes: Sequence[str], lang: str) -> list[dic
         f"<{SH}property> ?ps . ?ps ?p ?o }} }}"
     )
     shapes: dict[str, dict] = {}
-    for row in store.query(query):
+    for row in selected(store.query(query)):
         ps = row["ps"].value
         entry = shapes.setdefault(
             ps,
@@ -118,6 +118,7 @@ def constraints_for(store: Store, classes: Sequence[str], lang: str) -> list[dic
     for ps, entry in shapes.items():
         facts = entry["facts"]
         path = _first(facts, SH + "path")
+        severity = _first(facts, SH + "severity")
         result.append(
             {
                 "shape": ps,
@@ -130,9 +131,7 @@ def constraints_for(store: Store, classes: Sequence[str], lang: str) -> list[dic
                 or (names.get(path.value) if isinstance(path, ox.NamedNode) else ""),
                 "text": sentence(facts, items, ps, names, lang),
                 "message": _literal(facts.get(SH + "message", []), lang),
-                "severity": local_name(_first(facts, SH + "severity").value)
-                if _first(facts, SH + "severity")
-                else "Violation",
+                "severity": local_name(severity.value) if severity is not None else "Violation",
             }
         )
     return sorted(result, key=lambda c: (rank[c["target"]], c["name"].lower()))
@@ -151,7 +150,7 @@ def _list_items(store: Store, shapes: dict[str, dict]) -> dict[tuple[str, str], 
     )
     heads = {
         (row["ps"].value, row["kind"].value): row["list"]
-        for row in store.query(query)
+        for row in selected(store.query(query))
         if row["ps"].value in shapes
     }
     query = (
@@ -159,9 +158,9 @@ def _list_items(store: Store, shapes: dict[str, dict]) -> dict[tuple[str, str], 
         f"?node <{RDF}first> ?first ; <{RDF}rest> ?next . "
         f"OPTIONAL {{ ?first <{SH}datatype>|<{SH}class> ?inner }} }} }}"
     )
-    cells: dict[ox.Term, tuple[ox.Term, ox.Term]] = {
+    cells: dict[Term, tuple[Term, Term]] = {
         row["node"]: (row["inner"] if row["inner"] is not None else row["first"], row["next"])
-        for row in store.query(query)
+        for row in selected(store.query(query))
     }
     items: dict[tuple[str, str], list[str]] = {}
     for key, node in heads.items():
@@ -175,7 +174,7 @@ def _list_items(store: Store, shapes: dict[str, dict]) -> dict[tuple[str, str], 
 
 
 def sentence(
-    facts: dict[str, list[ox.Term]],
+    facts: dict[str, list[Term]],
     items: dict[tuple[str, str], list[str]],
     ps: str,
     names: dict[str, str],
@@ -225,7 +224,7 @@ def sentence(
     return "; ".join(p for p in parts if p) + "."
 
 
-def _cardinality(facts: dict[str, list[ox.Term]], words: dict[str, str]) -> str:
+def _cardinality(facts: dict[str, list[Term]], words: dict[str, str]) -> str:
     low, high = _first(facts, SH + "minCount"), _first(facts, SH + "maxCount")
     a = int(low.value) if low is not None else 0
     b = int(high.value) if high is not None else None
@@ -240,10 +239,10 @@ def _cardinality(facts: dict[str, list[ox.Term]], words: dict[str, str]) -> str:
     return words["any"]
 
 
-def _first(facts: dict[str, list[ox.Term]], predicate: str) -> ox.Term | None:
+def _first(facts: dict[str, list[Term]], predicate: str) -> Term | None:
     values = facts.get(predicate)
     return values[0] if values else None
 
 
-def _literal(terms: list[ox.Term], lang: str) -> str:
+def _literal(terms: list[Term], lang: str) -> str:
     return pick({t.language or "": t.value for t in terms if isinstance(t, ox.Literal)}, lang)
