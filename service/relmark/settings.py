@@ -6,8 +6,10 @@ CLI flags override environment variables; tests build ``Settings`` directly.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, TypedDict, Unpack
 
 from relmark.memory_bound import MINIMUM, describe, parse_size
 from relmark.vocab import ONTOLOGY_DIR, VENDOR_DIR
@@ -76,10 +78,12 @@ class Settings:
         return self.bind_host.strip().lower() in LOCAL_HOSTS
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Unpack[SettingsFields]
+    ) -> Settings:
         """Settings from ``RELMARK_*`` variables, then explicit overrides (CLI flags)."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        values: SettingsFields = {}
         if "RELMARK_STORE" in env:
             values["store"] = env["RELMARK_STORE"]
         if env.get("RELMARK_TOKEN"):
@@ -96,14 +100,7 @@ class Settings:
             values["lookup_ttl"] = float(env["RELMARK_LOOKUP_TTL"])
         if "RELMARK_ONTOLOGY" in env:
             values["ontology_dir"] = Path(env["RELMARK_ONTOLOGY"])
-        for name, variable in (
-            ("update_url", "RELMARK_UPDATE_URL"),
-            ("gsp_url", "RELMARK_GSP_URL"),
-            ("remote_user", "RELMARK_REMOTE_USER"),
-            ("remote_password", "RELMARK_REMOTE_PASSWORD"),
-            ("remote_bearer", "RELMARK_REMOTE_BEARER"),
-            ("remote_engine", "RELMARK_REMOTE_ENGINE"),
-        ):
+        for name, variable in _REMOTE_VARIABLES:
             if env.get(variable):
                 values[name] = env[variable]
         if env.get("RELMARK_PUBLIC_READS", "").strip():
@@ -135,8 +132,58 @@ class Settings:
             values["max_iri_length"] = int(env["RELMARK_MAX_IRI_LENGTH"])
         if env.get("RELMARK_VENDOR_DIR"):
             values["vendor_dir"] = Path(env["RELMARK_VENDOR_DIR"])
-        settings = cls(**values)
-        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        values.update(overrides)
+        return cls(**values)
+
+
+class SettingsFields(TypedDict, total=False):
+    """Any of ``Settings``' fields by name: what ``from_env`` reads and a caller overrides."""
+
+    store: str
+    token: str | None
+    query_timeout: float
+    max_body_bytes: int
+    max_result_rows: int
+    ontology_dir: Path
+    memory_copy_quads: int
+    update_url: str | None
+    gsp_url: str | None
+    remote_user: str | None
+    remote_password: str | None
+    remote_bearer: str | None
+    remote_engine: str | None
+    lookup_ttl: float
+    bind_host: str
+    public_reads: bool | None
+    cors_origins: tuple[str, ...] | None
+    token_file: str | None
+    worker_memory: int | None
+    whatif_timeout: float | None
+    whatif_max_triples: int
+    service_allow: tuple[str, ...]
+    max_sparql_depth: int
+    max_sparql_bytes: int
+    max_iri_length: int
+    vendor_dir: Path
+
+
+_RemoteField = Literal[
+    "update_url",
+    "gsp_url",
+    "remote_user",
+    "remote_password",
+    "remote_bearer",
+    "remote_engine",
+]
+#: The remote store's settings, each read as is from its variable.
+_REMOTE_VARIABLES: tuple[tuple[_RemoteField, str], ...] = (
+    ("update_url", "RELMARK_UPDATE_URL"),
+    ("gsp_url", "RELMARK_GSP_URL"),
+    ("remote_user", "RELMARK_REMOTE_USER"),
+    ("remote_password", "RELMARK_REMOTE_PASSWORD"),
+    ("remote_bearer", "RELMARK_REMOTE_BEARER"),
+    ("remote_engine", "RELMARK_REMOTE_ENGINE"),
+)
 
 
 def _flag(name: str, text: str) -> bool:

@@ -72,7 +72,7 @@ class _Commands(click.Group):
 def main(ctx: click.Context, store: str | None) -> None:
     """relmark: a knowledge-graph service for relationship marketing."""
     try:
-        ctx.obj = Settings.from_env(store=store)
+        ctx.obj = Settings.from_env() if store is None else Settings.from_env(store=store)
     except ValueError as error:  # a RELMARK_* variable that does not read (exit code 1)
         raise click.ClickException(f"bad setting: {error}") from None
 

@@ -13,7 +13,7 @@ import time
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from relmark import importing
 from relmark.settings import Settings
@@ -43,7 +43,7 @@ class _Bar:
             transient=True,
         )
         self.started = time.perf_counter()
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, TaskID] = {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         elapsed = time.perf_counter() - self.started

@@ -23,12 +23,14 @@ from relmark.cli.common import (
     fail,
     open_or_fail,
     print_report,
+    rdf_format,
     read_view,
     server_request,
 )
 from relmark.history.forget import ErasedResource
 from relmark.settings import Settings
-from relmark.stores.base import Store, StoreError
+from relmark.shacl import ValidationReport
+from relmark.stores.base import Store, StoreError, data_graph, selected
 from relmark.vocab import META_GRAPH, SYSTEM_GRAPHS, demo_paths
 
 
@@ -172,11 +174,8 @@ def _held_data(store: Store, meta_graph: str) -> str | None:
         return f"the store already holds data ({len(graphs)} graphs: {shown})"
     if next(iter(store.triples(None)), None) is not None:
         return "the store already holds data (in its default graph)"
-    loaded = list(
-        store.query(
-            f"SELECT ?when {{ GRAPH <{meta_graph}> {{ <{DEMO_LOADED}> <{DEMO_LOADED}> ?when }} }}"
-        )
-    )
+    pattern = f"<{DEMO_LOADED}> <{DEMO_LOADED}> ?when"
+    loaded = list(selected(store.query(f"SELECT ?when {{ GRAPH <{meta_graph}> {{ {pattern} }} }}")))
     if loaded:
         return f"the demo was loaded at {loaded[0]['when'].value} and removed since"
     return None
@@ -200,7 +199,7 @@ def validate(
         sources = [loading.read_source(name, fmt) for name in files]
         plan: dict[str, list[loading.Source]] = {}
         for source in sources:
-            target = loading.data_graph(graph or source.default_graph_name)
+            target = data_graph(graph or source.default_graph_name)
             plan.setdefault(target, []).append(source)
     except (loading.LoadError, StoreError) as error:
         fail(getattr(error, "message", str(error)), 2)
@@ -228,13 +227,12 @@ def validate(
 
 def _validated(
     store: Store | None, plan: dict[str, list[loading.Source]], settings: Settings
-) -> loading.shacl.ValidationReport:
+) -> ValidationReport:
     """The files checked against ``store`` as after loading them (None: alone)."""
     try:
         return loading.validate_sources(store, plan, ontology_dir=settings.ontology_dir)
     except loading.LoadError as error:
         fail(error.message, 2)
-        raise  # unreachable: fail() exits
 
 
 @click.command()
@@ -252,7 +250,7 @@ def dump(settings: Settings, fmt: str, server: str | None) -> None:
         server_dump(server, settings, fmt)
         return
     with read_view(settings) as store:
-        store.dump(sys.stdout.buffer, DUMP_FORMATS[fmt].oxigraph)
+        store.dump(sys.stdout.buffer, rdf_format(DUMP_FORMATS[fmt]))
 
 
 @click.command()

@@ -14,13 +14,16 @@ from relmark.cli.common import (
     RESULT_FORMATS,
     SERVER_OPTION,
     fail,
+    rdf_format,
     read_view,
     reasons_view,
+    results_format,
     server_request,
 )
 from relmark.cli.queries import print_named
 from relmark.settings import Settings
 from relmark.sparql.guard import SparqlLimits, SparqlRefused, check_query
+from relmark.stores.base import QueryResult, serialized
 
 
 @click.command()
@@ -73,18 +76,17 @@ def query(
             fail(f"malformed query: {error.msg}", 2)
 
 
-def _print_result(result, fmt: str | None) -> None:
+def _print_result(result: QueryResult | list[ox.Quad], fmt: str | None) -> None:
     out = sys.stdout.buffer
     if isinstance(result, ox.QueryBoolean):
         click.echo("true" if bool(result) else "false")
     elif isinstance(result, ox.QueryTriples | list):  # (a list: triples from a server)
-        out.write(
-            ox.serialize(
-                result, format=GRAPH_FORMATS.get(fmt or "turtle", GRAPH_FORMATS["turtle"]).oxigraph
-            )
-        )
+        graph_format = GRAPH_FORMATS.get(fmt or "turtle", GRAPH_FORMATS["turtle"])
+        out.write(serialized(result, rdf_format(graph_format)))
     elif fmt in RESULT_FORMATS or (fmt is None and not sys.stdout.isatty()):
-        out.write(result.serialize(format=RESULT_FORMATS[fmt or "json"].oxigraph))
+        data = result.serialize(format=results_format(RESULT_FORMATS[fmt or "json"]))
+        assert data is not None, "serialize returns the bytes when given no output"
+        out.write(data)
     else:
         table = Table(*[v.value for v in result.variables], show_lines=False)
         for solution in result:
@@ -92,7 +94,7 @@ def _print_result(result, fmt: str | None) -> None:
         Console().print(table)
 
 
-def server_query(server: str, settings: Settings, sparql: str) -> object:
+def server_query(server: str, settings: Settings, sparql: str) -> QueryResult | list[ox.Quad]:
     """A query answered by a running relmark, parsed as a local answer would be."""
     accept = "application/sparql-results+json, application/n-triples;q=0.9"
     response = server_request(

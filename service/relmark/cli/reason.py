@@ -22,6 +22,7 @@ from relmark.reasoning.maintain import rules_for
 from relmark.reasoning.whynot import why_not as why_not_answer
 from relmark.reasoning.whynot import why_not_text
 from relmark.settings import Settings
+from relmark.stores.base import serialized
 from relmark.vocab import CONFIG_FILE, SYSTEM_GRAPHS, ontology_paths
 
 
@@ -135,13 +136,13 @@ def check(
         ]
     except loading.LoadError as error:
         fail(error.message, 2)
-    chunks = [ox.serialize((q.triple for q in extra), format=ox.RdfFormat.N_TRIPLES)]
+    chunks = [serialized((q.triple for q in extra), ox.RdfFormat.N_TRIPLES)]
     if not no_store:
         store = open_or_fail(settings)
         try:
             for graph in [None, *(g for g in store.graph_names() if g not in SYSTEM_GRAPHS)]:
                 triples = (q.triple for q in store.triples(graph))
-                chunks.append(ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES))
+                chunks.append(serialized(triples, ox.RdfFormat.N_TRIPLES))
         finally:
             store.close()
     directory = settings.ontology_dir

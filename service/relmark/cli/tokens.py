@@ -56,7 +56,9 @@ def list_tokens(settings: Settings, as_json: bool) -> None:
         entries = tokens.read_entries(path)
     except tokens.TokenError as error:
         raise click.ClickException(str(error)) from None
-    rows = [{"name": e.name, "role": e.role, "created": e.created} for e in entries]
+    rows: list[dict[str, str | None]] = [
+        {"name": e.name, "role": e.role, "created": e.created} for e in entries
+    ]
     if settings.token:
         rows.append({"name": tokens.ENV_TOKEN_NAME, "role": "admin", "created": None})
     if as_json:

@@ -360,7 +360,7 @@ def _match_sources(mapping: Mapping, given: Sequence[SourceArg]) -> dict[str, Pa
         path = Path(item)
         by_name = [w for w in wanted if w == path.name]
         by_stem = [w for w in wanted if Path(w).stem == path.name.split(".")[0]]
-        hit = (by_name or by_stem or [None])[0]
+        hit = next(iter(by_name or by_stem), None)
         if hit is not None and hit not in matched:
             matched[hit] = path
         else:
@@ -453,7 +453,11 @@ class _Locator:
                     row.append("")
         position = {c: i for i, c in enumerate(table.columns)}
         maps = [m for m in mapping.maps if m.source == name]
-        checks = [(position[c], c, _check_for(t)) for c, t in types.items() if _check_for(t)]
+        checks = [
+            (position[c], c, check)
+            for c, t in types.items()
+            if (check := _check_for(t)) is not None
+        ]
         allowed = [(position[c], c, set(v), v) for c, v in choices.items() if c in position]
         needed = [(position[c], c) for c in required]
         for index, row in enumerate(table.rows):
@@ -511,16 +515,18 @@ class _Locator:
                     continue
                 seen = self.index[m.name].setdefault(key, number)
                 if seen != number and m is maps[0]:
-                    shown = "/".join(key)
+                    key_text = "/".join(key)
                     problems.append(
                         Problem(
                             "error",
                             "duplicate_key",
-                            messages.message("duplicate_key", lang, value=repr(shown), other=seen),
+                            messages.message(
+                                "duplicate_key", lang, value=repr(key_text), other=seen
+                            ),
                             source=name,
                             row=number,
                             column=m.key_columns[0],
-                            value=shown,
+                            value=key_text,
                         )
                     )
                     for column in m.key_columns:  # the engine must not merge it into `seen`
@@ -570,7 +576,7 @@ class _Locator:
             # of the columns a predicate reads (buyer_contact_id, buyer_account_id), the one
             # this row filled
             filled = [c for c in columns if self.cell(source, row, c)]
-            column = (filled or list(columns) or [None])[0]
+            column = next(iter(filled or columns), None)
             value = self.cell(source, row, column) if column else shown
             problems.append(
                 Problem(

@@ -15,6 +15,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 #: Tried in this order; latin-1 decodes any bytes, so it is the last resort.
 ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
@@ -160,7 +161,15 @@ def _cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def _table(name: str, header: list[str], rows: list[list[str]], **how: str | None) -> Table:
+class _How(TypedDict, total=False):
+    """How a source was read (``Table``'s fields of the same names)."""
+
+    encoding: str | None
+    delimiter: str | None
+    sheet: str | None
+
+
+def _table(name: str, header: list[str], rows: list[list[str]], **how: Unpack[_How]) -> Table:
     columns = [h.strip() for h in header]
     while columns and not columns[-1]:
         columns.pop()

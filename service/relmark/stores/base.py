@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import pyoxigraph as ox
 
@@ -32,9 +32,12 @@ if TYPE_CHECKING:
 CONTENT_HASH = ox.NamedNode("urn:relmark:meta:contentHash")
 
 Term = ox.NamedNode | ox.BlankNode | ox.Literal
+#: What a quad pattern may have as its subject.
+Subject = ox.NamedNode | ox.BlankNode
 QueryResult = ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples
-#: One part of a bulk write: ``(RdfFormat or "quads", bytes, file or quads, label)``.
-BulkPart = tuple[ox.RdfFormat | str, bytes | IO[bytes] | list[ox.Quad], str]
+#: One part of a bulk write: ``(RdfFormat, bytes or binary file, label)`` or
+#: ``("quads", quads, label)``; ``isinstance(part[0], ox.RdfFormat)`` tells which.
+BulkPart = tuple[ox.RdfFormat, bytes | IO[bytes], str] | tuple[Literal["quads"], list[ox.Quad], str]
 
 
 #: Graphs a store stages writes in (a remote load, a remote rule run); no store lists them.
@@ -104,6 +107,8 @@ class StoreLocked(StoreError):
 class RemoteError(StoreError, BackendFailed):
     """The server behind the store refused or failed a request; ``backend`` names it."""
 
+    backend: str  # always named here (a category above ``stores`` may not know it)
+
     def __init__(self, message: str, backend: str) -> None:
         super().__init__(message)
         self.backend = backend
@@ -143,7 +148,7 @@ def is_system_graph_quad(quad: ox.Quad) -> bool:
     return is_system_graph(quad.graph_name)
 
 
-def is_system_graph(graph: ox.NamedNode | ox.DefaultGraph) -> bool:
+def is_system_graph(graph: ox.NamedNode | ox.BlankNode | ox.DefaultGraph) -> bool:
     """One of relmark's own graphs: a write there is bookkeeping, not a data write."""
     return isinstance(graph, ox.NamedNode) and graph.value in SYSTEM_GRAPHS
 
@@ -259,7 +264,7 @@ class PatternReads(Protocol, metaclass=_Capability):
 
     def quads_for_pattern(
         self,
-        subject: Term | None,
+        subject: Subject | None,
         predicate: ox.NamedNode | None,
         obj: Term | None,
         graph_name: ox.NamedNode | ox.DefaultGraph | None = None,
@@ -389,3 +394,10 @@ def constructed(result: QueryResult) -> ox.QueryTriples:
     if isinstance(result, ox.QueryTriples):
         return result
     raise TypeError(f"expected the triples of a CONSTRUCT, got {type(result).__name__}")
+
+
+def serialized(items: Iterable[ox.Triple] | Iterable[ox.Quad], fmt: ox.RdfFormat) -> bytes:
+    """``items`` in ``fmt`` as bytes (pyoxigraph's ``serialize`` given no output)."""
+    data = ox.serialize(items, format=fmt)
+    assert data is not None, "serialize returns the bytes when given no output"
+    return data

@@ -35,9 +35,12 @@ from relmark.stores.base import (
     QueryResult,
     StoreError,
     StoreLocked,
+    Subject,
     Term,
     is_system_graph,
     is_system_graph_quad,
+    selected,
+    serialized,
 )
 from relmark.stores.data_update import data_change, data_operations
 from relmark.vocab import (
@@ -51,9 +54,9 @@ def graph_node(graph: str | None) -> ox.NamedNode | ox.DefaultGraph:
 
 
 def count_quads(db: ox.Store) -> int:
-    result = db.query("SELECT (COUNT(*) AS ?n) { GRAPH ?g { ?s ?p ?o } }")
+    result = selected(db.query("SELECT (COUNT(*) AS ?n) { GRAPH ?g { ?s ?p ?o } }"))
     named = int(next(iter(result))["n"].value)
-    result = db.query("SELECT (COUNT(*) AS ?n) { ?s ?p ?o }")
+    result = selected(db.query("SELECT (COUNT(*) AS ?n) { ?s ?p ?o }"))
     return named + int(next(iter(result))["n"].value)
 
 
@@ -94,7 +97,7 @@ class EmbeddedStore:
         self._data_writes = 0
         self._writes = 0  # every write, relmark's own too (``wait_for_writes``)
         self._writes_changed = threading.Condition()
-        self._db = self._open_recovered()
+        self._open_db: ox.Store | None = self._open_recovered()
         # open, so RocksDB's lock says no other process serves this store: no scratch copy
         # of its name can still be in use (the supervisor logs what went)
         self.removed_scratch = remove_stale_scratch(self.path)
@@ -116,11 +119,18 @@ class EmbeddedStore:
             if not self._journal.exists():
                 raise
             db = None  # a crash mid-write may leave the store unopenable: the backup is sound
-        if self._journal.exists() or self._backup_dir.exists():
+        if db is None or self._journal.exists() or self._backup_dir.exists():
             db = None  # closes RocksDB before its directory is swapped
             self._recover()
             db = self._open()
         return db
+
+    @property
+    def _db(self) -> ox.Store:
+        """RocksDB, open until ``close``."""
+        if self._open_db is None:
+            raise StoreError(f"the store {self.path} is closed")
+        return self._open_db
 
     def _open(self) -> ox.Store:
         try:
@@ -146,9 +156,9 @@ class EmbeddedStore:
 
     def close(self) -> None:
         with self._lock.write():
-            if self._db is not None:
-                self._db.flush()
-                self._db = None
+            if self._open_db is not None:
+                self._open_db.flush()
+                self._open_db = None
 
     def __enter__(self) -> EmbeddedStore:
         return self
@@ -358,7 +368,7 @@ class EmbeddedStore:
 
     def quads_for_pattern(
         self,
-        subject: Term | None,
+        subject: Subject | None,
         predicate: ox.NamedNode | None,
         obj: Term | None,
         graph_name: ox.NamedNode | ox.DefaultGraph | None = None,
@@ -389,7 +399,7 @@ class EmbeddedStore:
     def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
         """Replace a graph's content in one transaction (drop and insert in one update)."""
         plain = [ox.Triple(t.subject, t.predicate, t.object) for t in triples]
-        body = ox.serialize(plain, format=ox.RdfFormat.N_TRIPLES).decode("utf-8")
+        body = serialized(plain, ox.RdfFormat.N_TRIPLES).decode("utf-8")
         node = ox.NamedNode(graph)
         if graph not in SYSTEM_GRAPHS:
             self._data_write()
@@ -418,24 +428,27 @@ class EmbeddedStore:
                 old = None if graph in SYSTEM_GRAPHS else self._content(graph)
                 if self._db.contains_named_graph(target):
                     self._db.remove_graph(target)
-                for fmt, source, label in parts:
+                for part in parts:
                     try:
-                        if fmt == "quads":
-                            self._db.bulk_extend(source)
+                        if not isinstance(part[0], ox.RdfFormat):
+                            self._db.bulk_extend(part[1])
                         else:
+                            fmt, source, _ = part
                             # relmark's own graphs come from its own writers or files its
                             # tests check: IRIs need no second validation (20% faster)
                             lenient = graph in SYSTEM_GRAPHS
                             self._db.bulk_load(source, format=fmt, to_graph=target, lenient=lenient)
                     except SyntaxError as error:
-                        error.filename = label
+                        error.filename = part[2]
                         raise
                 if graph not in SYSTEM_GRAPHS:
                     self._record.replaced(graph, old, self._content(graph))
 
     def graph_size(self, graph: str) -> int:
         """Number of triples in one named graph."""
-        result = self.query(f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        result = selected(
+            self.query(f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        )
         return int(next(iter(result))["n"].value)
 
     def drop_graph(self, graph: str) -> bool:
@@ -472,9 +485,9 @@ class EmbeddedStore:
                 self._db.flush()
             except BaseException:
                 self._record.unknown()  # the notes may describe a write that was undone
-                self._db = None  # close RocksDB before its directory is swapped
+                self._open_db = None  # close RocksDB before its directory is swapped
                 self._recover()
-                self._db = self._open()
+                self._open_db = self._open()
                 raise
             finally:
                 self._written()
@@ -561,7 +574,7 @@ def update_block(
         by_graph.setdefault(name, []).append(ox.Triple(q.subject, q.predicate, q.object))
     parts = []
     for name, triples in by_graph.items():
-        text = ox.serialize(triples, format=ox.RdfFormat.N_TRIPLES).decode("utf-8")
+        text = serialized(triples, ox.RdfFormat.N_TRIPLES).decode("utf-8")
         parts.append(text if name is None else f"GRAPH <{name}> {{\n{text}}}\n")
     return "".join(parts)
 

@@ -30,7 +30,9 @@ from relmark.stores.base import (
     Checkpoints,
     QueryResult,
     StoreError,
+    Subject,
     Term,
+    selected,
 )
 from relmark.stores.embedded import count_quads, graph_node, query_options
 from relmark.stores.memory_copy import MemoryCopyCache
@@ -387,7 +389,7 @@ class SnapshotReplica(ForwardingReplica):
 
     def quads_for_pattern(
         self,
-        subject: Term | None,
+        subject: Subject | None,
         predicate: ox.NamedNode | None,
         obj: Term | None,
         graph_name: ox.NamedNode | ox.DefaultGraph | None = None,
@@ -411,7 +413,9 @@ class SnapshotReplica(ForwardingReplica):
         yield from self._reader().quads_for_pattern(None, None, None, graph_node(graph))
 
     def graph_size(self, graph: str) -> int:
-        result = self.query(f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        result = selected(
+            self.query(f"SELECT (COUNT(*) AS ?n) {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+        )
         return int(next(iter(result))["n"].value)
 
     def count(self) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyoxigraph as ox
 
-from relmark.stores.base import CONTENT_HASH, Store
+from relmark.stores.base import CONTENT_HASH, Store, selected
 from relmark.vocab import (
     CONFIG_FILE,
     CONFIG_GRAPH,
@@ -33,10 +33,10 @@ def sync_file_graph(store: Store, graph: str, paths: list[Path]) -> bool:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     wanted = ox.Literal(digest.hexdigest())
     hash_iri = CONTENT_HASH.value
-    stored = store.query(
-        f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> ?h }} }}"
+    stored = selected(
+        store.query(f"SELECT ?h WHERE {{ GRAPH <{META_GRAPH}> {{ <{graph}> <{hash_iri}> ?h }} }}")
     )
-    if [row["h"] for row in stored] == [wanted]:  # type: ignore[union-attr,index]
+    if [row["h"] for row in stored] == [wanted]:
         return False
     triples: list[ox.Triple] = []
     for path in paths:

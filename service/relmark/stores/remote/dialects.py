@@ -285,7 +285,7 @@ def spelled_graphs(sparql: str) -> set[str]:
 
 
 def bind_values(
-    sparql: str, substitutions: Mapping[str, Term], computed_decimals: bool = False
+    sparql: str, substitutions: Mapping[str, Term | ox.Triple], computed_decimals: bool = False
 ) -> str:
     """The query with its variables bound by a ``VALUES`` block at the top of its WHERE.
 

@@ -43,6 +43,8 @@ from relmark.stores.base import (
     StoreError,
     Term,
     is_system_graph,
+    selected,
+    serialized,
 )
 from relmark.stores.embedded import EmbeddedStore, update_block
 from relmark.stores.remote.dialects import (
@@ -356,7 +358,7 @@ class RemoteStore:
             return list(self._graphs[1])
         pattern = "{}" if self.engine.empty_graph_pattern else "{ ?s ?p ?o }"
         # GROUP BY, not DISTINCT: Virtuoso 7.2 answers DISTINCT ?g in seconds, this in ms
-        rows = self._raw_query(f"SELECT ?g WHERE {{ GRAPH ?g {pattern} }} GROUP BY ?g")
+        rows = selected(self._raw_query(f"SELECT ?g WHERE {{ GRAPH ?g {pattern} }} GROUP BY ?g"))
         names = sorted(
             r["g"].value
             for r in rows
@@ -400,8 +402,8 @@ class RemoteStore:
         return response.content
 
     def graph_size(self, graph: str) -> int:
-        rows = self._raw_query(
-            f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}"
+        rows = selected(
+            self._raw_query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
         )
         return int(next(iter(rows))["n"].value)
 
@@ -441,7 +443,7 @@ class RemoteStore:
         quads = list(self.triples(None))
         for graph in self.graph_names():
             quads += self.triples(graph)
-        output.write(ox.serialize(quads, format=fmt))
+        output.write(serialized(quads, fmt))
 
     def copy_to(self, target: Path) -> None:
         """A local embedded store in ``target`` holding everything relmark sees here.
@@ -628,9 +630,9 @@ class RemoteStore:
 
     def replace_graph(self, graph: str, triples: Iterable[ox.Triple | ox.Quad]) -> None:
         """Replace a graph's content all or none (staged, then moved into place)."""
-        data = ox.serialize(
+        data = serialized(
             (ox.Triple(t.subject, t.predicate, t.object) for t in triples),
-            format=ox.RdfFormat.N_TRIPLES,
+            ox.RdfFormat.N_TRIPLES,
         )
         self.bulk_replace_graphs({graph: [(ox.RdfFormat.N_TRIPLES, data, graph)]})
 
@@ -668,7 +670,11 @@ class RemoteStore:
         for graph in data if record else ():
             triples = parsed[graph][1]
             node = ox.NamedNode(graph)
-            new = None if triples is None else [ox.Quad(*t, node) for t in triples]
+            new = (
+                None
+                if triples is None
+                else [ox.Quad(t.subject, t.predicate, t.object, node) for t in triples]
+            )
             self._record.replaced(graph, old[graph], new)
 
     def _parsed(self, parts: list[BulkPart]) -> tuple[list[bytes], list[ox.Triple] | None]:
@@ -681,17 +687,18 @@ class RemoteStore:
         """
         chunks: list[bytes] = []
         kept: list[ox.Triple] | None = []
-        for fmt, source, label in parts:
+        for part in parts:
             try:
-                if fmt == "quads":
-                    statements: Iterable = source  # type: ignore[assignment]
+                statements: Iterable[ox.Quad]
+                if not isinstance(part[0], ox.RdfFormat):
+                    statements = part[1]
                 else:
-                    if not isinstance(source, bytes):
-                        source = source.read()  # type: ignore[union-attr]
-                    statements = ox.parse(source, format=fmt)  # type: ignore[arg-type]
+                    fmt, source, _ = part
+                    data = source if isinstance(source, bytes) else source.read()
+                    statements = ox.parse(data, format=fmt)
                 triples = [ox.Triple(t.subject, t.predicate, t.object) for t in statements]
             except SyntaxError as error:
-                error.filename = label
+                error.filename = part[2]
                 raise
             blank = any(
                 isinstance(t.subject, ox.BlankNode) or isinstance(t.object, ox.BlankNode)
@@ -700,7 +707,7 @@ class RemoteStore:
             size = len(triples) if blank else CHUNK_TRIPLES
             for start in range(0, len(triples), max(size, 1)):
                 batch = triples[start : start + size]
-                chunks.append(ox.serialize(batch, format=ox.RdfFormat.N_TRIPLES))
+                chunks.append(serialized(batch, ox.RdfFormat.N_TRIPLES))
             if kept is not None:
                 kept = kept + triples if len(kept) + len(triples) <= CHANGE_LIMIT else None
         return chunks, kept
