@@ -68,6 +68,18 @@ class Settings:
     # Where the pages' npm files are (CodeMirror, cytoscape.js): the copies an installed
     # relmark carries, or node_modules/ in a checkout (``relmark.vocab.VENDOR_DIR``).
     vendor_dir: Path = field(default=VENDOR_DIR)
+    # Webhooks (``relmark.history.webhooks``): the URL prefixes subscriptions may name (which
+    # hosts the server may call is a deployment decision; default: the loopback only), and
+    # the first pause before a failed delivery is retried (seconds; doubled each time).
+    webhook_allow: tuple[str, ...] = (
+        "http://127.0.0.1",
+        "https://127.0.0.1",
+        "http://localhost",
+        "https://localhost",
+        "http://[::1]",
+        "https://[::1]",
+    )
+    webhook_backoff: float = 1.0
 
     @property
     def reads_public(self) -> bool:
@@ -132,6 +144,11 @@ class Settings:
             values["max_iri_length"] = int(env["RELMARK_MAX_IRI_LENGTH"])
         if env.get("RELMARK_VENDOR_DIR"):
             values["vendor_dir"] = Path(env["RELMARK_VENDOR_DIR"])
+        if env.get("RELMARK_WEBHOOK_ALLOW"):
+            hooks = env["RELMARK_WEBHOOK_ALLOW"].replace(",", " ").split()
+            values["webhook_allow"] = tuple(hooks)
+        if env.get("RELMARK_WEBHOOK_BACKOFF"):
+            values["webhook_backoff"] = float(env["RELMARK_WEBHOOK_BACKOFF"])
         values.update(overrides)
         return cls(**values)
 
@@ -165,6 +182,8 @@ class SettingsFields(TypedDict, total=False):
     max_sparql_bytes: int
     max_iri_length: int
     vendor_dir: Path
+    webhook_allow: tuple[str, ...]
+    webhook_backoff: float
 
 
 _RemoteField = Literal[

@@ -22,7 +22,9 @@ The model (declared in rm.ttl):
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +41,9 @@ WRITE_PREFIX = "urn:relmark:write:"
 EVENT_PREFIX = "urn:relmark:event:"
 #: events in one write past which the store is compacted afterwards
 COMPACT_AFTER = 10_000
+#: called after each write's events are stored, with the store and the events as JSON
+#: (``relmark.history.webhooks`` enqueues deliveries); a failing listener never fails the write
+LISTENERS: list[Callable[[Store, list[dict[str, object]]], None]] = []
 
 
 @dataclass(frozen=True)
@@ -124,10 +129,18 @@ def record(
         lines.append(f"{write} <{terms.RDFS_LABEL}> {ox.Literal(cause.name)} .")
     if cause.agent:
         lines.append(f"{write} <{terms.PROV}wasAssociatedWith> {ox.Literal(cause.agent)} .")
+    published: list[dict[str, object]] = []
     for change in changes:
-        lines.append(_event_lines(change, write, stamp))
+        event = ox.NamedNode(EVENT_PREFIX + uuid.uuid4().hex)
+        lines.append(_event_lines(change, write, stamp, event))
+        published.append(_event_json(change, event, write, when, cause))
     body = "\n".join(lines)
     store.update(f"INSERT DATA {{ GRAPH <{HISTORY_GRAPH}> {{ {body} }} }}", system=True)
+    for listener in list(LISTENERS):
+        try:
+            listener(store, published)
+        except Exception:  # the write is stored: a listener's fault must not undo it
+            logging.getLogger(__name__).exception("history listener failed")
     if len(changes) >= COMPACT_AFTER and isinstance(store, Optimizable):
         # one large insert (a first run's memberships) leaves files behind that make every
         # later read of the store several times slower until it is compacted
@@ -135,8 +148,30 @@ def record(
     return len(changes)
 
 
-def _event_lines(change: InferredChange, write: ox.NamedNode, stamp: ox.Literal) -> str:
-    event = ox.NamedNode(EVENT_PREFIX + uuid.uuid4().hex)
+def _event_json(
+    change: InferredChange, event: ox.NamedNode, write: ox.NamedNode, when: datetime, cause: Cause
+) -> dict[str, object]:
+    """An event as listeners see it (the shape of ``read.Event.as_json`` plus its id)."""
+    triple = change.triple
+    answer: dict[str, object] = {
+        "id": event.value,
+        "resource": triple.subject.value,
+        "change": "entered" if change.added else "left",
+        "at": when.isoformat(),
+        "rule": change.rule,
+        "write": {"id": write.value, "kind": cause.kind, "name": cause.name, "agent": cause.agent},
+    }
+    if triple.predicate.value == terms.RDF_TYPE:
+        answer["class"] = triple.object.value
+    else:
+        answer["property"] = triple.predicate.value
+        answer["firm"] = triple.object.value
+    return answer
+
+
+def _event_lines(
+    change: InferredChange, write: ox.NamedNode, stamp: ox.Literal, event: ox.NamedNode
+) -> str:
     triple = change.triple
     kind = terms.ENTERED if change.added else terms.LEFT
     parts = [

@@ -20,6 +20,7 @@ from relmark.web.api import graphs, health, openapi, sparql
 from relmark.web.api import history as history_api
 from relmark.web.api import importing as importing_api
 from relmark.web.api import queries as queries_api
+from relmark.web.api import subscriptions as subscriptions_api
 from relmark.web.cors import allow_cross_origin_reads
 from relmark.web.extensions import close_app, get_settings, get_store, init_app
 from relmark.web.json_provider import OrjsonProvider
@@ -49,6 +50,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(importing_api.bp)  # spreadsheets through mappings
     app.register_blueprint(history_api.bp)  # history, as-of, erasure
+    app.register_blueprint(subscriptions_api.bp)  # webhooks of the change feed
     app.register_blueprint(browse_bp)  # HTML pages (with query and pictures nested)
     atexit.register(_close_at_exit, weakref.ref(app))
     return app

@@ -13,6 +13,7 @@ from flask import Flask, current_app, g, request
 
 from relmark.execution import QUERY_NICENESS, QUERY_WORKERS, QueryRunner
 from relmark.history.record import Cause, ensure_and_record, refresh_and_record
+from relmark.history.webhooks import Webhooks, outbox_path
 from relmark.settings import Settings
 from relmark.stores import open_store
 from relmark.stores.base import ForwardsWrites, HasDeadline, Store
@@ -22,6 +23,7 @@ SETTINGS = "relmark.settings"
 RUNNER = "relmark.query_runner"
 OWNS_STORE = "relmark.owns_store"
 SERVING = "relmark.serving_details"
+WEBHOOKS = "relmark.webhooks"
 
 
 def init_app(app: Flask, settings: Settings, store: Store | None) -> None:
@@ -35,6 +37,11 @@ def init_app(app: Flask, settings: Settings, store: Store | None) -> None:
     app.extensions[RUNNER] = QueryRunner(QUERY_WORKERS, deadline=deadline)
     if not isinstance(store, ForwardsWrites):  # a worker's: its writer did it
         ensure_and_record(store, settings.ontology_dir)
+        outbox = outbox_path(settings.store)
+        if outbox is not None:  # webhooks: enqueued after each write, drained by a thread
+            hooks = Webhooks(store, outbox, backoff=settings.webhook_backoff)
+            app.extensions[WEBHOOKS] = hooks
+            hooks.start()
 
 
 def after_write() -> None:
@@ -73,6 +80,9 @@ def close_app(app: Flask) -> None:
     one is still evaluating the store is left to RocksDB's crash-safe shutdown instead
     (every committed write is already in its write-ahead log).
     """
+    hooks = app.extensions.pop(WEBHOOKS, None)
+    if hooks is not None:
+        hooks.close()
     store = app.extensions.pop(STORE, None)
     if store is None or not app.extensions.get(OWNS_STORE):
         return
