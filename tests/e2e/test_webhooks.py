@@ -57,7 +57,7 @@ class Receiver:
         received = self.received = []  # type: list[tuple[dict[str, str], bytes]]
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 received.append((dict(self.headers), body))
                 self.send_response(204)

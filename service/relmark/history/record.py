@@ -155,18 +155,22 @@ def _event_json(
     triple = change.triple
     answer: dict[str, object] = {
         "id": event.value,
-        "resource": triple.subject.value,
+        "resource": _value(triple.subject),
         "change": "entered" if change.added else "left",
         "at": when.isoformat(),
         "rule": change.rule,
         "write": {"id": write.value, "kind": cause.kind, "name": cause.name, "agent": cause.agent},
     }
     if triple.predicate.value == terms.RDF_TYPE:
-        answer["class"] = triple.object.value
+        answer["class"] = _value(triple.object)
     else:
         answer["property"] = triple.predicate.value
-        answer["firm"] = triple.object.value
+        answer["firm"] = _value(triple.object)
     return answer
+
+
+def _value(term: ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple) -> str:
+    return str(term) if isinstance(term, ox.Triple) else term.value
 
 
 def _event_lines(

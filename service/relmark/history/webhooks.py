@@ -283,14 +283,25 @@ class Webhooks:
             },
         )
         try:
-            # the URL was checked against the allow-list at subscription time
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
+            # the URL was checked against the allow-list at subscription time, and
+            # redirects are not followed: they could lead anywhere
+            with _NO_REDIRECTS.open(request, timeout=TIMEOUT) as response:
                 status = response.status
         except urllib.error.HTTPError as error:
             return f"HTTP {error.code}"
         except (OSError, ValueError) as error:
             return str(error) or type(error).__name__
         return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx answer is a failed delivery: following it would leave the allow-list."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
 
 
 def outbox_path(store_location: str) -> str | None:
