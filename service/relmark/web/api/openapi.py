@@ -56,6 +56,8 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
         "/api/history": _history(),
         "/api/forget": _forget(),
         "/api/events": _events(),
+        "/api/subscriptions": _subscriptions(),
+        "/api/subscriptions/{id}": _subscription(),
         "/api/queries": _catalogue(),
         "/api/openapi.json": _self(),
         "/api/import": _import(),
@@ -543,6 +545,66 @@ def _forget() -> dict[str, Any]:
                 ),
                 **_errors(400, 404),
                 "501": {"description": "A serving worker: erase with `relmark forget`."},
+            },
+        }
+    }
+
+
+def _subscriptions() -> dict[str, Any]:
+    body = {
+        "type": "object",
+        "required": ["url"],
+        "properties": {
+            "url": {
+                "type": "string",
+                "format": "uri",
+                "description": "http or https, no credentials, under RELMARK_WEBHOOK_ALLOW "
+                "(default: the loopback only).",
+            },
+            "class": {"type": "string", "description": "A class or market property (rm: ok)."},
+            "resource": {"type": "string", "format": "iri"},
+        },
+    }
+    return {
+        "post": {
+            "summary": "Subscribe a URL to the change feed: each matching history event is "
+            "POSTed to it, signed (Relmark-Signature: sha256=HMAC of the body), retried with "
+            "back-off for 24 h; writer role",
+            "tags": ["Classification"],
+            "security": [{"bearer": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": body}},
+            },
+            "responses": {
+                "201": _json_response(
+                    "The subscription with its id and its secret (shown only this once)."
+                ),
+                **_errors(400, 401, 403),
+                "501": {"description": "No outbox: a remote store or a serving worker."},
+            },
+        },
+        "get": {
+            "summary": "The webhook subscriptions, without their secrets; writer role",
+            "tags": ["Classification"],
+            "security": [{"bearer": []}],
+            "responses": {"200": _json_response("The subscriptions."), **_errors(401, 403)},
+        },
+    }
+
+
+def _subscription() -> dict[str, Any]:
+    return {
+        "delete": {
+            "summary": "End a webhook subscription and drop its pending deliveries; writer role",
+            "tags": ["Classification"],
+            "security": [{"bearer": []}],
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "204": {"description": "Ended."},
+                **_errors(401, 403, 404),
             },
         }
     }
