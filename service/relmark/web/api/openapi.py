@@ -57,7 +57,7 @@ def build_document(questions: list[NamedQuery], max_rows: int) -> dict[str, Any]
         "/api/forget": _forget(),
         "/api/events": _events(),
         "/api/subscriptions": _subscriptions(),
-        "/api/subscriptions/{id}": _subscription(),
+        "/api/subscriptions/{name}": _subscription(),
         "/api/queries": _catalogue(),
         "/api/openapi.json": _self(),
         "/api/import": _import(),
@@ -600,7 +600,13 @@ def _subscription() -> dict[str, Any]:
             "tags": ["Classification"],
             "security": [{"bearer": []}],
             "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+                {
+                    "name": "name",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "The subscription id.",
+                }
             ],
             "responses": {
                 "204": {"description": "Ended."},

@@ -73,10 +73,10 @@ def subscriptions_view() -> Response:
     return jsonify(subscriptions=[s.as_json() for s in _hooks().subscriptions()])
 
 
-@bp.delete("/subscriptions/<sub_id>")
-def unsubscribe_view(sub_id: str) -> tuple[str, int]:
+@bp.delete("/subscriptions/<name>")
+def unsubscribe_view(name: str) -> tuple[str, int]:
     """End a subscription and drop its pending deliveries."""
     require_role("writer")
-    if not _hooks().unsubscribe(sub_id):
-        raise ApiError(404, "unknown subscription", detail=sub_id)
+    if not _hooks().unsubscribe(name):
+        raise ApiError(404, "unknown subscription", detail=name)
     return "", 204
