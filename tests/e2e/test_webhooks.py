@@ -259,3 +259,34 @@ def test_subscriptions_need_a_writer_token(app: Flask, writer: str) -> None:
     assert client.delete("/api/subscriptions/x").status_code == 401
     missing = client.delete("/api/subscriptions/x", headers={"Authorization": f"Bearer {writer}"})
     assert missing.status_code == 404
+
+
+def test_an_erasure_drops_the_deliveries_that_name_the_person(
+    app: Flask, store_path: str, writer: str
+) -> None:
+    admin = create(token_path(store_path, None), "admin", "webhook-dpo")[0]
+    probe = Receiver()
+    port = probe.port
+    probe.stop()
+    sub = _subscribe(app, writer, f"http://127.0.0.1:{port}/hook")  # every event
+    receiver = None
+    try:
+        _write(app, writer, "webhook-four")
+        hooks = app.extensions["relmark.webhooks"]
+        mine = lambda: [d for d in hooks.deliveries() if d["subscription"] == sub["id"]]  # noqa: E731
+        assert _wait(lambda: any(d["attempts"] >= 1 for d in mine())), mine()
+        response = app.test_client().post(
+            "/api/forget",
+            json={"iri": DEMO + "webhook-four"},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert response.status_code == 200, response.get_data(as_text=True)
+        outbox = Path(store_path + ".outbox.sqlite3").read_bytes()
+        assert b"webhook-four" not in outbox
+        receiver = Receiver(port)
+        time.sleep(2.0)  # several back-off periods: a delivery left behind would come now
+        assert all(b"webhook-four" not in body for _, body in receiver.received)
+    finally:
+        _unsubscribe(app, writer, sub["id"])
+        if receiver is not None:
+            receiver.stop()

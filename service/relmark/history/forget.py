@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,6 +89,11 @@ class Receipt:
         }
 
 
+#: told of an erasure before it starts (``True``) and after it ends (``False``), with the
+#: erased IRIs: ``relmark.history.webhooks`` holds back and drops deliveries that name them
+ERASURE_LISTENERS: list[Callable[[Store, set[str], bool], None]] = []
+
+
 def digest(iri: str) -> str:
     return hashlib.sha256(iri.encode("utf-8")).hexdigest()
 
@@ -107,15 +112,21 @@ def forget(
     quads = _quads_about(store, erased)
     if not quads:
         raise UnknownPerson(f"<{iri}> appears in no data graph: nothing to forget")
-    store.update(_delete(quads, erased))
-    summary = refresh_and_record(
-        store,
-        ontology_dir,
-        Changes(added=[], removed=quads),
-        cause=Cause("forget", "erasure (GDPR Art. 17)", requested_by),
-        history=history,
-    )
-    _forget_history(store, erased)
+    for listener in list(ERASURE_LISTENERS):
+        listener(store, erased, True)
+    try:
+        store.update(_delete(quads, erased))
+        summary = refresh_and_record(
+            store,
+            ontology_dir,
+            Changes(added=[], removed=quads),
+            cause=Cause("forget", "erasure (GDPR Art. 17)", requested_by),
+            history=history,
+        )
+        _forget_history(store, erased)
+    finally:
+        for listener in list(ERASURE_LISTENERS):
+            listener(store, erased, False)
     receipt = Receipt(
         id=RECEIPT_PREFIX + uuid.uuid4().hex,
         at=datetime.now(UTC).isoformat(),

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from relmark.history import record
+from relmark.history import forget, record
 from relmark.stores.base import Store
 
 log = logging.getLogger(__name__)
@@ -117,11 +117,16 @@ class Webhooks:
         self.poll = min(poll, backoff)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # deleted rows are overwritten, not left in free pages: an erasure must not leave the
+        # erased IRI readable in the file
+        self._db.execute("PRAGMA secure_delete = ON")
         self._db.executescript(_SCHEMA)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._erasing: set[str] = set()
         record.LISTENERS.append(self.enqueue)
+        forget.ERASURE_LISTENERS.append(self.erasing)
 
     # subscriptions -------------------------------------------------------------------
 
@@ -179,6 +184,8 @@ class Webhooks:
             rows = []
             for sub_id, cls, resource in subs:
                 for event in events:
+                    if self._erasing & {event.get("resource"), event.get("firm")}:
+                        continue  # an erasure's own events name what it erases
                     if cls and cls not in (event.get("class"), event.get("property")):
                         continue
                     if resource and resource != event.get("resource"):
@@ -195,14 +202,22 @@ class Webhooks:
         if rows:
             self._wake.set()
 
-    def forget(self, iri: str) -> int:
-        """Drop pending deliveries that name ``iri`` (erasure); returns how many."""
-        needle = json.dumps(iri)[1:-1]
+    def erasing(self, store: Store, iris: set[str], started: bool) -> None:
+        """``forget.ERASURE_LISTENERS`` callback: while an erasure runs, enqueue nothing
+        that names what it erases; before and after, drop the deliveries naming it (pending
+        ones are never sent; sent ones no longer keep it in the outbox file)."""
+        if store is not self.store:
+            return
         with self._lock:
-            return self._db.execute(
-                "DELETE FROM deliveries WHERE status = 'pending' AND instr(body, ?) > 0",
-                (needle,),
-            ).rowcount
+            if started:
+                self._erasing |= iris
+            else:
+                self._erasing -= iris
+            for iri in iris:
+                self._db.execute(
+                    "DELETE FROM deliveries WHERE instr(body, ?) > 0",
+                    (json.dumps(iri)[1:-1],),
+                )
 
     # the drainer ---------------------------------------------------------------------
 
@@ -216,6 +231,8 @@ class Webhooks:
         """Stop the drainer (a delivery in flight ends within ``TIMEOUT``); pending rows stay."""
         if self.enqueue in record.LISTENERS:
             record.LISTENERS.remove(self.enqueue)
+        if self.erasing in forget.ERASURE_LISTENERS:
+            forget.ERASURE_LISTENERS.remove(self.erasing)
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

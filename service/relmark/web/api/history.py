@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pyoxigraph as ox
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from relmark.history.forget import UnknownPerson, forget
 from relmark.history.read import (
@@ -34,7 +34,7 @@ from relmark.stores.base import ForwardsWrites, Store
 from relmark.vocab import RM
 from relmark.web.auth import current_principal, require_admin
 from relmark.web.errors import ApiError
-from relmark.web.extensions import WEBHOOKS, get_settings, get_store
+from relmark.web.extensions import get_settings, get_store
 
 bp = Blueprint("history", __name__, url_prefix="/api")
 
@@ -121,9 +121,6 @@ def forget_view() -> Response:
         raise ApiError(404, "unknown resource", detail=str(error)) from None
     except ValueError as error:  # not an IRI
         raise ApiError(400, "bad IRI", detail=str(error)) from None
-    hooks = current_app.extensions.get(WEBHOOKS)
-    if hooks is not None:  # pending webhook deliveries must not carry the erased IRI out
-        hooks.forget(_iri(iri))
     return jsonify(receipt.as_json())
 
 
