@@ -271,7 +271,9 @@ class Webhooks:
             else:
                 status = "pending"
                 next_at = now + min(self.backoff * 2 ** (attempts - 1), BACKOFF_CAP)
-            log.info(
+            # a failure is a warning, so it shows where nothing configured logging
+            log.log(
+                logging.INFO if error is None else logging.WARNING,
                 "webhook delivery %s to %s: attempt %d %s",
                 delivery,
                 url,
