@@ -160,3 +160,17 @@ def named(kind: Kind) -> dict[str, Format]:
     """The formats of one kind by their main name (``json``, ``turtle``…), in table order:
     the choices a command-line option offers."""
     return {fmt.name: fmt for fmt in formats_of(kind)}
+
+
+def rdf_format(fmt: Format) -> ox.RdfFormat:
+    """pyoxigraph's format of an RDF row of the table (``Kind.RDF``)."""
+    if isinstance(fmt.oxigraph, ox.RdfFormat):
+        return fmt.oxigraph
+    raise TypeError(f"{fmt.name} is a query results format, not an RDF one")
+
+
+def results_format(fmt: Format) -> ox.QueryResultsFormat:
+    """pyoxigraph's format of a query results row of the table (``Kind.RESULTS``)."""
+    if isinstance(fmt.oxigraph, ox.QueryResultsFormat):
+        return fmt.oxigraph
+    raise TypeError(f"{fmt.name} is an RDF format, not a query results one")

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from typing import NoReturn
 
 import click
-import pyoxigraph as ox
 import requests
 from rich.console import Console
 
-from relmark.formats import Format, Kind, named
+from relmark.formats import Kind, named
 from relmark.history.record import ensure_and_record
 from relmark.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from relmark.settings import Settings
@@ -32,20 +31,6 @@ RESULT_FORMATS = named(Kind.RESULTS)
 GRAPH_FORMATS = named(Kind.RDF)
 #: The formats of a backup: every graph, with its name.
 DUMP_FORMATS = {name: GRAPH_FORMATS[name] for name in ("nquads", "trig")}
-
-
-def rdf_format(fmt: Format) -> ox.RdfFormat:
-    """pyoxigraph's format for one of ``GRAPH_FORMATS`` (every RDF kind's is an RdfFormat)."""
-    if isinstance(fmt.oxigraph, ox.RdfFormat):
-        return fmt.oxigraph
-    raise TypeError(f"{fmt.name} is not an RDF format")
-
-
-def results_format(fmt: Format) -> ox.QueryResultsFormat:
-    """pyoxigraph's format for one of ``RESULT_FORMATS``."""
-    if isinstance(fmt.oxigraph, ox.QueryResultsFormat):
-        return fmt.oxigraph
-    raise TypeError(f"{fmt.name} is not a query results format")
 
 
 SERVER_OPTION = click.option(

@@ -23,10 +23,10 @@ from relmark.cli.common import (
     fail,
     open_or_fail,
     print_report,
-    rdf_format,
     read_view,
     server_request,
 )
+from relmark.formats import rdf_format
 from relmark.history.forget import ErasedResource
 from relmark.settings import Settings
 from relmark.shacl import ValidationReport

@@ -14,13 +14,12 @@ from relmark.cli.common import (
     RESULT_FORMATS,
     SERVER_OPTION,
     fail,
-    rdf_format,
     read_view,
     reasons_view,
-    results_format,
     server_request,
 )
 from relmark.cli.queries import print_named
+from relmark.formats import rdf_format, results_format
 from relmark.settings import Settings
 from relmark.sparql.guard import SparqlLimits, SparqlRefused, check_query
 from relmark.stores.base import QueryResult, serialized

@@ -14,7 +14,7 @@ from typing import IO, overload
 
 import pyoxigraph as ox
 
-from relmark.formats import Format
+from relmark.formats import Format, rdf_format, results_format
 from relmark.vocab import DEMO, RM
 from relmark.web.errors import ApiError
 
@@ -45,20 +45,6 @@ def _too_large(max_rows: int, what: str) -> ApiError:
         detail=f"the query returns more than {max_rows:,} {what} (RELMARK_MAX_ROWS); "
         "add a LIMIT or narrow the pattern",
     )
-
-
-def rdf_format(fmt: Format) -> ox.RdfFormat:
-    """pyoxigraph's format of an RDF row of the formats table (``Kind.RDF``)."""
-    if isinstance(fmt.oxigraph, ox.RdfFormat):
-        return fmt.oxigraph
-    raise TypeError(f"{fmt.name} is a query results format, not an RDF one")
-
-
-def results_format(fmt: Format) -> ox.QueryResultsFormat:
-    """pyoxigraph's format of a query results row of the formats table (``Kind.RESULTS``)."""
-    if isinstance(fmt.oxigraph, ox.QueryResultsFormat):
-        return fmt.oxigraph
-    raise TypeError(f"{fmt.name} is an RDF format, not a query results one")
 
 
 def written_bytes(body: bytes | None) -> bytes:

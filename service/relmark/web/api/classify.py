@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyoxigraph as ox
 from flask import Blueprint, Response, jsonify, request
 
-from relmark.formats import Kind, format_for_content_type
+from relmark.formats import Kind, format_for_content_type, rdf_format
 from relmark.loading import LoadError, Source, ValidationFailed, parse_quads, validate_quads
 from relmark.reasoning.explain import (
     NotAnOntologyClass,
@@ -36,7 +36,6 @@ from relmark.web.errors import ApiError, load_error
 from relmark.web.extensions import get_settings, get_store
 from relmark.web.i18n import request_language
 from relmark.web.negotiation import not_rdf
-from relmark.web.serialization import rdf_format
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -18,7 +18,7 @@ import pyoxigraph as ox
 from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.wsgi import wrap_file
 
-from relmark.formats import Format, Kind, format_for_content_type, formats_of
+from relmark.formats import Format, Kind, format_for_content_type, formats_of, rdf_format
 from relmark.history.forget import check_not_erased
 from relmark.loading import LoadError, ShapesCheck, Source, parse_quads
 from relmark.vocab import DATA_GRAPH_PREFIX, SYSTEM_GRAPHS
@@ -27,7 +27,7 @@ from relmark.web.cors import allow_cross_origin_reads, mark_read, preflight
 from relmark.web.errors import ApiError, load_error
 from relmark.web.extensions import after_write, get_settings, get_store
 from relmark.web.negotiation import negotiate, not_acceptable, not_rdf
-from relmark.web.serialization import rdf_format, serialize_rdf, written_bytes
+from relmark.web.serialization import serialize_rdf, written_bytes
 
 bp = Blueprint("graphs", __name__)
 bp.after_request(allow_cross_origin_reads)
