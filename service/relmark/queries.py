@@ -47,7 +47,7 @@ from pathlib import Path
 import pyoxigraph as ox
 
 from relmark.stores.base import Remote, Store, Term, asked, selected
-from relmark.vocab import DEMO, ONTOLOGY_GRAPH, QUERIES_DIR, RM
+from relmark.vocab import DEMO, QUERIES_DIR, RM
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
 RDFS_LABEL = "http://www.w3.org/2000/01/rdf-schema#label"
@@ -461,12 +461,12 @@ def _verify_classes(
         # One check per query, the direct type apart from the subclass path: Virtuoso 7.2
         # drops matches of a transitive path evaluated for several VALUES rows at once, and
         # of a zero-length one (tests/e2e/test_remote_backends.py runs every question there).
+        # Subclasses are read from every graph: users may extend the ontology in their data.
         looked_up = {}
         for n in todo:
             text = (
                 f"ASK {{ VALUES (?value ?class) {{ ({keys[n]}) }} {{ ?value a ?class }} UNION "
-                f"{{ ?value a ?type . GRAPH <{ONTOLOGY_GRAPH}> "
-                f"{{ ?type <{RDFS_SUBCLASS_OF}>+ ?class }} }} }}"
+                f"{{ ?value a ?type . ?type <{RDFS_SUBCLASS_OF}>+ ?class }} }}"
             )
             looked_up[keys[n]] = asked(store.query(text))
         if cache is not None:

@@ -77,7 +77,13 @@ def make_run(store: Path, log: Path) -> Iterator[str]:
     command = ["make", "--no-print-directory", "run", f"STORE={store}", f"PORT={port}"]
     with log.open("ab") as out:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=_make_env(), stdout=out, stderr=out, start_new_session=True
+            command,
+            cwd=ROOT,
+            env=_make_env(),
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            preexec_fn=_interruptible,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -86,6 +92,12 @@ def make_run(store: Path, log: Path) -> Iterator[str]:
     finally:
         code = _interrupt(process, log)
     assert code == -signal.SIGINT, log.read_text()  # make ends so on Ctrl-C, whatever ran
+
+
+def _interruptible() -> None:
+    """Ctrl-C's default action for make, as in a terminal: a shell that started this run in
+    the background (a CI script with ``&``) leaves SIGINT ignored, and make keeps that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _interrupt(process: subprocess.Popen, log: Path) -> int:

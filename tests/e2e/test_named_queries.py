@@ -631,7 +631,7 @@ def _question(home: Path, name: str):
 def test_answer_checks_classes_asks_the_question_then_the_labels(
     firms_store, lang: str | None, remote: bool
 ):
-    """One query for the class checks (first, or beside the question on a remote store),
+    """One query for the class check (first, or beside the question on a remote store),
     the question, then one for the labels (none without lang)."""
     from relmark.queries import answer
 
@@ -650,7 +650,7 @@ def test_answer_checks_classes_asks_the_question_then_the_labels(
         None: {},
     }
     assert names == expected[lang]
-    checks = [text for text in recording.sent if "?check" in text]
+    checks = [text for text in recording.sent if "VALUES (?value ?class)" in text]
     assert len(checks) == 1 and len(recording.sent) == (3 if lang else 2)
     if not remote:
         assert recording.sent[0] == checks[0]
