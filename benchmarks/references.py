@@ -12,7 +12,7 @@ Stores are deleted when the server stops; logs stay in ``workdir``. Give each co
 benchmark run its own ``workdir`` (the scripts use ``benchmarks/out/work/run-<pid>/``).
 
 The data goes the same way into every engine that has named graphs: into one named graph,
-with the union of all graphs as the default graph (relmark's layout, see DESIGN.md §4).
+with the union of all graphs as the default graph (relmark's layout, see docs/architecture.md).
 rdflib-endpoint serves an rdflib Dataset with default_union=True, the same view.
 """
 
